@@ -1,0 +1,149 @@
+// Package mctest starts real Debian memcached processes for tests: on a
+// temporary Unix socket or a free loopback port, stopped when the test ends.
+package mctest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Memcached is a memcached process owned by a test.
+type Memcached struct {
+	// Addr is the moneta address of the server: "unix:/path" or "127.0.0.1:port".
+	Addr string
+	args []string
+	cmd  *exec.Cmd
+	tb   testing.TB
+}
+
+// Binary returns the memcached binary to use ($MEMCACHED or memcached on PATH).
+func Binary() string {
+	if b := os.Getenv("MEMCACHED"); b != "" {
+		return b
+	}
+	if p, err := exec.LookPath("memcached"); err == nil {
+		return p
+	}
+	return "/usr/bin/memcached"
+}
+
+// Start runs memcached on a Unix socket in a temporary directory. extra
+// arguments are appended (for example "-m", "64", "-I", "2m").
+func Start(tb testing.TB, extra ...string) *Memcached {
+	tb.Helper()
+	sock := filepath.Join(tb.TempDir(), "mc.sock")
+	args := append([]string{"-s", sock, "-a", "0700"}, extra...)
+	m := &Memcached{Addr: "unix:" + sock, args: args, tb: tb}
+	m.start()
+	tb.Cleanup(m.Stop)
+	return m
+}
+
+// StartTCP runs memcached on a free loopback TCP port (UDP off).
+func StartTCP(tb testing.TB, extra ...string) *Memcached {
+	tb.Helper()
+	port := FreePort(tb)
+	args := append([]string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0"}, extra...)
+	m := &Memcached{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: args, tb: tb}
+	m.start()
+	tb.Cleanup(m.Stop)
+	return m
+}
+
+func (m *Memcached) start() {
+	m.tb.Helper()
+	args := m.args
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "root"}, args...)
+	}
+	cmd := exec.Command(Binary(), args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		m.tb.Fatalf("start memcached: %v", err)
+	}
+	m.cmd = cmd
+	if err := WaitReady(m.Addr, 5*time.Second); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		m.cmd = nil
+		m.tb.Fatalf("memcached %v: %v", args, err)
+	}
+}
+
+// Stop kills the process (SIGKILL) and waits for it. Safe to call twice.
+func (m *Memcached) Stop() {
+	if m.cmd == nil {
+		return
+	}
+	m.cmd.Process.Kill()
+	m.cmd.Wait()
+	m.cmd = nil
+}
+
+// Restart stops the process and starts a fresh, empty one on the same address.
+func (m *Memcached) Restart() {
+	m.tb.Helper()
+	m.Stop()
+	m.start()
+}
+
+// Pid is the process id, or 0 when stopped.
+func (m *Memcached) Pid() int {
+	if m.cmd == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
+// WaitReady polls addr until a "version" command is answered.
+func WaitReady(addr string, timeout time.Duration) error {
+	network, address := "tcp", addr
+	if strings.HasPrefix(addr, "unix:") {
+		network, address = "unix", strings.TrimPrefix(addr, "unix:")
+	} else if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout(network, address, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			_, err = c.Write([]byte("version\r\n"))
+			if err == nil {
+				var line string
+				line, err = bufio.NewReader(c).ReadString('\n')
+				if err == nil && strings.HasPrefix(line, "VERSION ") {
+					c.Close()
+					return nil
+				}
+				if err == nil {
+					err = fmt.Errorf("unexpected reply %q", line)
+				}
+			}
+			c.Close()
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("not ready after %v: %v", timeout, last)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,433 @@
+// Package protocol is the protocol-neutral model of a memcached request and its
+// outcome. The text, meta and binary codecs (packages textproto and binproto)
+// parse client bytes into a Request and encode a Response; handlers (the
+// in-memory reference store, mnemonic's RocksDB store, rend's orchestrator)
+// only ever see this model.
+//
+// Ownership: every []byte in a Request points into memory owned by the Request
+// (its arena) and is valid until the Request is Reset or reused for the next
+// request. A Handler that keeps a key or value beyond Handle must copy it.
+// Every []byte in a Response is owned by the Response and is valid until its
+// next Reset; Response.AppendHit copies the value it is given.
+package protocol
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Command is what a request asks for, whichever protocol carried it.
+type Command uint8
+
+const (
+	CmdNone  Command = iota
+	CmdGet           // get, binary get/getq/getk/getkq, mg
+	CmdGets          // gets (get that reports CAS)
+	CmdGat           // gat, binary gat/gatq/gatk/gatkq, mg with T
+	CmdGats          // gats
+	CmdTouch         // touch, binary touch
+	CmdSet
+	CmdAdd
+	CmdReplace
+	CmdAppend
+	CmdPrepend
+	CmdCas // set only if Request.CAS matches
+	CmdDelete
+	CmdIncr
+	CmdDecr
+	CmdFlushAll
+	CmdStats
+	CmdVersion
+	CmdVerbosity
+	CmdQuit
+	CmdNoop // binary noop, meta mn: answered by the codec, never reaches a Handler
+	cmdCount
+)
+
+var cmdNames = [...]string{
+	CmdNone: "none", CmdGet: "get", CmdGets: "gets", CmdGat: "gat", CmdGats: "gats",
+	CmdTouch: "touch", CmdSet: "set", CmdAdd: "add", CmdReplace: "replace",
+	CmdAppend: "append", CmdPrepend: "prepend", CmdCas: "cas", CmdDelete: "delete",
+	CmdIncr: "incr", CmdDecr: "decr", CmdFlushAll: "flush_all", CmdStats: "stats",
+	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit", CmdNoop: "noop",
+}
+
+func (c Command) String() string {
+	if int(c) < len(cmdNames) {
+		return cmdNames[c]
+	}
+	return "cmd(" + strconv.Itoa(int(c)) + ")"
+}
+
+// NumCommands is the number of Command values, for tables indexed by Command.
+const NumCommands = int(cmdCount)
+
+// IsStorage reports whether c carries a data block.
+func (c Command) IsStorage() bool {
+	return c >= CmdSet && c <= CmdCas
+}
+
+// IsRead reports whether c returns items (get family).
+func (c Command) IsRead() bool {
+	return c >= CmdGet && c <= CmdGats
+}
+
+// Want says which parts of a hit the client asked to see. The classic
+// commands imply a fixed set (get: value+flags; gets: value+flags+CAS); meta
+// commands choose per request. Handlers may ignore it and always fill a Hit
+// completely; it exists so that a handler can skip work (rend skips the L2
+// TTL lookup when nobody asked for it) and so that encoders know what to print.
+type Want uint16
+
+const (
+	WantValue Want = 1 << iota
+	WantFlags
+	WantCAS
+	WantTTL  // remaining time to live (mg t)
+	WantKey  // echo the key (mg k, binary getk)
+	WantSize // value length without the value (mg s)
+)
+
+// Request is one client request in protocol-neutral form.
+type Request struct {
+	Command Command
+
+	// Keys holds the request's keys: exactly one for every keyed command,
+	// one or more for the get family in the text protocol.
+	Keys [][]byte
+
+	// Value is the data block of a storage command.
+	Value []byte
+	// Flags are the client flags of a storage command (or the flags a
+	// vivified meta item is created with).
+	Flags uint32
+	// Exptime is the expiration time exactly as the client sent it, with
+	// memcached's meaning: 0 never; 1..MaxRelativeExptime seconds from now;
+	// larger values absolute unix time; negative already expired. For
+	// gat/gats/touch it is the new expiration; for flush_all, the delay.
+	// Use AbsExpiry to turn it into an absolute time.
+	Exptime int64
+	// HasExptime is false when a command that may change the TTL did not
+	// (mg without T). Classic commands always set it.
+	HasExptime bool
+
+	// CAS is the compare value: cas's unique, the binary header's CAS, the
+	// meta C token. 0 means "no compare".
+	CAS uint64
+	// NewCAS asks that a successful write take this exact CAS version
+	// (meta E). 0 means the store picks one.
+	NewCAS uint64
+
+	// Delta, Initial and Vivify drive incr/decr. Vivify (binary exptime !=
+	// 0xffffffff, meta ma N) means a miss creates the item with Initial.
+	Delta   uint64
+	Initial uint64
+	Vivify  bool
+
+	// Want says which fields of each hit the client asked for.
+	Want Want
+
+	// Invalidate is meta's I flag (md: mark stale instead of removing; ms:
+	// the write is allowed when the compare CAS is older). Handlers that do
+	// not support stale items treat it as absent.
+	Invalidate bool
+
+	// Args is the rest of the line for stats (the group) and verbosity.
+	Args []byte
+
+	// Quiet suppresses the reply the protocol allows to suppress: text
+	// noreply, meta q, binary quiet opcodes. Encoders interpret it; handlers
+	// need not look at it.
+	Quiet bool
+
+	// Opaque is the binary header's opaque, echoed in the reply.
+	Opaque uint32
+	// Opcode is the binary opcode (or meta command letter), kept so the
+	// encoder can answer in kind (getk vs get, quiet forms).
+	Opcode uint8
+	// Meta is a codec-private area: the meta encoder stores the return flags
+	// the client asked for here (opaque token, k, b...). Handlers ignore it.
+	Meta MetaFlags
+
+	arena []byte
+}
+
+// MetaFlags records per-request meta protocol details a codec needs when
+// encoding the reply. Its fields are meaningful to textproto only.
+type MetaFlags struct {
+	Opaque []byte // O token to echo
+	Base64 bool   // b: key is base64
+	Mode   byte   // ms M / ma M token as sent
+	Flags  uint32 // bit set of requested return flags, codec-defined
+}
+
+// Reset clears r for reuse, keeping its buffers.
+func (r *Request) Reset() {
+	keys := r.Keys[:0]
+	arena := r.arena[:0]
+	*r = Request{Keys: keys, arena: arena}
+}
+
+// AddKey copies k into the request's arena and appends it to Keys.
+// Slices previously returned by AddKey or CopyBytes stay valid.
+func (r *Request) AddKey(k []byte) {
+	r.Keys = append(r.Keys, r.CopyBytes(k))
+}
+
+// CopyBytes copies b into the request's arena and returns the copy.
+func (r *Request) CopyBytes(b []byte) []byte {
+	if cap(r.arena)-len(r.arena) < len(b) {
+		// Start a fresh block rather than growing: earlier slices keep
+		// pointing at the old block, which stays alive through them.
+		n := 2 * cap(r.arena)
+		if n < 256 {
+			n = 256
+		}
+		if n < len(b) {
+			n = len(b)
+		}
+		r.arena = make([]byte, 0, n)
+	}
+	start := len(r.arena)
+	r.arena = append(r.arena, b...)
+	return r.arena[start:len(r.arena):len(r.arena)]
+}
+
+// Key returns the first key, or nil.
+func (r *Request) Key() []byte {
+	if len(r.Keys) == 0 {
+		return nil
+	}
+	return r.Keys[0]
+}
+
+// ValueBuffer returns r.Value resized to n bytes, reusing its capacity, so a
+// codec can read a data block straight into it.
+func (r *Request) ValueBuffer(n int) []byte {
+	if cap(r.Value) < n {
+		r.Value = make([]byte, n)
+	}
+	r.Value = r.Value[:n]
+	return r.Value
+}
+
+// Status is the outcome of a request. Outcomes a client can act on are
+// statuses, not Go errors.
+type Status uint8
+
+const (
+	StatusOK          Status = iota // stored, deleted, touched, found (hits in Hits), done
+	StatusNotStored                 // add on existing key, replace/append/prepend on missing key
+	StatusExists                    // CAS mismatch
+	StatusNotFound                  // miss: delete/touch/incr/cas on a missing key
+	StatusNonNumeric                // incr/decr on a value that is not a decimal number
+	StatusTooLarge                  // value larger than the item size limit
+	StatusClientError               // bad request; Message says why
+	StatusServerError               // the server failed; Message says why (never err.Error())
+)
+
+var statusNames = [...]string{"ok", "not_stored", "exists", "not_found", "non_numeric", "too_large", "client_error", "server_error"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "status(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Hit is one item found by a read.
+type Hit struct {
+	// Index is the position of the hit's key in Request.Keys.
+	Index int
+	Value []byte
+	Flags uint32
+	CAS   uint64
+	// Exptime is the absolute expiry in unix seconds, 0 for never.
+	Exptime int64
+	// Win, Stale and Won carry meta's W, X and Z return flags for handlers
+	// that implement stale-while-revalidate; others leave them false.
+	Win, Stale, Won bool
+}
+
+// Stat is one line of a stats reply.
+type Stat struct {
+	Name, Value string
+}
+
+// Response is what a Handler answers.
+type Response struct {
+	Status Status
+	// Hits are the items found, in request key order, for the get family.
+	Hits []Hit
+	// Number is the new value after incr/decr.
+	Number uint64
+	// CAS is the version of the item after a successful write or incr/decr
+	// (meta c, binary header CAS).
+	CAS uint64
+	// Stats are the lines of a stats reply.
+	Stats []Stat
+	// Message is the text after CLIENT_ERROR/SERVER_ERROR, or the version
+	// string for CmdVersion. It must be a fixed, safe string.
+	Message string
+
+	arena []byte
+}
+
+// Reset clears r for reuse, keeping its buffers.
+func (r *Response) Reset() {
+	*r = Response{Hits: r.Hits[:0], Stats: r.Stats[:0], arena: r.arena[:0]}
+}
+
+// AppendHit copies value into the response and records a hit for key index i.
+func (r *Response) AppendHit(i int, value []byte, flags uint32, cas uint64, exptime int64) *Hit {
+	var v []byte
+	if len(value) > 0 {
+		if cap(r.arena)-len(r.arena) < len(value) {
+			n := 2 * cap(r.arena)
+			if n < 4096 {
+				n = 4096
+			}
+			if n < len(value) {
+				n = len(value)
+			}
+			r.arena = make([]byte, 0, n)
+		}
+		start := len(r.arena)
+		r.arena = append(r.arena, value...)
+		v = r.arena[start:len(r.arena):len(r.arena)]
+	} else {
+		v = []byte{}
+	}
+	r.Hits = append(r.Hits, Hit{Index: i, Value: v, Flags: flags, CAS: cas, Exptime: exptime})
+	return &r.Hits[len(r.Hits)-1]
+}
+
+// ServerError sets a SERVER_ERROR outcome with a fixed message.
+func (r *Response) ServerError(msg string) {
+	r.Status = StatusServerError
+	r.Message = msg
+}
+
+// ClientError sets a CLIENT_ERROR outcome with a fixed message.
+func (r *Response) ClientError(msg string) {
+	r.Status = StatusClientError
+	r.Message = msg
+}
+
+// Handler executes requests. Implementations must be safe for concurrent use
+// by many connections. Handle never sees CmdNoop or CmdQuit.
+//
+// A returned error means an internal or I/O failure (a backend went away);
+// the server logs it and answers SERVER_ERROR with resp.Message if the handler
+// set one, or a generic message. Protocol outcomes (miss, exists, not stored)
+// are statuses in resp, never errors.
+type Handler interface {
+	Handle(ctx context.Context, req *Request, resp *Response) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request, resp *Response) error
+
+func (f HandlerFunc) Handle(ctx context.Context, req *Request, resp *Response) error {
+	return f(ctx, req, resp)
+}
+
+// Limits bound what a parser accepts and allocates.
+type Limits struct {
+	// MaxKeyLen is the longest key accepted (memcached: 250).
+	MaxKeyLen int
+	// MaxItemSize is the largest data block accepted; a larger one is
+	// swallowed and answered "SERVER_ERROR object too large for cache".
+	MaxItemSize int
+	// MaxKeys bounds the number of keys in one text get.
+	MaxKeys int
+	// MaxLineLen bounds a text command line (memcached: 2048 for most
+	// commands; longer lines for get of many keys are allowed up to this).
+	MaxLineLen int
+}
+
+// Default limits, matching memcached 1.6's defaults.
+const (
+	DefaultMaxKeyLen   = 250
+	DefaultMaxItemSize = 1 << 20
+	DefaultMaxKeys     = 10000
+	DefaultMaxLineLen  = 64 * 1024
+)
+
+// EnsureDefaults fills zero fields with the defaults.
+func (l *Limits) EnsureDefaults() {
+	if l.MaxKeyLen <= 0 {
+		l.MaxKeyLen = DefaultMaxKeyLen
+	}
+	if l.MaxItemSize <= 0 {
+		l.MaxItemSize = DefaultMaxItemSize
+	}
+	if l.MaxKeys <= 0 {
+		l.MaxKeys = DefaultMaxKeys
+	}
+	if l.MaxLineLen <= 0 {
+		l.MaxLineLen = DefaultMaxLineLen
+	}
+}
+
+// MaxRelativeExptime is the largest exptime memcached treats as relative
+// seconds (30 days); larger values are absolute unix times.
+const MaxRelativeExptime = 60 * 60 * 24 * 30
+
+// AbsExpiry converts a client exptime to an absolute unix time in seconds.
+// It returns 0 for "never" and expired=true for a time already past
+// (negative exptime, or an absolute time not after now).
+func AbsExpiry(exptime int64, now time.Time) (abs int64, expired bool) {
+	switch {
+	case exptime == 0:
+		return 0, false
+	case exptime < 0:
+		return 0, true
+	case exptime <= MaxRelativeExptime:
+		return now.Unix() + exptime, false
+	default:
+		return exptime, exptime <= now.Unix()
+	}
+}
+
+// RemainingTTL is the meta "t" value for an absolute expiry: -1 for never,
+// else the seconds left (never below 0... memcached prints what is left).
+func RemainingTTL(abs int64, now time.Time) int64 {
+	if abs == 0 {
+		return -1
+	}
+	left := abs - now.Unix()
+	if left < 0 {
+		left = 0
+	}
+	return left
+}
+
+// ValidKey reports whether k is a valid memcached key: 1..maxLen bytes with
+// no control characters or spaces.
+func ValidKey(k []byte, maxLen int) bool {
+	if len(k) == 0 || len(k) > maxLen {
+		return false
+	}
+	for _, c := range k {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Sentinel errors returned by a codec's ReadRequest.
+var (
+	// ErrReplied means the request was malformed and the codec has already
+	// written memcached's answer (ERROR, CLIENT_ERROR ..., SERVER_ERROR
+	// object too large for cache) and consumed any data block: the stream
+	// is in sync, go on reading.
+	ErrReplied = errors.New("protocol: malformed request answered")
+	// ErrClose means the codec wrote its answer (if any) and the stream
+	// cannot be resynchronised (or the client asked to quit): flush and
+	// close the connection, as memcached does.
+	ErrClose = errors.New("protocol: connection must close")
+)
