@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
-MODULES := shared mnemonic rend client bench
+MODULES := shared mnemonic rend client bench deploy
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Per-target fuzzing time in `make test`; `make fuzz FUZZTIME=1m` for longer runs.

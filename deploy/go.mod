@@ -1,0 +1,3 @@
+module github.com/moneta-cache/moneta/deploy
+
+go 1.26.8
