@@ -1,0 +1,83 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestCommandsScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := NewCommands(reg, "rend", "client")
+	start := time.Now()
+	c.Observe(protocol.CmdGet, OutcomeOK, start)
+	c.Keys(protocol.CmdGet, 2, 1)
+	c.Observe(protocol.CmdSet, OutcomeServerError, start)
+	if got := c.KeyHits(protocol.CmdGet); got != 2 {
+		t.Fatalf("hits = %d", got)
+	}
+	if got := c.Total(protocol.CmdSet); got != 1 {
+		t.Fatalf("set total = %d", got)
+	}
+	srv := httptest.NewServer(AdminMux(reg, func() (bool, map[string]string) {
+		return false, map[string]string{"l2": "down"}
+	}))
+	defer srv.Close()
+	body := get(t, srv.URL+"/metrics", http.StatusOK)
+	for _, want := range []string{
+		`rend_requests_total{command="get",layer="client",outcome="ok"} 1`,
+		`rend_keys_total{command="get",layer="client",result="miss"} 1`,
+		`rend_request_seconds_count{command="set",layer="client"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if b := get(t, srv.URL+"/healthz", http.StatusServiceUnavailable); !strings.Contains(b, `"l2":"down"`) {
+		t.Errorf("/healthz = %s", b)
+	}
+	if b := get(t, srv.URL+"/metrics.json", http.StatusOK); !strings.Contains(b, "rend_requests_total") {
+		t.Errorf("/metrics.json = %.200s", b)
+	}
+	get(t, srv.URL+"/debug/pprof/", http.StatusOK)
+}
+
+func get(t *testing.T, url string, code int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != code {
+		t.Fatalf("GET %s: %d, want %d", url, resp.StatusCode, code)
+	}
+	return string(b)
+}
+
+func TestObserveDoesNotAllocate(t *testing.T) {
+	c := NewCommands(prometheus.NewRegistry(), "x", "l1")
+	start := time.Now()
+	if n := testing.AllocsPerRun(1000, func() {
+		c.Observe(protocol.CmdGet, OutcomeOK, start)
+		c.Keys(protocol.CmdGet, 1, 0)
+	}); n != 0 {
+		t.Fatalf("Observe allocates %v times", n)
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	c := NewCommands(prometheus.NewRegistry(), "x", "l1")
+	start := time.Now()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c.Observe(protocol.CmdGet, OutcomeOK, start)
+	}
+}
