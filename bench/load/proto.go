@@ -127,7 +127,6 @@ func (textWire) appendRequest(dst []byte, r *request, value []byte, exptime int)
 	}
 }
 
-
 func (textWire) readReply(br *bufio.Reader, r *request, scratch *[]byte, check func(int, []byte) bool) (hits, misses, bad int, err error) {
 	switch r.op {
 	case OpGet, OpGat:
