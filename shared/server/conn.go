@@ -1,0 +1,381 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// Connection states, for Shutdown to tell idle connections from busy ones.
+const (
+	stateActive int32 = iota // reading, handling or answering requests
+	stateIdle                // waiting for the first byte of the next request
+	stateClosed              // closed by Shutdown while idle
+)
+
+// maxPooledBytes bounds what a burst may hold and still go back to the
+// pool. A burst that carried a 1 MiB value or a 10,000-key get keeps its
+// grown buffers; pooling it would pin that memory for every later user, so
+// it is left to the garbage collector instead.
+const maxPooledBytes = 64 << 10
+
+// burst is what a connection borrows from the pool while it is busy.
+type burst struct {
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	req  protocol.Request
+	resp protocol.Response
+	big  bool // grew past maxPooledBytes: do not pool
+}
+
+// oversized reports whether the last request or reply grew the burst's
+// buffers past maxPooledBytes. Request and Response keep their arenas
+// private; the bytes their slices cover bound the arenas' live part.
+func (b *burst) oversized() bool {
+	n := cap(b.req.Value)
+	for _, k := range b.req.Keys {
+		n += len(k)
+	}
+	for i := range b.resp.Hits {
+		n += len(b.resp.Hits[i].Value)
+	}
+	return n > maxPooledBytes || cap(b.resp.Hits) > 4096 || cap(b.req.Keys) > 4096
+}
+
+// conn is one client connection. All fields but state are owned by the
+// connection's goroutine.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	// state is stateActive, stateIdle or stateClosed; Shutdown reads it
+	// and moves idle connections to stateClosed.
+	state atomic.Int32
+
+	codec Codec  // chosen by the first byte of the connection
+	b     *burst // borrowed buffers, nil while idle
+
+	// first holds the first byte of a request, read while idle so that
+	// waiting costs one byte of buffer; pending says the bufio reader has
+	// not been given it yet.
+	first   [1]byte
+	pending bool
+
+	// reqSeq numbers requests; deadlineSeq is the request the current read
+	// deadline was set for. The deadline is set on the first socket read
+	// of each request, so it bounds the whole request, not each read, and
+	// requests already buffered cost no deadline update.
+	reqSeq, deadlineSeq uint64
+	readDeadline        bool // a read deadline is set on nc
+
+	// Local counts, added to Stats at each flush (one atomic per batch,
+	// not per syscall).
+	nread, nwritten, nreqs uint64
+
+	// werr is the first write error. bufio.Writer is sticky too; werr
+	// additionally tells a read failure caused by a failed flush apart.
+	werr error
+}
+
+// serve runs the connection until the client leaves, a fatal error, or
+// shutdown.
+func (c *conn) serve() {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.stats.Panics.Add(1)
+			c.srv.log.Error("server: panic serving connection; closing it",
+				"server", c.srv.cfg.Name, "remote", remote(c.nc), "panic", r,
+				"stack", string(debug.Stack()))
+			// The burst may be half-written: let it go to the GC.
+			c.b = nil
+		}
+		c.close()
+	}()
+	for c.waitRequest() {
+		c.acquire()
+		if !c.serveBurst() {
+			return
+		}
+		c.release()
+	}
+}
+
+// waitRequest waits, holding no buffers, for the first byte of the next
+// request. It reports false if the connection should close.
+func (c *conn) waitRequest() bool {
+	s := c.srv
+	c.state.Store(stateIdle)
+	if s.shutting.Load() {
+		return false
+	}
+	if d := s.cfg.IdleTimeout; d > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(d))
+		c.readDeadline = true
+	} else if c.readDeadline {
+		c.nc.SetReadDeadline(time.Time{})
+		c.readDeadline = false
+	}
+	for {
+		n, err := c.nc.Read(c.first[:])
+		if n == 1 {
+			break // an error with the byte shows up again on the next read
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.stats.IdleTimeouts.Add(1)
+				s.log.Debug("server: idle timeout", "server", s.cfg.Name, "remote", remote(c.nc))
+			}
+			return false
+		}
+	}
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false // Shutdown closed the connection meanwhile
+	}
+	c.nread++
+	c.pending = true
+	return true
+}
+
+// acquire borrows a burst and lends its buffers to the codec.
+func (c *conn) acquire() {
+	b := c.srv.bursts.Get().(*burst)
+	b.br.Reset(c)
+	b.bw.Reset(c)
+	c.b = b
+	if c.codec == nil {
+		c.codec = c.srv.newCodec(c.first[0])
+	}
+	c.codec.Reset(b.br, b.bw)
+}
+
+// release takes the buffers back from the codec and returns the burst to
+// the pool (unless it grew too big to keep).
+func (c *conn) release() {
+	b := c.b
+	c.b = nil
+	c.codec.Reset(nil, nil)
+	// Drop the references to this connection so a pooled burst does not
+	// keep a closed connection alive.
+	b.br.Reset(nil)
+	b.bw.Reset(nil)
+	if b.big {
+		return
+	}
+	b.req.Reset()
+	b.resp.Reset()
+	c.srv.bursts.Put(b)
+}
+
+// serveBurst answers requests until the read buffer is empty (true: go
+// idle) or the connection must close (false).
+func (c *conn) serveBurst() bool {
+	s, b := c.srv, c.b
+	for {
+		c.reqSeq++
+		if err := c.codec.ReadRequest(&b.req); err != nil {
+			switch {
+			case errors.Is(err, protocol.ErrReplied):
+				// Already answered and the stream is in sync.
+				s.stats.ProtocolErrors.Add(1)
+				if b.br.Buffered() == 0 {
+					return c.flush()
+				}
+				continue
+			case errors.Is(err, protocol.ErrClose):
+				s.stats.ProtocolErrors.Add(1)
+			default:
+				c.readFailed(err)
+			}
+			// Replies to the requests before this one may still be
+			// buffered; they are owed even though the connection ends.
+			c.flush()
+			return false
+		}
+		c.nreqs++
+		if !c.answer(&b.req, &b.resp) {
+			c.flush()
+			return false
+		}
+		if b.oversized() {
+			b.big = true
+		}
+		if s.shutting.Load() {
+			// Graceful shutdown: the request in flight is answered, later
+			// ones are not read; the client sees a close and retries.
+			c.flush()
+			return false
+		}
+		if b.br.Buffered() == 0 {
+			return c.flush()
+		}
+	}
+}
+
+// answer runs one request through the handler and encodes the reply. It
+// reports false if the connection must close.
+func (c *conn) answer(req *protocol.Request, resp *protocol.Response) bool {
+	s := c.srv
+	resp.Reset()
+	switch req.Command {
+	case protocol.CmdNoop:
+		// The codec writes the noop reply; no handler involved.
+	case protocol.CmdQuit:
+		c.codec.WriteResponse(req, resp)
+		return false
+	default:
+		if err := s.h.Handle(s.ctx, req, resp); err != nil {
+			c.handlerFailed(req, resp, err)
+		}
+	}
+	if err := c.codec.WriteResponse(req, resp); err != nil {
+		if c.werr == nil {
+			// Not a socket error: the codec could not encode the reply,
+			// and the stream may now hold half of it.
+			s.log.Error("server: encoding reply failed; closing connection",
+				"server", s.cfg.Name, "cmd", req.Command.String(), "err", err)
+		}
+		return false
+	}
+	return true
+}
+
+// handlerFailed turns a handler's error into a SERVER_ERROR reply. The
+// error text is logged, never sent.
+func (c *conn) handlerFailed(req *protocol.Request, resp *protocol.Response, err error) {
+	s := c.srv
+	s.stats.HandlerErrors.Add(1)
+	if ok, suppressed := s.handlerLog.allow(time.Now()); ok {
+		s.log.Warn("server: handler failed",
+			"server", s.cfg.Name, "cmd", req.Command.String(), "err", err, "suppressed", suppressed)
+	}
+	msg := resp.Message
+	if msg == "" {
+		msg = HandlerErrorMessage
+	}
+	// Hits or stats a failing handler left behind must not be encoded.
+	resp.Reset()
+	resp.ServerError(msg)
+}
+
+// readFailed records why reading a request failed.
+func (c *conn) readFailed(err error) {
+	s := c.srv
+	switch {
+	case c.werr != nil:
+		s.log.Debug("server: write failed", "server", s.cfg.Name, "remote", remote(c.nc), "err", c.werr)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		// The client left (or Shutdown closed us): nothing to report.
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.stats.ReadTimeouts.Add(1)
+		s.log.Debug("server: read timeout inside a request", "server", s.cfg.Name, "remote", remote(c.nc))
+	default:
+		s.log.Debug("server: read failed", "server", s.cfg.Name, "remote", remote(c.nc), "err", err)
+	}
+}
+
+// flush writes the buffered replies and reports whether the connection is
+// still writable.
+func (c *conn) flush() bool {
+	err := c.b.bw.Flush()
+	c.addStats()
+	return err == nil
+}
+
+// addStats moves the local counts into the shared Stats.
+func (c *conn) addStats() {
+	st := c.srv.stats
+	if c.nread != 0 {
+		st.BytesRead.Add(c.nread)
+		c.nread = 0
+	}
+	if c.nwritten != 0 {
+		st.BytesWritten.Add(c.nwritten)
+		c.nwritten = 0
+	}
+	if c.nreqs != 0 {
+		st.Requests.Add(c.nreqs)
+		c.nreqs = 0
+	}
+}
+
+// close releases everything the connection holds.
+func (c *conn) close() {
+	s := c.srv
+	c.state.Store(stateClosed)
+	c.nc.Close()
+	if c.b != nil {
+		c.release()
+	}
+	c.addStats()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.stats.CurrConns.Add(-1)
+	s.wg.Done()
+}
+
+// Read is the io.Reader under the borrowed bufio.Reader: it yields the byte
+// read while idle, then reads the socket.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.pending {
+		c.pending = false
+		p[0] = c.first[0]
+		return 1, nil
+	}
+	// About to wait for the client: first send the replies it may be
+	// waiting for. A request split across packets must not hold back the
+	// answers to the requests before it.
+	if c.b != nil && c.b.bw.Buffered() > 0 {
+		if err := c.b.bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	if c.deadlineSeq != c.reqSeq {
+		c.deadlineSeq = c.reqSeq
+		if d := c.srv.cfg.ReadTimeout; d > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(d))
+			c.readDeadline = true
+		} else if c.readDeadline {
+			c.nc.SetReadDeadline(time.Time{})
+			c.readDeadline = false
+		}
+	}
+	n, err := c.nc.Read(p)
+	c.nread += uint64(n)
+	return n, err
+}
+
+// Write is the io.Writer under the borrowed bufio.Writer. Each socket
+// write gets WriteTimeout, so a client that stops reading cannot pin the
+// connection (and its borrowed buffers) forever.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if d := c.srv.cfg.WriteTimeout; d > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+	n, err := c.nc.Write(p)
+	c.nwritten += uint64(n)
+	if err != nil {
+		c.werr = err
+		c.srv.stats.WriteErrors.Add(1)
+	}
+	return n, err
+}
+
+func remote(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}

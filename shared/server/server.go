@@ -1,0 +1,315 @@
+// Package server runs moneta's client-facing memcached listeners. Both rend
+// and mnemonic use it.
+//
+// A Server accepts connections, picks the protocol from a connection's first
+// byte (0x80: binary, anything else: text and meta), and serves each
+// connection on one goroutine: read a request with the Codec, call the
+// protocol.Handler inline, encode the reply, read the next. There is no
+// goroutine or channel per request.
+//
+// Replies are flushed once per batch: after a reply, only when the read
+// buffer holds no further request, and always before the server would block
+// waiting for the client. A pipeline of N requests that arrives in one read
+// is answered with one write.
+//
+// Idle connections are nearly free. A connection owns a goroutine, a socket,
+// a codec and a one-byte buffer; it waits for the first byte of its next
+// request in that byte. The bufio reader and writer, the Request and the
+// Response come from a pool when that byte arrives and go back when the
+// burst of requests is answered and nothing more is buffered.
+//
+// One Server serves one Handler, on as many listeners as Serve is called
+// with. Listeners that need different handlers (rend's regular and batch
+// ports) get a Server each; pass the same Config.Stats to both so that
+// connections are counted and limited for the process as a whole.
+//
+// Handlers that answer "stats" get the connection counters from the same
+// *Stats main passed in Config.Stats (Stats.AppendStats formats them the
+// way memcached names them); Server.Stats returns that pointer too.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/addr"
+	"github.com/moneta-cache/moneta/shared/binproto"
+	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/textproto"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// HandlerErrorMessage is the SERVER_ERROR text sent when a Handler returns
+// an error without setting Response.Message. A Go error's text never goes
+// on the wire: it may leak internals and it is not a stable protocol word.
+const HandlerErrorMessage = "internal error"
+
+// rejectMessage is written to a connection refused for exceeding MaxConns.
+const rejectMessage = "SERVER_ERROR too many open connections\r\n"
+
+// binaryMagic is the first byte of every binary protocol request.
+const binaryMagic = 0x80
+
+// Compile-time checks that the codecs fit. They live here, not in the codec
+// packages, so those never need to import this one.
+var (
+	_ Codec = (*textproto.ServerCodec)(nil)
+	_ Codec = (*binproto.ServerCodec)(nil)
+)
+
+// Server serves one protocol.Handler on any number of listeners.
+type Server struct {
+	cfg   Config
+	h     protocol.Handler
+	stats *Stats
+	log   *slog.Logger
+
+	// newCodec builds a connection's codec from its first byte. Tests of
+	// the connection loop substitute a codec of their own.
+	newCodec func(first byte) Codec
+
+	// bursts pools the buffers connections borrow while busy (*burst).
+	bursts sync.Pool
+
+	// ctx is given to every Handle call. It is cancelled when Shutdown's
+	// deadline passes or Close is called, so handlers blocked on a backend
+	// give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// shutting is set once, by Shutdown or Close, before they look at the
+	// connections. A connection checks it after marking itself idle: so
+	// either Shutdown's sweep sees the connection idle and closes it, or
+	// the connection sees the flag and closes itself (see conn.waitRequest).
+	shutting atomic.Bool
+	// closing is closed with shutting set; it interrupts accept back-off.
+	closing chan struct{}
+
+	mu        sync.Mutex                // guards listeners, conns, and wg.Add against Shutdown
+	listeners map[net.Listener]struct{} // guarded by mu
+	conns     map[*conn]struct{}        // guarded by mu
+	wg        sync.WaitGroup            // one per connection goroutine
+
+	acceptLog  logLimiter
+	handlerLog logLimiter
+}
+
+// New returns a Server for h. It applies cfg.EnsureDefaults and fails if
+// cfg.Validate does.
+func New(cfg Config, h protocol.Handler) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("server: nil handler")
+	}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st := cfg.Stats
+	if st == nil {
+		st = new(Stats)
+	}
+	st.MaxConns.Store(int64(cfg.MaxConns))
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:        cfg,
+		h:          h,
+		stats:      st,
+		log:        cfg.Logger,
+		ctx:        ctx,
+		cancel:     cancel,
+		closing:    make(chan struct{}),
+		listeners:  make(map[net.Listener]struct{}),
+		conns:      make(map[*conn]struct{}),
+		acceptLog:  logLimiter{interval: time.Second},
+		handlerLog: logLimiter{interval: time.Second},
+	}
+	lim := cfg.Limits
+	s.newCodec = func(first byte) Codec {
+		if first == binaryMagic {
+			return binproto.NewServerCodec(lim)
+		}
+		return textproto.NewServerCodec(lim)
+	}
+	rsize, wsize := cfg.ReadBufferSize, cfg.WriteBufferSize
+	s.bursts.New = func() any {
+		return &burst{
+			br: bufio.NewReaderSize(nil, rsize),
+			bw: bufio.NewWriterSize(nil, wsize),
+		}
+	}
+	return s, nil
+}
+
+// Stats returns the server's counters (Config.Stats if one was given).
+func (s *Server) Stats() *Stats { return s.stats }
+
+// ListenAndServe listens on a moneta address ("host:port", "unix:/path")
+// and serves it until Shutdown or Close. A Unix socket gets
+// Config.SocketMode; a stale socket file left by a dead process is replaced.
+func (s *Server) ListenAndServe(address string) error {
+	ln, err := addr.Listen(address, s.cfg.SocketMode)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown or Close, which close ln
+// and make Serve return ErrServerClosed. It may run for several listeners
+// at once. Accept errors never end it: it backs off (5ms doubling to 1s)
+// and retries, so running out of file descriptors degrades service instead
+// of killing the process. It returns other errors only if ln is closed by
+// someone else.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			s.stats.AcceptErrors.Add(1)
+			delay = nextAcceptBackoff(delay)
+			if ok, suppressed := s.acceptLog.allow(time.Now()); ok {
+				s.log.Warn("server: accept failed, backing off",
+					"server", s.cfg.Name, "addr", ln.Addr().String(), "err", err,
+					"retry_in", delay, "suppressed", suppressed)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.closing:
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		delay = 0
+		s.startConn(nc)
+	}
+}
+
+// startConn admits nc, or refuses it when MaxConns are open.
+func (s *Server) startConn(nc net.Conn) {
+	s.stats.TotalConns.Add(1)
+	// Add first, then compare: concurrent accept loops (several listeners,
+	// several servers sharing Stats) cannot both slip under the limit.
+	if n := s.stats.CurrConns.Add(1); n > int64(s.cfg.MaxConns) {
+		s.stats.CurrConns.Add(-1)
+		s.stats.RejectedConns.Add(1)
+		// A fresh socket's send buffer is empty, so this write does not
+		// block the accept loop; the deadline is a guard all the same.
+		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		nc.Write([]byte(rejectMessage))
+		nc.Close()
+		return
+	}
+	c := &conn{srv: s, nc: nc}
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		s.stats.CurrConns.Add(-1)
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, closes
+// idle connections at once, lets connections in the middle of a request
+// finish that request (each then closes), and returns nil when all are
+// gone. If ctx ends or Config.ShutdownTimeout passes first, it cancels the
+// context handlers run with, closes every connection and returns the
+// context's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if d := s.cfg.ShutdownTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	s.beginShutdown()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.closeConns(false)
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once, without waiting
+// for requests in flight.
+func (s *Server) Close() error {
+	s.beginShutdown()
+	s.cancel()
+	s.closeConns(false)
+	return nil
+}
+
+// beginShutdown sets the shutting flag, closes the listeners and the idle
+// connections. It is idempotent.
+func (s *Server) beginShutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting.Swap(true) {
+		return
+	}
+	close(s.closing)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.closeConnsLocked(true)
+}
+
+func (s *Server) closeConns(idleOnly bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeConnsLocked(idleOnly)
+}
+
+// closeConnsLocked closes the idle connections, or all of them. A
+// connection is idle only while its state is stateIdle; the CAS makes the
+// connection's own idle-to-active transition and this close exclusive.
+func (s *Server) closeConnsLocked(idleOnly bool) {
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) || !idleOnly {
+			c.nc.Close()
+		}
+	}
+}
