@@ -1,0 +1,189 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+)
+
+// Compaction styles. FIFO is the default: see the README for the numbers
+// that chose it.
+const (
+	// CompactionFIFO keeps every flushed file as is and deletes the oldest
+	// files once the shard's share of MaxDiskBytes is used: no compaction
+	// IO at all, and eviction of the oldest data for free.
+	CompactionFIFO = "fifo"
+	// CompactionLeveled is RocksDB's default: bounded space, but overwrites
+	// are rewritten several times by compactions. No disk budget.
+	CompactionLeveled = "leveled"
+	// CompactionUniversal merges sorted runs of similar size: less write
+	// amplification than leveled, more space. No disk budget.
+	CompactionUniversal = "universal"
+)
+
+// Defaults.
+const (
+	DefaultShards               = 4
+	DefaultMaxDiskBytes         = 10 << 30
+	DefaultBlockCacheBytes      = 256 << 20
+	DefaultRateLimitBytesPerSec = 256 << 20
+	DefaultMaxItemSize          = 1 << 20
+	DefaultWriteBufferBytes     = 64 << 20
+	DefaultBloomBitsPerKey      = 14
+	DefaultBackgroundJobs       = 2
+	DefaultMinBlobSize          = 512
+	DefaultCompression          = "lz4"
+	DefaultCompactionStyle      = CompactionFIFO
+)
+
+// minShardBudget is the smallest per-shard disk share accepted: below it the
+// memtables and WAL alone would not fit.
+const minShardBudget = 4 << 20
+
+// Options configure a Store. Build them from defaults, the TOML file and
+// flags, then call EnsureDefaults and Validate (Open does both).
+type Options struct {
+	// Dir is the data directory; shard i lives in Dir/shard-00i.
+	Dir string
+	// Shards is the number of RocksDB instances. It is fixed when Dir is
+	// first created.
+	Shards int
+	// MaxDiskBytes is the disk budget for all shards together (SST files,
+	// WAL). Past it the oldest files are deleted. Only CompactionFIFO
+	// enforces it; 0 means no budget and is required for the other styles.
+	MaxDiskBytes int64
+	// SyncWrites fsyncs the WAL before acknowledging each write. Off, an
+	// acknowledged write survives a crash of the process but not of the
+	// machine.
+	SyncWrites bool
+	// BlockCacheBytes is the size of the LRU block cache shared by all
+	// shards.
+	BlockCacheBytes int64
+	// RateLimitBytesPerSec bounds flush and compaction writes of all shards
+	// together, so background IO cannot starve foreground reads.
+	RateLimitBytesPerSec int64
+	// MaxItemSize is the largest value stored, also after append/prepend.
+	MaxItemSize int
+	// CompactionStyle is CompactionFIFO, CompactionLeveled or
+	// CompactionUniversal.
+	CompactionStyle string
+	// BlobFiles separates values of at least MinBlobSize bytes into blob
+	// files (key-value separation); compactions then move only keys and
+	// record headers. Not with FIFO.
+	BlobFiles   bool
+	MinBlobSize int
+	// Compression is "none", "lz4", "snappy" or "zstd".
+	Compression string
+	// WriteBufferBytes is the size of one memtable of one shard. With a small
+	// disk budget it is lowered to fit the shard's share.
+	WriteBufferBytes int64
+	// BloomBitsPerKey sizes the bloom filter of every table file (0 turns
+	// filters off).
+	BloomBitsPerKey float64
+	// BackgroundJobs is the number of flush and compaction threads per shard
+	// (RocksDB shares one thread pool, sized by the largest setting).
+	BackgroundJobs int
+	// Version is what the version command answers.
+	Version string
+	// Logger receives the store's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills unset fields with defaults.
+func (o *Options) EnsureDefaults() {
+	if o.Shards == 0 {
+		o.Shards = DefaultShards
+	}
+	o.CompactionStyle = strings.ToLower(o.CompactionStyle)
+	if o.CompactionStyle == "" {
+		o.CompactionStyle = DefaultCompactionStyle
+	}
+	if o.MaxDiskBytes == 0 && o.CompactionStyle == CompactionFIFO {
+		o.MaxDiskBytes = DefaultMaxDiskBytes
+	}
+	if o.BlockCacheBytes == 0 {
+		o.BlockCacheBytes = DefaultBlockCacheBytes
+	}
+	if o.RateLimitBytesPerSec == 0 {
+		o.RateLimitBytesPerSec = DefaultRateLimitBytesPerSec
+	}
+	if o.MaxItemSize == 0 {
+		o.MaxItemSize = DefaultMaxItemSize
+	}
+	if o.MinBlobSize == 0 {
+		o.MinBlobSize = DefaultMinBlobSize
+	}
+	if o.Compression == "" {
+		o.Compression = DefaultCompression
+	}
+	if o.WriteBufferBytes == 0 {
+		o.WriteBufferBytes = DefaultWriteBufferBytes
+	}
+	if o.BloomBitsPerKey == 0 {
+		o.BloomBitsPerKey = DefaultBloomBitsPerKey
+	}
+	if o.BackgroundJobs == 0 {
+		o.BackgroundJobs = DefaultBackgroundJobs
+	}
+	if o.Version == "" {
+		o.Version = "mnemonic"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first invalid setting, naming its TOML key.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if o.Dir == "" {
+		bad("data: empty data directory")
+	}
+	if o.Shards < 1 || o.Shards > 256 {
+		bad("shards: %d is not in 1..256", o.Shards)
+	}
+	switch o.CompactionStyle {
+	case CompactionFIFO:
+		if o.MaxDiskBytes <= 0 {
+			bad("max_disk_bytes: fifo compaction needs a positive disk budget")
+		} else if o.MaxDiskBytes/int64(max(o.Shards, 1)) < minShardBudget {
+			bad("max_disk_bytes: %d leaves less than %d bytes per shard", o.MaxDiskBytes, minShardBudget)
+		}
+		if o.BlobFiles {
+			bad("blob_files: not supported with compaction_style = \"fifo\" (FIFO never compacts, so there is nothing to separate)")
+		}
+	case CompactionLeveled, CompactionUniversal:
+		if o.MaxDiskBytes != 0 {
+			bad("max_disk_bytes: only compaction_style = \"fifo\" enforces a disk budget; set it to 0 with %q", o.CompactionStyle)
+		}
+	default:
+		bad("compaction_style: %q is not fifo, leveled or universal", o.CompactionStyle)
+	}
+	if o.BlockCacheBytes < 0 {
+		bad("block_cache_bytes: negative")
+	}
+	if o.RateLimitBytesPerSec < 0 {
+		bad("rate_limit_bytes_per_sec: negative")
+	}
+	if o.MaxItemSize < 1 || o.MaxItemSize > 128<<20 {
+		bad("max_item_size: %d is not in 1..%d", o.MaxItemSize, 128<<20)
+	}
+	if _, ok := compressionTypes[o.Compression]; !ok {
+		bad("compression: %q is not none, lz4, snappy or zstd", o.Compression)
+	}
+	if o.WriteBufferBytes < 1<<20 {
+		bad("write_buffer_bytes: %d is below 1 MiB", o.WriteBufferBytes)
+	}
+	if o.BloomBitsPerKey < 0 {
+		bad("bloom_bits_per_key: negative")
+	}
+	if o.BackgroundJobs < 1 || o.BackgroundJobs > 64 {
+		bad("background_jobs: %d is not in 1..64", o.BackgroundJobs)
+	}
+	if o.MinBlobSize < 0 {
+		bad("min_blob_size: negative")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+)
+
+// lockStripes is the number of per-key write locks. Collisions only
+// serialise writes to unrelated keys; 4096 makes that rare at any
+// realistic concurrency.
+const lockStripes = 4096
+
+// Store is the sharded RocksDB item store. It is safe for concurrent use.
+type Store struct {
+	opts   Options
+	log    *slog.Logger
+	shards []*shard
+	cache  *grocksdb.Cache
+	vers   *versions
+	flush  *flusher
+	ro     *grocksdb.ReadOptions
+	wo     *grocksdb.WriteOptions
+	start  time.Time
+	stats  counters
+
+	// locks serialise writes per key (see the package doc).
+	locks [lockStripes]sync.Mutex
+
+	// life guards the shards against Close: every request holds it shared,
+	// Close takes it exclusively and then marks the store closed.
+	life   sync.RWMutex
+	closed bool // guarded by life
+}
+
+// shard is one RocksDB instance. Its options own the compaction filter,
+// which must outlive the DB, so they are destroyed only after Close.
+type shard struct {
+	dir  string
+	db   *grocksdb.DB
+	opts *grocksdb.Options
+}
+
+// metaFile records the shard count a data directory was created with.
+const metaFile = "MNEMONIC"
+
+// Open opens (creating if needed) the store in o.Dir.
+func Open(o Options) (*Store, error) {
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot open RocksDB at %s: %w", o.Dir, err)
+	}
+	if err := checkMeta(o.Dir, o.Shards); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: o, log: o.Logger, start: time.Now()}
+	var err error
+	if s.vers, err = openVersions(o.Dir, time.Now()); err != nil {
+		return nil, fmt.Errorf("cannot open RocksDB at %s: versions: %w", o.Dir, err)
+	}
+	if s.flush, err = openFlusher(o.Dir); err != nil {
+		return nil, fmt.Errorf("cannot open RocksDB at %s: flush state: %w", o.Dir, err)
+	}
+	s.cache = grocksdb.NewLRUCache(uint64(o.BlockCacheBytes))
+	base := baseOptions(&o, s.cache)
+	defer base.Destroy()
+	filter := &expiryFilter{flush: s.flush}
+	for i := 0; i < o.Shards; i++ {
+		sh := &shard{dir: filepath.Join(o.Dir, fmt.Sprintf("shard-%03d", i))}
+		sh.opts = base.Clone()
+		sh.opts.SetCompactionFilter(filter)
+		sh.db, err = grocksdb.OpenDb(sh.opts, sh.dir)
+		if err != nil {
+			sh.opts.Destroy()
+			s.closeShards()
+			s.cache.Destroy()
+			return nil, fmt.Errorf("cannot open RocksDB at %s: %w", sh.dir, err)
+		}
+		s.shards = append(s.shards, sh)
+	}
+	s.ro = grocksdb.NewDefaultReadOptions()
+	s.wo = grocksdb.NewDefaultWriteOptions()
+	s.wo.SetSync(o.SyncWrites)
+	l := layout(&o)
+	s.log.Info("store open", "dir", o.Dir, "shards", o.Shards, "compaction", o.CompactionStyle,
+		"max_disk_bytes", o.MaxDiskBytes, "write_buffer", l.writeBuffer, "fifo_table_budget", l.tableBudget,
+		"blob_files", o.BlobFiles, "sync_writes", o.SyncWrites)
+	return s, nil
+}
+
+// checkMeta creates dir's meta file or checks that it matches shards.
+func checkMeta(dir string, shards int) error {
+	p := filepath.Join(dir, metaFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return writeFileSync(p, []byte(fmt.Sprintf("format = 1\nshards = %d\n", shards)))
+	}
+	if err != nil {
+		return fmt.Errorf("cannot open RocksDB at %s: %w", dir, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "shards = "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("cannot open RocksDB at %s: corrupt %s", dir, p)
+			}
+			if n != shards {
+				return fmt.Errorf("cannot open RocksDB at %s: it was created with %d shards, not %d "+
+					"(keys would hash to other shards); use -shards %d or a new data directory", dir, n, shards, n)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot open RocksDB at %s: corrupt %s", dir, p)
+}
+
+// Close flushes every memtable to disk (so the next start replays no WAL),
+// closes the shards and frees the shared cache. Requests after Close fail.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	fo := grocksdb.NewDefaultFlushOptions()
+	fo.SetWait(true)
+	for _, sh := range s.shards {
+		if err := sh.db.Flush(fo); err != nil {
+			errs = append(errs, fmt.Errorf("flush %s: %w", sh.dir, err))
+		}
+	}
+	fo.Destroy()
+	s.closeShards()
+	s.ro.Destroy()
+	s.wo.Destroy()
+	s.cache.Destroy()
+	return errors.Join(errs...)
+}
+
+// closeShards closes each DB, then destroys its options (which own the
+// compaction filter the DB used until it closed).
+func (s *Store) closeShards() {
+	for _, sh := range s.shards {
+		sh.db.Close()
+		sh.opts.Destroy()
+	}
+	s.shards = nil
+}
+
+// hashKey is FNV-1a 64: stable across processes and releases, unlike
+// hash/maphash, because it decides which shard holds a key on disk.
+func hashKey(k []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range k {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (s *Store) shardFor(h uint64) *shard { return s.shards[h%uint64(len(s.shards))] }
+
+// lockFor returns the write lock of a key. It uses the hash's high bits so
+// that the stripes of one shard are not a subset chosen by the low bits.
+func (s *Store) lockFor(h uint64) *sync.Mutex { return &s.locks[(h>>32)%lockStripes] }
+
+// CompactAll runs a full manual compaction of every shard, so the
+// compaction filter sees every record. It is for tests and maintenance.
+// Debian's librocksdb asserts when a manual compaction races automatic ones,
+// so those are switched off for its duration.
+func (s *Store) CompactAll() error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return errClosed
+	}
+	for _, sh := range s.shards {
+		if err := sh.db.SetOptions([]string{"disable_auto_compactions"}, []string{"true"}); err != nil {
+			return err
+		}
+		sh.db.CompactRange(grocksdb.Range{})
+		if err := sh.db.SetOptions([]string{"disable_auto_compactions"}, []string{"false"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FlushMemtables writes every shard's memtables to table files.
+func (s *Store) FlushMemtables() error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return errClosed
+	}
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	for _, sh := range s.shards {
+		if err := sh.db.Flush(fo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errClosed = errors.New("store: closed")
