@@ -13,7 +13,7 @@ import (
 
 // counters are the store's memcached-style statistics.
 type counters struct {
-	cmdGet, getHits, getMisses, getExpired, getFlushed atomic.Uint64
+	cmdGet, getHits, getMisses, getExpired, getFlushed   atomic.Uint64
 	cmdSet, totalItems, cmdTouch, touchHits, touchMisses atomic.Uint64
 	casHits, casMisses, casBadval                        atomic.Uint64
 	incrHits, incrMisses, decrHits, decrMisses           atomic.Uint64

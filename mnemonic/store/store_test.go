@@ -545,7 +545,7 @@ func TestDiskBudget(t *testing.T) {
 	o.Compression = "none"
 	s := openTest(t, o)
 	val := bytes.Repeat([]byte("0123456789abcdef"), 64) // 1 KiB
-	const n = 48 << 10                                   // 48 MiB of values
+	const n = 48 << 10                                  // 48 MiB of values
 	r := req(protocol.CmdSet, "")
 	var peak int64
 	for i := 0; i < n; i++ {
