@@ -186,22 +186,24 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 	if _, err := io.ReadFull(c.r, c.ext[:ext]); err != nil {
 		return unexpected(err)
 	}
+	var kb []byte
+	if key <= c.lim.MaxKeyLen {
+		if c.key == nil {
+			// Once per codec, at most the longest key the limits allow.
+			c.key = make([]byte, min(c.lim.MaxKeyLen, memcachedReadBuffer))
+		}
+		kb = c.key[:key]
+		if _, err := io.ReadFull(c.r, kb); err != nil {
+			return unexpected(err)
+		}
+	} else if _, err := c.r.Discard(key); err != nil {
+		return unexpected(err)
+	}
 	if int64(key)+int64(ext) > body {
 		return c.replyError(h, StatusUnknownCommand, 0, protocol.ErrClose)
 	}
 	if key > c.lim.MaxKeyLen {
-		if _, err := c.r.Discard(key); err != nil {
-			return unexpected(err)
-		}
 		return c.replyError(h, StatusInvalidArgs, 0, protocol.ErrClose)
-	}
-	if c.key == nil {
-		// Once per codec, at most the longest key the limits allow.
-		c.key = make([]byte, min(c.lim.MaxKeyLen, memcachedReadBuffer))
-	}
-	kb := c.key[:key]
-	if _, err := io.ReadFull(c.r, kb); err != nil {
-		return unexpected(err)
 	}
 
 	cl, cmd, quiet, withKey := opInfo(h.Opcode)
