@@ -1,0 +1,114 @@
+package mcclient
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/addr"
+)
+
+// Defaults for the zero fields of a Config.
+const (
+	DefaultConns          = 2
+	DefaultMaxInFlight    = 1024
+	DefaultDialTimeout    = time.Second
+	DefaultRequestTimeout = time.Second
+	DefaultBackoffMin     = 10 * time.Millisecond
+	DefaultBackoffMax     = 2 * time.Second
+	DefaultMaxValueSize   = 64 << 20
+)
+
+// Upper bounds that catch configuration mistakes (a byte count typed where a
+// count was meant) before they turn into thousands of sockets or goroutines.
+const (
+	maxConns       = 1024
+	maxMaxInFlight = 1 << 20
+)
+
+// Config configures a Client. Build it in main (TOML + flags), call
+// EnsureDefaults, and pass it to New, which validates it.
+type Config struct {
+	// Addr is the server: "host:port" or "unix:/path" (see package addr).
+	Addr string
+	// Conns is the number of connections kept to the server.
+	Conns int
+	// MaxInFlight bounds the calls (a Handle, or a whole Do batch) queued or
+	// awaiting a reply on one connection. Callers block, bounded by their
+	// context and RequestTimeout, while every connection is full.
+	MaxInFlight int
+	// DialTimeout bounds one connection attempt.
+	DialTimeout time.Duration
+	// RequestTimeout bounds how long a call waits for its reply; it then fails
+	// with ErrTimeout. A connection that answers nothing for this long while
+	// requests are outstanding is dropped and replaced.
+	RequestTimeout time.Duration
+	// BackoffMin and BackoffMax bound the delay between reconnection
+	// attempts; the delay doubles after each failure, with jitter.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// MaxValueSize is the largest value accepted in a reply, and the largest
+	// value sent (a larger one is answered locally with StatusTooLarge). A
+	// reply announcing more is skipped without allocating and fails its call.
+	MaxValueSize int
+	// Logger receives connection events (connect, drop, reconnect). Nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with the defaults.
+func (c *Config) EnsureDefaults() {
+	if c.Conns == 0 {
+		c.Conns = DefaultConns
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.MaxValueSize == 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first invalid field. Zero fields are accepted: they
+// stand for the defaults EnsureDefaults fills in.
+func (c Config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("mcclient: Addr is required")
+	}
+	if _, _, err := addr.Parse(c.Addr); err != nil {
+		return fmt.Errorf("mcclient: %w", err)
+	}
+	switch {
+	case c.Conns < 0 || c.Conns > maxConns:
+		return fmt.Errorf("mcclient: Conns %d out of range 1..%d", c.Conns, maxConns)
+	case c.MaxInFlight < 0 || c.MaxInFlight > maxMaxInFlight:
+		return fmt.Errorf("mcclient: MaxInFlight %d out of range 1..%d", c.MaxInFlight, maxMaxInFlight)
+	case c.DialTimeout < 0:
+		return fmt.Errorf("mcclient: negative DialTimeout %v", c.DialTimeout)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("mcclient: negative RequestTimeout %v", c.RequestTimeout)
+	case c.BackoffMin < 0 || c.BackoffMax < 0:
+		return fmt.Errorf("mcclient: negative backoff %v..%v", c.BackoffMin, c.BackoffMax)
+	case c.BackoffMin > 0 && c.BackoffMax > 0 && c.BackoffMin > c.BackoffMax:
+		return fmt.Errorf("mcclient: BackoffMin %v above BackoffMax %v", c.BackoffMin, c.BackoffMax)
+	case c.MaxValueSize < 0:
+		return fmt.Errorf("mcclient: negative MaxValueSize %d", c.MaxValueSize)
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package mcclient is a pipelined connection pool to one memcached-protocol
+// server (a stock memcached 1.6, mnemonic, or a rend host). It speaks the meta
+// protocol and implements protocol.Handler, so rend can put a backend behind
+// the same interface its codecs call.
+//
+// # Mapping
+//
+// Every protocol.Request becomes one or more meta commands; no command carries
+// the q flag, so every command yields exactly one reply and replies are matched
+// to requests by order alone:
+//
+//	get/gets <k>...     mg <k> v f c t            (one per key)   VA <n> f c t / EN
+//	gat/gats <e> <k>... mg <k> v f c t T<e>       (one per key)   VA <n> f c t / EN
+//	touch <k> <e>       mg <k> T<e>                               HD / EN
+//	set/add/replace/    ms <k> <n> F<f> T<e> M<S|E|R|A|P> c [C<cas>] [E<new>] [I]
+//	append/prepend/cas                                            HD c / NS / EX / NF
+//	delete <k>          md <k> [C<cas>] [I [T<e>]]                HD / NF / EX
+//	incr/decr <k> <d>   ma <k> D<d> M<I|D> v c t [C<cas>] [N<e> J<init>]
+//	                                                              VA <n> c t + number / NF / NS / EX
+//	flush_all [delay], version, verbosity <args>, stats [args]    classic commands
+//
+// A key that is not a valid text key (spaces or control bytes, as binary
+// protocol keys may have) is sent base64-encoded with the b flag. memcached
+// limits the encoded form to 250 bytes, so such keys may be at most 186 bytes;
+// longer ones, empty keys and keys over 250 bytes are answered locally with
+// StatusClientError and never sent, because memcached would answer the command
+// line without swallowing the data block and the stream would desync.
+//
+// # Outcomes
+//
+// Protocol outcomes are statuses in the Response (NotFound, Exists,
+// NotStored, NonNumeric, TooLarge, ClientError/ServerError with the server's
+// message). A Go error means the reply is not trustworthy: the connection
+// failed, the request timed out, the caller's context ended, or the client is
+// closed. A failed connection fails every request pending on it, is dropped,
+// and is redialled in the background with capped exponential backoff and
+// jitter; meanwhile requests go to the other connections, or fail at once with
+// ErrUnavailable when none is up.
+//
+// # Pipelining
+//
+// Each connection has a writer goroutine that drains a bounded queue of calls
+// into one buffer and writes it with one syscall when the queue is momentarily
+// empty, and a reader goroutine that parses replies in order and completes the
+// calls. A call (one Handle, or one Do batch, which always stays together on
+// one connection) waits on a pooled completion channel: no goroutine and, in
+// the steady state, no allocation per request.
+//
+// # Ownership
+//
+// Handle and Do read the Request only until they return. Hits are copied into
+// the Response (Response.AppendHit), so they stay valid until the Response is
+// Reset. Handle and Do Reset every Response they are given before filling it.
+// After a Go error a Response's contents are undefined.
+package mcclient

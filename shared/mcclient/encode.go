@@ -1,0 +1,290 @@
+package mcclient
+
+import (
+	"encoding/base64"
+	"strconv"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// opKind is the shape of one meta or classic command on the wire, which is
+// all the reader needs to parse its reply.
+type opKind uint8
+
+const (
+	opGet       opKind = iota // mg v f c t
+	opGat                     // mg v f c t T
+	opTouch                   // mg T
+	opStore                   // ms
+	opDelete                  // md
+	opArith                   // ma
+	opFlush                   // flush_all
+	opVersion                 // version
+	opVerbosity               // verbosity
+	opStats                   // stats
+)
+
+// op is one command of a call. The writer encodes it from the caller's
+// Request; the reader parses its reply using only the op, because once the
+// bytes are written the caller may give up and reuse its Request.
+type op struct {
+	kind opKind
+	b64  bool  // send the key base64-encoded with the b flag
+	req  int32 // index of the Request/Response in the call
+	key  int32 // index of the key in Request.Keys (hits report it)
+	// exp is the absolute expiry reported for gat hits: memcached's t flag
+	// shows the TTL before T is applied, so the sent exptime is the truth.
+	exp int64
+}
+
+// Messages of replies produced locally, in memcached's words where memcached
+// has words for the case.
+const (
+	msgBadFormat   = "bad command line format"
+	msgTooLarge    = "object too large for cache"
+	msgUnsupported = "unsupported command"
+	msgBadArgs     = "bad command arguments"
+	msgUnknownCmd  = "unknown command" // the server answered ERROR
+)
+
+// maxKeyLen is memcached's key limit, which also applies to the base64 form.
+const maxKeyLen = protocol.DefaultMaxKeyLen
+
+// keyForm decides how k goes on the wire: as is, base64, or not at all.
+func keyForm(k []byte) (b64, ok bool) {
+	if protocol.ValidKey(k, maxKeyLen) {
+		return false, true
+	}
+	if len(k) == 0 || base64.StdEncoding.EncodedLen(len(k)) > maxKeyLen {
+		return false, false
+	}
+	return true, true
+}
+
+// validArgs reports whether stats/verbosity arguments can be put on a
+// command line: no control bytes, so a caller cannot smuggle in a command.
+func validArgs(b []byte) bool {
+	if len(b) > 1024 {
+		return false
+	}
+	for _, c := range b {
+		if c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// prepare resets every Response, answers locally what must not or need not
+// go to the server, and appends the ops of the rest to ops. It runs on the
+// caller's goroutine, so the writer's encoding cannot fail.
+func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue int, now time.Time) []op {
+	for i, req := range reqs {
+		resp := resps[i]
+		resp.Reset()
+		ri := int32(i)
+		switch req.Command {
+		case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+			// memcached rejects a whole get line for one bad key; do the same
+			// rather than send part of it.
+			start := len(ops)
+			kind, exp := opGet, int64(0)
+			if req.Command == protocol.CmdGat || req.Command == protocol.CmdGats {
+				kind, exp = opGat, gatExpiry(req.Exptime, now)
+			}
+			for ki, k := range req.Keys {
+				b64, ok := keyForm(k)
+				if !ok {
+					ops = ops[:start]
+					resp.ClientError(msgBadFormat)
+					break
+				}
+				ops = append(ops, op{kind: kind, b64: b64, req: ri, key: int32(ki), exp: exp})
+			}
+			if len(req.Keys) == 0 {
+				resp.ClientError(msgBadFormat)
+			}
+		case protocol.CmdTouch, protocol.CmdDelete, protocol.CmdIncr, protocol.CmdDecr,
+			protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend,
+			protocol.CmdPrepend, protocol.CmdCas:
+			b64, ok := keyForm(req.Key())
+			if !ok || len(req.Keys) != 1 {
+				resp.ClientError(msgBadFormat)
+				continue
+			}
+			var kind opKind
+			switch req.Command {
+			case protocol.CmdTouch:
+				kind = opTouch
+			case protocol.CmdDelete:
+				kind = opDelete
+			case protocol.CmdIncr, protocol.CmdDecr:
+				kind = opArith
+			default:
+				if len(req.Value) > maxValue {
+					resp.Status, resp.Message = protocol.StatusTooLarge, msgTooLarge
+					continue
+				}
+				kind = opStore
+			}
+			ops = append(ops, op{kind: kind, b64: b64, req: ri})
+		case protocol.CmdFlushAll:
+			ops = append(ops, op{kind: opFlush, req: ri})
+		case protocol.CmdVersion:
+			ops = append(ops, op{kind: opVersion, req: ri})
+		case protocol.CmdVerbosity, protocol.CmdStats:
+			if !validArgs(req.Args) {
+				resp.ClientError(msgBadArgs)
+				continue
+			}
+			kind := opStats
+			if req.Command == protocol.CmdVerbosity {
+				kind = opVerbosity
+			}
+			ops = append(ops, op{kind: kind, req: ri})
+		case protocol.CmdNoop:
+			// Nothing to ask: the server would only say it is there.
+		default:
+			resp.ClientError(msgUnsupported)
+		}
+	}
+	return ops
+}
+
+// gatExpiry is the absolute expiry a gat with exptime e gives an item. An
+// already-expired exptime still returns the item once (memcached does), so
+// report it as expiring now rather than 0, which would mean never.
+func gatExpiry(e int64, now time.Time) int64 {
+	abs, expired := protocol.AbsExpiry(e, now)
+	if expired && abs == 0 {
+		abs = now.Unix()
+	}
+	return abs
+}
+
+// appendOp appends the wire form of o (built from req) to dst.
+func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
+	switch o.kind {
+	case opGet, opGat, opTouch:
+		dst = append(dst, "mg "...)
+		dst = appendKey(dst, req.Keys[o.key], o.b64)
+		if o.kind != opTouch {
+			dst = append(dst, " v f c t"...)
+		}
+		if o.kind != opGet {
+			dst = append(dst, " T"...)
+			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		}
+	case opStore:
+		dst = append(dst, "ms "...)
+		dst = appendKey(dst, req.Keys[0], o.b64)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(len(req.Value)), 10)
+		dst = append(dst, " F"...)
+		dst = strconv.AppendUint(dst, uint64(req.Flags), 10)
+		dst = append(dst, " T"...)
+		dst = strconv.AppendInt(dst, req.Exptime, 10)
+		dst = append(dst, " M"...)
+		dst = append(dst, storeMode(req.Command))
+		dst = append(dst, " c"...)
+		if req.Command == protocol.CmdCas || req.CAS != 0 {
+			dst = append(dst, " C"...)
+			dst = strconv.AppendUint(dst, req.CAS, 10)
+		}
+		if req.NewCAS != 0 {
+			dst = append(dst, " E"...)
+			dst = strconv.AppendUint(dst, req.NewCAS, 10)
+		}
+		if req.Invalidate {
+			dst = append(dst, " I"...)
+		}
+		if o.b64 {
+			dst = append(dst, " b"...)
+		}
+		dst = append(dst, "\r\n"...)
+		dst = append(dst, req.Value...)
+		return append(dst, "\r\n"...)
+	case opDelete:
+		dst = append(dst, "md "...)
+		dst = appendKey(dst, req.Keys[0], o.b64)
+		if req.CAS != 0 {
+			dst = append(dst, " C"...)
+			dst = strconv.AppendUint(dst, req.CAS, 10)
+		}
+		if req.Invalidate {
+			dst = append(dst, " I"...)
+			if req.HasExptime {
+				dst = append(dst, " T"...)
+				dst = strconv.AppendInt(dst, req.Exptime, 10)
+			}
+		}
+	case opArith:
+		dst = append(dst, "ma "...)
+		dst = appendKey(dst, req.Keys[0], o.b64)
+		dst = append(dst, " D"...)
+		dst = strconv.AppendUint(dst, req.Delta, 10)
+		if req.Command == protocol.CmdDecr {
+			dst = append(dst, " MD v c t"...)
+		} else {
+			dst = append(dst, " MI v c t"...)
+		}
+		if req.CAS != 0 {
+			dst = append(dst, " C"...)
+			dst = strconv.AppendUint(dst, req.CAS, 10)
+		}
+		if req.Vivify {
+			dst = append(dst, " N"...)
+			dst = strconv.AppendInt(dst, req.Exptime, 10)
+			dst = append(dst, " J"...)
+			dst = strconv.AppendUint(dst, req.Initial, 10)
+		}
+	case opFlush:
+		dst = append(dst, "flush_all"...)
+		if req.Exptime != 0 {
+			dst = append(dst, ' ')
+			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		}
+	case opVersion:
+		dst = append(dst, "version"...)
+	case opVerbosity:
+		dst = append(dst, "verbosity"...)
+		if len(req.Args) > 0 {
+			dst = append(dst, ' ')
+			dst = append(dst, req.Args...)
+		}
+	case opStats:
+		dst = append(dst, "stats"...)
+		if len(req.Args) > 0 {
+			dst = append(dst, ' ')
+			dst = append(dst, req.Args...)
+		}
+	}
+	if o.b64 {
+		dst = append(dst, " b"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+func appendKey(dst, k []byte, b64 bool) []byte {
+	if !b64 {
+		return append(dst, k...)
+	}
+	return base64.StdEncoding.AppendEncode(dst, k)
+}
+
+// storeMode is the ms M token for a storage command. cas is a set with a
+// compare value (the C flag), as in memcached's own cas handling.
+func storeMode(c protocol.Command) byte {
+	switch c {
+	case protocol.CmdAdd:
+		return 'E'
+	case protocol.CmdReplace:
+		return 'R'
+	case protocol.CmdAppend:
+		return 'A'
+	case protocol.CmdPrepend:
+		return 'P'
+	}
+	return 'S'
+}
