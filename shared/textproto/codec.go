@@ -1,38 +1,263 @@
-// Package textproto is the server side of memcached's text and meta protocols.
 package textproto
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
-// ServerCodec parses text and meta requests and encodes their replies.
-// It is owned by one connection goroutine.
+// Line length limits. memcached reads into a 16 KiB buffer and closes a
+// connection whose buffer holds more than 2 KiB without a newline unless
+// the line starts with "get " or "gets " (after at most 100 spaces), which
+// may grow without bound. What memcached does with a 2..16 KiB line thus
+// depends on how the bytes arrived. The codec must not depend on chunking,
+// so it fixes the outcome memcached gives a line written in one piece:
+// up to readBufferSize bytes for any command, up to Limits.MaxLineLen for
+// get and gets, longer lines close the connection without a reply.
+const (
+	readBufferSize   = 16 << 10
+	maxLeadingSpaces = 100
+)
+
+// Opcode values of meta requests (Request.Opcode). Text commands use 0.
+const (
+	opText   = 0
+	opMetaMG = 'g'
+	opMetaMS = 's'
+	opMetaMD = 'd'
+	opMetaMA = 'a'
+	opMetaMN = 'n'
+	opMetaME = 'e'
+)
+
+// maxTokens bounds the token spans kept per line. memcached keeps 24; every
+// command but the get family looks at fewer than 21 (meta rejects more),
+// and the get family walks the line itself.
+const maxTokens = 24
+
+type span struct{ start, end int }
+
+// ServerCodec parses text and meta requests from one connection and encodes
+// their replies. It is owned by the connection's goroutine.
 type ServerCodec struct {
 	lim protocol.Limits
-	r   *bufio.Reader
-	w   *bufio.Writer
+	now func() time.Time // clock for meta t and me exp; time.Now
+
+	r *bufio.Reader
+	w *bufio.Writer
+
+	// line is the current command line without its terminator. It points
+	// into r's buffer, or into long for a line longer than r's buffer,
+	// and is valid until the next read from r: every parser copies what
+	// it keeps into the Request before reading a data block.
+	line []byte
+	toks [maxTokens]span
+	ntok int // tokens on the line; may exceed len(toks)
+
+	long []byte // accumulates lines longer than r's buffer
+	hdr  []byte // reply header scratch, reused
+	kbuf []byte // base64 key decode scratch, reused
 }
 
-// NewServerCodec returns a codec that enforces l (zero fields take defaults).
+// NewServerCodec returns a codec enforcing l (zero fields take defaults).
 func NewServerCodec(l protocol.Limits) *ServerCodec {
 	l.EnsureDefaults()
-	return &ServerCodec{lim: l}
+	return &ServerCodec{lim: l, now: time.Now}
 }
 
-// Reset lends the codec the connection's buffers (nil, nil while idle).
+// Reset lends the codec the connection's buffers for a burst of requests,
+// or takes them back (nil, nil) while the connection idles. Scratch that a
+// long line grew is dropped then, so an idle connection holds little.
 func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 	c.r, c.w = r, w
+	c.line = nil
+	if r == nil {
+		if cap(c.long) > 4096 {
+			c.long = nil
+		}
+		if cap(c.hdr) > 4096 {
+			c.hdr = nil
+		}
+	}
 }
 
-// ReadRequest resets req and parses the next request into it.
+// ReadRequest resets req and parses the next request into it. See
+// server.Codec for the meaning of its errors.
 func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 	req.Reset()
-	return protocol.ErrClose
+	if err := c.readLine(); err != nil {
+		return err
+	}
+	return c.parse(req)
 }
 
-// WriteResponse encodes resp as the reply to req.
-func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Response) error {
+// readLine reads the next command line into c.line, applying memcached's
+// terminator rules: the line ends at '\n'; one '\r' before it is dropped
+// unless it is the line's only byte; a NUL ends the line early (memcached
+// works on C strings).
+func (c *ServerCodec) readLine() error {
+	line, err := c.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		line, err = c.readLongLine(line)
+	}
+	if err != nil {
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	line = line[:len(line)-1]
+	if len(line) > c.lineLimit(line) {
+		return protocol.ErrClose
+	}
+	if n := len(line); n > 1 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	c.line = line
 	return nil
+}
+
+// readLongLine gathers a line that does not fit r's buffer into c.long,
+// giving up (ErrClose) as soon as it is certain to exceed its limit.
+func (c *ServerCodec) readLongLine(first []byte) ([]byte, error) {
+	c.long = append(c.long[:0], first...)
+	for {
+		if len(c.long) > c.lineLimit(c.long) {
+			return nil, protocol.ErrClose
+		}
+		part, err := c.r.ReadSlice('\n')
+		c.long = append(c.long, part...)
+		if err == nil {
+			return c.long, nil
+		}
+		if err != bufio.ErrBufferFull {
+			return c.long, err
+		}
+	}
+}
+
+// lineLimit is the longest line (without terminator) allowed for a line
+// starting with prefix.
+func (c *ServerCodec) lineLimit(prefix []byte) int {
+	other := min(readBufferSize, c.lim.MaxLineLen)
+	if len(prefix) <= other {
+		return other // decided without looking: anything this short is fine
+	}
+	i := 0
+	for i < len(prefix) && prefix[i] == ' ' {
+		i++
+	}
+	if i <= maxLeadingSpaces {
+		p := prefix[i:]
+		if bytes.HasPrefix(p, []byte("get ")) || bytes.HasPrefix(p, []byte("gets ")) {
+			return max(other, c.lim.MaxLineLen)
+		}
+	}
+	return other
+}
+
+// tokenize splits c.line on spaces (only ' ', as memcached does: a tab is
+// part of a token), keeping the first maxTokens spans and counting all.
+func (c *ServerCodec) tokenize() {
+	n := 0
+	line := c.line
+	i := 0
+	for {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		s := i
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+		if n < maxTokens {
+			c.toks[n] = span{s, i}
+		}
+		n++
+	}
+	c.ntok = n
+}
+
+// tok returns token i (which must be < min(ntok, maxTokens)).
+func (c *ServerCodec) tok(i int) []byte {
+	t := c.toks[i]
+	return c.line[t.start:t.end]
+}
+
+// parse dispatches the tokenized line.
+func (c *ServerCodec) parse(req *protocol.Request) error {
+	c.tokenize()
+	if c.ntok == 0 {
+		return c.replyError(req, "ERROR")
+	}
+	cmd := c.tok(0)
+	if len(cmd) == 2 && cmd[0] == 'm' {
+		return c.parseMeta(req, cmd[1])
+	}
+	return c.parseText(req, cmd)
+}
+
+// replyError writes a one-line error reply memcached gives for a malformed
+// request (suppressed under text noreply, as memcached's out_string does)
+// and returns ErrReplied.
+func (c *ServerCodec) replyError(req *protocol.Request, msg string) error {
+	if !(req.Quiet && req.Opcode == opText) {
+		c.w.WriteString(msg)
+		c.w.WriteString("\r\n")
+	}
+	return protocol.ErrReplied
+}
+
+// readData reads a data block of n bytes and its "\r\n" into req.Value. n
+// has been checked against MaxItemSize, so the buffer is bounded. memcached
+// reads exactly n+2 bytes and only then checks the last two: a block of the
+// wrong length is answered "bad data chunk" and whatever follows it is read
+// as the next command, which is what the stream looks like to memcached.
+func (c *ServerCodec) readData(req *protocol.Request, n int) (bad bool, err error) {
+	v := req.ValueBuffer(n)
+	if _, err := io.ReadFull(c.r, v); err != nil {
+		return false, eofIsUnexpected(err)
+	}
+	cr, err := c.r.ReadByte()
+	if err != nil {
+		return false, eofIsUnexpected(err)
+	}
+	lf, err := c.r.ReadByte()
+	if err != nil {
+		return false, eofIsUnexpected(err)
+	}
+	return cr != '\r' || lf != '\n', nil
+}
+
+// swallow discards a data block the request was refused for.
+func (c *ServerCodec) swallow(n int64) error {
+	for n > 0 {
+		chunk := n
+		if chunk > 1<<30 {
+			chunk = 1 << 30
+		}
+		d, err := c.r.Discard(int(chunk))
+		n -= int64(d)
+		if err != nil {
+			return eofIsUnexpected(err)
+		}
+	}
+	return nil
+}
+
+func eofIsUnexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

@@ -1,0 +1,304 @@
+package textproto
+
+import (
+	"math"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// memcached's reply words for malformed classic commands.
+const (
+	msgError         = "ERROR"
+	msgBadFormat     = "CLIENT_ERROR bad command line format"
+	msgBadChunk      = "CLIENT_ERROR bad data chunk"
+	msgTooLarge      = "SERVER_ERROR object too large for cache"
+	msgBadExptime    = "CLIENT_ERROR invalid exptime argument"
+	msgBadDelta      = "CLIENT_ERROR invalid numeric delta argument"
+	msgNonNumeric    = "CLIENT_ERROR cannot increment or decrement non-numeric value"
+	msgDeleteUsage   = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
+	msgTooManyKeys   = "SERVER_ERROR out of memory writing get response"
+	msgServerUnknown = "SERVER_ERROR unknown error"
+)
+
+// parseText parses a classic text command. Token counts are checked the way
+// memcached's process_command_ascii does (n counts real tokens, memcached's
+// ntokens is n+1), then each command's own checks run in memcached's order,
+// because the first failing check decides the reply word.
+func (c *ServerCodec) parseText(req *protocol.Request, cmd []byte) error {
+	n := c.ntok
+	switch string(cmd) {
+	case "get", "bget":
+		return c.parseGet(req, protocol.CmdGet, false)
+	case "gets":
+		return c.parseGet(req, protocol.CmdGets, false)
+	case "gat":
+		return c.parseGet(req, protocol.CmdGat, true)
+	case "gats":
+		return c.parseGet(req, protocol.CmdGats, true)
+	case "set":
+		return c.parseStore(req, protocol.CmdSet)
+	case "add":
+		return c.parseStore(req, protocol.CmdAdd)
+	case "replace":
+		return c.parseStore(req, protocol.CmdReplace)
+	case "append":
+		return c.parseStore(req, protocol.CmdAppend)
+	case "prepend":
+		return c.parseStore(req, protocol.CmdPrepend)
+	case "cas":
+		return c.parseStore(req, protocol.CmdCas)
+	case "incr":
+		return c.parseArith(req, protocol.CmdIncr)
+	case "decr":
+		return c.parseArith(req, protocol.CmdDecr)
+	case "touch":
+		return c.parseTouch(req)
+	case "delete":
+		return c.parseDelete(req)
+	case "flush_all":
+		return c.parseFlushAll(req)
+	case "verbosity":
+		if n != 2 && n != 3 {
+			return c.replyError(req, msgError)
+		}
+		c.setNoreply(req)
+		if _, ok := safeStrtoul(c.tok(1)); !ok {
+			return c.replyError(req, msgBadFormat)
+		}
+		req.Command = protocol.CmdVerbosity
+		req.Args = req.CopyBytes(c.tok(1))
+		return nil
+	case "stats":
+		req.Command = protocol.CmdStats
+		if n > 1 {
+			// The group and its arguments, single-spaced.
+			t := c.toks[1]
+			t.end = c.toks[min(n, maxTokens)-1].end
+			req.Args = req.CopyBytes(c.line[t.start:t.end])
+			if n > 2 {
+				req.Args = collapseSpaces(req.Args)
+			}
+		}
+		return nil
+	case "version":
+		req.Command = protocol.CmdVersion
+		return nil
+	case "quit":
+		req.Command = protocol.CmdQuit
+		return nil
+	}
+	return c.replyError(req, msgError)
+}
+
+// collapseSpaces rewrites runs of spaces in b (owned by the request) to one.
+func collapseSpaces(b []byte) []byte {
+	out := b[:0]
+	for i, ch := range b {
+		if ch == ' ' && i > 0 && b[i-1] == ' ' {
+			continue
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// setNoreply applies memcached's set_noreply_maybe: the last token decides,
+// whatever the command's arity, so "set k 0 0 noreply" is a quiet request
+// with a bad length.
+func (c *ServerCodec) setNoreply(req *protocol.Request) {
+	if c.ntok >= 2 && c.ntok <= maxTokens && string(c.tok(c.ntok-1)) == "noreply" {
+		req.Quiet = true
+	}
+}
+
+// parseGet parses get/gets/gat/gats. The keys are walked on the line itself,
+// since a multi-get may hold far more tokens than c.toks.
+func (c *ServerCodec) parseGet(req *protocol.Request, cmd protocol.Command, touch bool) error {
+	if c.ntok < 2 {
+		return c.replyError(req, msgError)
+	}
+	req.Command = cmd
+	req.Want = protocol.WantValue | protocol.WantFlags
+	if cmd == protocol.CmdGets || cmd == protocol.CmdGats {
+		req.Want |= protocol.WantCAS
+	}
+	first := 1
+	if touch {
+		exp, ok := safeStrtol(c.tok(1))
+		if !ok {
+			return c.replyError(req, msgBadExptime)
+		}
+		req.Exptime, req.HasExptime = int64(exp), true
+		first = 2
+	}
+	if c.ntok <= first {
+		// "gat 10": memcached walks zero keys and answers END.
+		return c.replyError(req, "END")
+	}
+	line := c.line
+	i := c.toks[first].start
+	for i < len(line) {
+		s := i
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+		if i > s {
+			key := line[s:i]
+			if len(key) > c.lim.MaxKeyLen {
+				// memcached drops the hits it stacked and answers only this.
+				return c.replyError(req, msgBadFormat)
+			}
+			if len(req.Keys) >= c.lim.MaxKeys {
+				return c.replyError(req, msgTooManyKeys)
+			}
+			req.AddKey(key)
+		}
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+	}
+	return nil
+}
+
+// parseStore parses set/add/replace/append/prepend/cas and reads the data
+// block, following process_update_command: noreply, key length, the three
+// numbers (all or nothing), the cas unique, the length's range, the size
+// limit. Only the size limit swallows the block: after any earlier error
+// memcached reads the block as the next command line, and so do we.
+func (c *ServerCodec) parseStore(req *protocol.Request, cmd protocol.Command) error {
+	n, want := c.ntok, 5
+	if cmd == protocol.CmdCas {
+		want = 6
+	}
+	if n != want && n != want+1 {
+		return c.replyError(req, msgError)
+	}
+	c.setNoreply(req)
+	key := c.tok(1)
+	if len(key) > c.lim.MaxKeyLen {
+		return c.replyError(req, msgBadFormat)
+	}
+	flags, ok1 := safeStrtoul(c.tok(2))
+	exp, ok2 := safeStrtol(c.tok(3))
+	vlen, ok3 := safeStrtol(c.tok(4))
+	if !ok1 || !ok2 || !ok3 {
+		return c.replyError(req, msgBadFormat)
+	}
+	if cmd == protocol.CmdCas {
+		cas, ok := safeStrtoull(c.tok(5))
+		if !ok {
+			return c.replyError(req, msgBadFormat)
+		}
+		req.CAS = cas
+	}
+	if vlen < 0 || vlen > math.MaxInt32-2 {
+		return c.replyError(req, msgBadFormat)
+	}
+	if int(vlen) > c.lim.MaxItemSize {
+		c.replyError(req, msgTooLarge)
+		if err := c.swallow(int64(vlen) + 2); err != nil {
+			return err
+		}
+		return protocol.ErrReplied
+	}
+	req.Command = cmd
+	req.AddKey(key)
+	req.Flags = flags
+	req.Exptime, req.HasExptime = int64(exp), true
+	bad, err := c.readData(req, int(vlen))
+	if err != nil {
+		return err
+	}
+	if bad {
+		return c.replyError(req, msgBadChunk)
+	}
+	return nil
+}
+
+// parseArith parses incr/decr.
+func (c *ServerCodec) parseArith(req *protocol.Request, cmd protocol.Command) error {
+	if c.ntok != 3 && c.ntok != 4 {
+		return c.replyError(req, msgError)
+	}
+	c.setNoreply(req)
+	key := c.tok(1)
+	if len(key) > c.lim.MaxKeyLen {
+		return c.replyError(req, msgBadFormat)
+	}
+	delta, ok := safeStrtoull(c.tok(2))
+	if !ok {
+		return c.replyError(req, msgBadDelta)
+	}
+	req.Command = cmd
+	req.AddKey(key)
+	req.Delta = delta
+	return nil
+}
+
+// parseTouch parses touch.
+func (c *ServerCodec) parseTouch(req *protocol.Request) error {
+	if c.ntok != 3 && c.ntok != 4 {
+		return c.replyError(req, msgError)
+	}
+	c.setNoreply(req)
+	key := c.tok(1)
+	if len(key) > c.lim.MaxKeyLen {
+		return c.replyError(req, msgBadFormat)
+	}
+	exp, ok := safeStrtol(c.tok(2))
+	if !ok {
+		return c.replyError(req, msgBadExptime)
+	}
+	req.Command = protocol.CmdTouch
+	req.AddKey(key)
+	req.Exptime, req.HasExptime = int64(exp), true
+	return nil
+}
+
+// parseDelete parses delete, including the legacy "delete <key> 0".
+func (c *ServerCodec) parseDelete(req *protocol.Request) error {
+	n := c.ntok
+	if n < 2 || n > 4 {
+		return c.replyError(req, msgError)
+	}
+	if n > 2 {
+		holdIsZero := string(c.tok(2)) == "0"
+		c.setNoreply(req)
+		valid := (n == 3 && (holdIsZero || req.Quiet)) || (n == 4 && holdIsZero && req.Quiet)
+		if !valid {
+			return c.replyError(req, msgDeleteUsage)
+		}
+	}
+	key := c.tok(1)
+	if len(key) > c.lim.MaxKeyLen {
+		return c.replyError(req, msgBadFormat)
+	}
+	req.Command = protocol.CmdDelete
+	req.AddKey(key)
+	return nil
+}
+
+// parseFlushAll parses flush_all [delay] [noreply]. The delay goes to
+// Request.Exptime as sent (after memcached's int32 truncation); memcached
+// treats a delay <= 0 as "now", as protocol.AbsExpiry does.
+func (c *ServerCodec) parseFlushAll(req *protocol.Request) error {
+	n := c.ntok
+	if n < 1 || n > 3 {
+		return c.replyError(req, msgError)
+	}
+	c.setNoreply(req)
+	bare := 1
+	if req.Quiet {
+		bare = 2
+	}
+	if n != bare {
+		exp, ok := safeStrtol(c.tok(1))
+		if !ok {
+			return c.replyError(req, msgBadExptime)
+		}
+		req.Exptime = int64(exp)
+	}
+	req.Command = protocol.CmdFlushAll
+	req.HasExptime = true
+	return nil
+}
