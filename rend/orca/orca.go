@@ -1,0 +1,762 @@
+// Package orca is rend's orchestrator: one protocol.Handler that serves
+// memcached commands from two layers, L1 (a stock memcached holding the hot
+// set in RAM, values chunked by package chunk) and L2 (mnemonic, the system
+// of record on SSD), following DESIGN §4.
+//
+// The three modes (l1only, l1l2 for the regular port, l1l2batch for the batch
+// port) are one code path parameterised by a small policy table (policy.go).
+//
+// Summary of what each command does with L2 configured (l1only runs the same
+// command on L1 alone, under the same locks):
+//
+//	set/add/replace/cas      L2 first; on success write the value to L1 with
+//	                         L2's version (set on the regular port, replace on
+//	                         the batch port); if that fails delete from L1
+//	append/prepend/incr/decr L2 first; on success read the result back from L2
+//	                         and write it to L1 as above
+//	delete                   L2, then L1 whatever L2 said
+//	touch                    L2, then L1 (present keys only)
+//	gat/gats                 L2 gat (the record), then touch L1; on the regular
+//	                         port an L1 miss is filled with add
+//	get/gets                 one L1 multi-get; the misses in one L2 batch; the
+//	                         regular port fills L1 with add
+//	flush_all                L2 then L1
+//	stats/version/verbosity  answered by rend
+//
+// Expiry: rend turns every client exptime into an absolute unix time once
+// (or -1 for "already expired") and sends that same number to both layers,
+// so both expire an item in the same second and a fill copies the remaining
+// lifetime exactly.
+package orca
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/moneta-cache/moneta/rend/chunk"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// Config configures an orchestrator. Build it in main and pass it to New.
+type Config struct {
+	Mode Mode
+	// L1 is the memcached backend (required).
+	L1 Backend
+	// L2 is the mnemonic backend (required unless Mode is L1Only).
+	L2 Backend
+	// Locks are the striped key locks, shared by all orchestrators of the
+	// process. Nil: New makes private ones (fine for a single listener).
+	Locks *Locks
+	// Stats receives the counters, shared by all orchestrators of the
+	// process. Nil: New makes private ones.
+	Stats *Stats
+	// ChunkSize is the data bytes per L1 chunk (default chunk.DefaultChunkSize).
+	ChunkSize int
+	// MaxItemSize is the largest value accepted (default 20 MiB).
+	MaxItemSize int
+	// Version is answered to "version".
+	Version string
+	// Started is the process start time reported by stats (default now).
+	Started time.Time
+	// ConnStats appends the server's connection counters to a stats reply
+	// (server.Stats.AppendStats). Optional.
+	ConnStats func([]protocol.Stat) []protocol.Stat
+	// Logger receives backend trouble. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultMaxItemSize is the largest value rend accepts by default.
+const DefaultMaxItemSize = 20 << 20
+
+// EnsureDefaults fills zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.ChunkSize == 0 {
+		c.ChunkSize = chunk.DefaultChunkSize
+	}
+	if c.MaxItemSize == 0 {
+		c.MaxItemSize = DefaultMaxItemSize
+	}
+	if c.Locks == nil {
+		c.Locks = NewLocks(0)
+	}
+	if c.Stats == nil {
+		c.Stats = new(Stats)
+	}
+	if c.Started.IsZero() {
+		c.Started = time.Now()
+	}
+	if c.Version == "" {
+		c.Version = "moneta-rend"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case int(c.Mode) >= len(policies):
+		return fmt.Errorf("orca: unknown mode %d", c.Mode)
+	case c.L1 == nil:
+		return errors.New("orca: L1 backend required")
+	case c.Mode != L1Only && c.L2 == nil:
+		return fmt.Errorf("orca: mode %v needs an L2 backend", c.Mode)
+	case c.Mode == L1Only && c.L2 != nil:
+		return errors.New("orca: mode l1only with an L2 backend")
+	case c.ChunkSize < 16 || c.ChunkSize > 512<<10:
+		return fmt.Errorf("orca: chunk size %d out of range 16..%d", c.ChunkSize, 512<<10)
+	case c.MaxItemSize < 1 || c.MaxItemSize > 1<<30:
+		return fmt.Errorf("orca: max item size %d out of range 1..%d", c.MaxItemSize, 1<<30)
+	}
+	return nil
+}
+
+// Orca is the orchestrating protocol.Handler of one listener.
+type Orca struct {
+	pol   policy
+	cfg   Config
+	l1    *l1
+	l2    Backend
+	locks *Locks
+	stats *Stats
+	log   *slog.Logger
+	pool  *pool
+	// lastVersion is the last version handed out in l1only mode (atomic;
+	// see nextVersion).
+	lastVersion atomic.Uint64
+}
+
+// New returns the orchestrator for cfg.
+func New(cfg Config) (*Orca, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := new(pool)
+	o := &Orca{
+		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
+		locks: cfg.Locks, stats: cfg.Stats, log: cfg.Logger, pool: p,
+	}
+	o.l1 = &l1{be: cfg.L1, chunkSize: cfg.ChunkSize, maxItem: cfg.MaxItemSize, stats: cfg.Stats, log: cfg.Logger, pool: p}
+	return o, nil
+}
+
+// Stats returns the counters the orchestrator updates.
+func (o *Orca) Stats() *Stats { return o.stats }
+
+// Handle executes one client request.
+func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets:
+		return o.get(ctx, req, resp)
+	case protocol.CmdGat, protocol.CmdGats:
+		if !req.HasExptime {
+			return o.get(ctx, req, resp)
+		}
+		return o.gat(ctx, req, resp)
+	case protocol.CmdTouch:
+		return o.touch(ctx, req, resp)
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdCas:
+		return o.store(ctx, req, resp)
+	case protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdIncr, protocol.CmdDecr:
+		return o.modify(ctx, req, resp)
+	case protocol.CmdDelete:
+		return o.delete(ctx, req, resp)
+	case protocol.CmdFlushAll:
+		return o.flush(ctx, req, resp)
+	case protocol.CmdStats:
+		o.statsReply(req, resp)
+		return nil
+	case protocol.CmdVersion:
+		resp.Message = o.cfg.Version
+		return nil
+	case protocol.CmdVerbosity:
+		return nil
+	}
+	resp.ClientError("unsupported command")
+	return nil
+}
+
+// errBackend wraps a backend failure for the server's log; the client sees
+// only the fixed message set in the response.
+type errBackend struct {
+	layer string
+	err   error
+}
+
+func (e *errBackend) Error() string { return "rend: " + e.layer + ": " + e.err.Error() }
+func (e *errBackend) Unwrap() error { return e.err }
+
+func (o *Orca) fail(resp *protocol.Response, layer string, err error) error {
+	resp.Reset()
+	resp.ServerError(layer + " unavailable")
+	return &errBackend{layer: layer, err: err}
+}
+
+// memcExp turns a client exptime into the number rend sends to both layers:
+// 0 never, -1 already expired, else an absolute unix time (which memcached
+// and mnemonic read as absolute because it is above 30 days).
+func memcExp(exptime int64, now time.Time) int64 {
+	abs, expired := protocol.AbsExpiry(exptime, now)
+	if expired {
+		return -1
+	}
+	return abs
+}
+
+// nextVersion hands out l1only versions (the CAS clients see when there is
+// no L2): nanoseconds since the epoch, forced to increase, so versions stay
+// unique across rend restarts without any stored state.
+func (o *Orca) nextVersion() uint64 {
+	for {
+		last := o.lastVersion.Load()
+		v := uint64(time.Now().UnixNano())
+		if v <= last {
+			v = last + 1
+		}
+		if o.lastVersion.CompareAndSwap(last, v) {
+			return v
+		}
+	}
+}
+
+// l2Request fills dst with req as L2 must see it (no quiet flag: rend needs
+// every answer), with exptime already converted by memcExp.
+func l2Request(dst, req *protocol.Request, exp int64) {
+	dst.Command = req.Command
+	dst.Keys = append(dst.Keys[:0], req.Keys...)
+	dst.Value = req.Value
+	dst.Flags = req.Flags
+	dst.Exptime, dst.HasExptime = req.Exptime, req.HasExptime
+	if req.HasExptime || req.Vivify {
+		dst.Exptime = exp
+	}
+	dst.CAS, dst.NewCAS = req.CAS, req.NewCAS
+	dst.Delta, dst.Initial, dst.Vivify = req.Delta, req.Initial, req.Vivify
+	dst.Want = req.Want
+	dst.Invalidate = req.Invalidate
+}
+
+// callL2 sends req (converted) to L2 into a pooled response the caller puts back.
+func (o *Orca) callL2(ctx context.Context, req *protocol.Request, exp int64) (*protocol.Response, error) {
+	r := o.pool.req()
+	defer o.pool.putReq(r)
+	l2Request(r, req, exp)
+	resp := o.pool.resp()
+	if err := o.l2.Handle(ctx, r, resp); err != nil {
+		o.stats.L2Errors.Add(1)
+		o.pool.putResp(resp)
+		return nil, err
+	}
+	return resp, nil
+}
+
+// updateL1 reflects a write L2 accepted into L1 per the mode's policy. A
+// failure deletes the key from L1: a missing copy only costs a refill,
+// while a stale one would be served as a hit.
+func (o *Orca) updateL1(ctx context.Context, key []byte, it item) {
+	if _, err := o.l1.store(ctx, o.pol.l1Write, key, it); err != nil {
+		o.invalidate(ctx, key)
+	}
+}
+
+func (o *Orca) invalidate(ctx context.Context, key []byte) {
+	o.stats.L1Invalidations.Add(1)
+	if _, err := o.l1.delete(ctx, key); err != nil {
+		o.stats.L1InvalidationErrors.Add(1)
+		o.log.Debug("rend: L1 invalidation failed", "err", err)
+	}
+}
+
+// get serves get/gets (and gat without a new exptime).
+func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	keys := req.Keys
+	o.stats.CmdGet.Add(uint64(len(keys)))
+	var l1err error
+	if o.pol.l2 && !o.l1.be.Healthy() {
+		// L1 is down: serve from L2 alone rather than wait on it.
+		l1err = errL1Status
+	} else {
+		l1err = o.l1.get(ctx, keys, resp, false, 0)
+	}
+	if l1err != nil && !o.pol.l2 {
+		return o.fail(resp, "L1", l1err)
+	}
+	nL1 := len(resp.Hits)
+	o.stats.L1Hits.Add(uint64(nL1))
+	o.stats.L1Misses.Add(uint64(len(keys) - nL1))
+	defer func() {
+		sortHits(resp)
+		o.stats.GetHits.Add(uint64(len(resp.Hits)))
+		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
+	}()
+	if !o.pol.l2 || nL1 == len(keys) {
+		return nil
+	}
+
+	// The misses go to L2 in one batch.
+	hit := make([]bool, len(keys))
+	for i := range resp.Hits {
+		hit[resp.Hits[i].Index] = true
+	}
+	missIdx := make([]int, 0, len(keys)-nL1)
+	l2req := o.pool.req()
+	defer o.pool.putReq(l2req)
+	l2req.Command = protocol.CmdGet
+	for i, k := range keys {
+		if !hit[i] {
+			missIdx = append(missIdx, i)
+			l2req.Keys = append(l2req.Keys, k)
+		}
+	}
+
+	// Hold the misses' stripes shared from the L2 read until the fills
+	// are done. Without it: we read v1 from L2; a writer sets v2 in L2 and
+	// L1 (or deletes the key from both); our fill then adds v1 to L1, where
+	// it would be served until it expires. Under the shared lock the writer
+	// waits for the fill, then overwrites (or deletes) it.
+	var stripeBuf [16]int
+	stripes := o.locks.set(stripeBuf[:0], l2req.Keys)
+	o.locks.rlock(stripes)
+	defer o.locks.runlock(stripes)
+
+	l2resp := o.pool.resp()
+	defer o.pool.putResp(l2resp)
+	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
+		o.stats.L2Errors.Add(1)
+		if nL1 > 0 {
+			// Serve the L1 hits; the rest read as misses (a text
+			// multi-get cannot report a per-key error).
+			return nil
+		}
+		if err == nil {
+			err = errors.New(l2resp.Message)
+		}
+		return o.fail(resp, "L2", err)
+	}
+	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))
+	o.stats.L2Misses.Add(uint64(len(missIdx) - len(l2resp.Hits)))
+	for i := range l2resp.Hits {
+		h := &l2resp.Hits[i]
+		resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime)
+	}
+	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
+		o.fill(ctx, l2req.Keys, l2resp.Hits)
+	}
+	return nil
+}
+
+// fill copies L2 hits into L1 with add (the caller holds their stripes
+// shared). add, not set: a concurrent fill of the same version may have won
+// already, and nothing newer can have been written since our L2 read
+// because writers need the stripe exclusively.
+func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
+	for i := range hits {
+		h := &hits[i]
+		st, err := o.l1.store(ctx, protocol.CmdAdd, keys[h.Index], item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
+		switch {
+		case err != nil:
+			return // L1 trouble: the next read tries again
+		case st == protocol.StatusOK:
+			o.stats.L1Fills.Add(1)
+		default:
+			o.stats.L1FillsLost.Add(1)
+		}
+	}
+}
+
+// lockKeys takes the stripes of keys exclusively and returns them for unlock.
+func (o *Orca) lockKeys(buf []int, keys [][]byte) []int {
+	s := o.locks.set(buf, keys)
+	o.locks.lock(s)
+	return s
+}
+
+// store serves set/add/replace/cas.
+func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdSet.Add(1)
+	key := req.Key()
+	exp := memcExp(req.Exptime, time.Now())
+	var buf [1]int
+	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
+
+	if o.pol.l2 {
+		// L2 first: it is the record and owns the version. If it fails
+		// or refuses, L1 is left alone (it still matches L2).
+		r, err := o.callL2(ctx, req, exp)
+		if err != nil {
+			return o.fail(resp, "L2", err)
+		}
+		defer o.pool.putResp(r)
+		resp.Status, resp.CAS, resp.Message = r.Status, r.CAS, r.Message
+		if r.Status != protocol.StatusOK {
+			return nil
+		}
+		o.updateL1(ctx, key, item{value: req.Value, flags: req.Flags, exp: exp, version: r.CAS})
+		return nil
+	}
+
+	// l1only. All L1 writes of this key hold the stripe, so the compare
+	// below cannot be invalidated by another rend write before our store.
+	cmd := req.Command
+	if cmd == protocol.CmdCas {
+		found, version, err := o.l1Version(ctx, key)
+		if err != nil {
+			return o.fail(resp, "L1", err)
+		}
+		switch {
+		case !found:
+			resp.Status = protocol.StatusNotFound
+			return nil
+		case version != req.CAS:
+			resp.Status = protocol.StatusExists
+			return nil
+		}
+		cmd = protocol.CmdSet
+	}
+	version := req.NewCAS
+	if version == 0 {
+		version = o.nextVersion()
+	}
+	st, err := o.l1.store(ctx, cmd, key, item{value: req.Value, flags: req.Flags, exp: exp, version: version})
+	if err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	resp.Status = st
+	if st == protocol.StatusOK {
+		resp.CAS = version
+	}
+	return nil
+}
+
+// l1Version reads the version of key's L1 header.
+func (o *Orca) l1Version(ctx context.Context, key []byte) (bool, uint64, error) {
+	hdrs, hresp, err := o.l1.headers(ctx, [][]byte{key}, nil)
+	if err != nil {
+		return false, 0, err
+	}
+	defer o.pool.putResp(hresp)
+	if len(hdrs) == 0 {
+		return false, 0, nil
+	}
+	return true, hdrs[0].h.Version, nil
+}
+
+// modify serves append/prepend/incr/decr.
+func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr {
+		o.stats.CmdIncr.Add(1)
+	} else {
+		o.stats.CmdSet.Add(1)
+	}
+	key := req.Key()
+	now := time.Now()
+	var buf [1]int
+	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
+
+	if o.pol.l2 {
+		r, err := o.callL2(ctx, req, memcExp(req.Exptime, now))
+		if err != nil {
+			return o.fail(resp, "L2", err)
+		}
+		resp.Status, resp.CAS, resp.Number, resp.Message = r.Status, r.CAS, r.Number, r.Message
+		o.pool.putResp(r)
+		if resp.Status != protocol.StatusOK {
+			return nil
+		}
+		// rend does not know the new value (append) or its flags and
+		// expiry (incr), so it reads the result back from L2 while still
+		// holding the stripe: no rend write of this key can come between
+		// L2's change and this read, so L1 gets exactly L2's new item.
+		o.refreshL1(ctx, key)
+		return nil
+	}
+
+	// l1only: read, compute, write back, all under the stripe.
+	cur := o.pool.resp()
+	defer o.pool.putResp(cur)
+	if err := o.l1.get(ctx, req.Keys[:1], cur, false, 0); err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	isArith := req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr
+	if len(cur.Hits) == 0 {
+		switch {
+		case !isArith:
+			resp.Status = protocol.StatusNotStored
+		case req.Vivify:
+			version := o.nextVersion()
+			v := strconv.AppendUint(nil, req.Initial, 10)
+			st, err := o.l1.store(ctx, protocol.CmdAdd, key, item{value: v, flags: req.Flags, exp: memcExp(req.Exptime, now), version: version})
+			if err != nil {
+				return o.fail(resp, "L1", err)
+			}
+			if st != protocol.StatusOK {
+				// Another writer created it; with the stripe held that
+				// is a non-rend writer: report what memcached would.
+				resp.Status = protocol.StatusNotStored
+				return nil
+			}
+			resp.Number, resp.CAS = req.Initial, version
+		default:
+			resp.Status = protocol.StatusNotFound
+		}
+		return nil
+	}
+	h := cur.Hits[0]
+	var nv []byte
+	switch req.Command {
+	case protocol.CmdAppend, protocol.CmdPrepend:
+		if len(h.Value)+len(req.Value) > o.cfg.MaxItemSize {
+			resp.Status = protocol.StatusTooLarge
+			return nil
+		}
+		nv = make([]byte, 0, len(h.Value)+len(req.Value))
+		if req.Command == protocol.CmdAppend {
+			nv = append(append(nv, h.Value...), req.Value...)
+		} else {
+			nv = append(append(nv, req.Value...), h.Value...)
+		}
+	default:
+		n, ok := parseNumber(h.Value)
+		if !ok {
+			resp.Status = protocol.StatusNonNumeric
+			return nil
+		}
+		if req.Command == protocol.CmdIncr {
+			n += req.Delta // wraps at 2^64, as memcached does
+		} else if req.Delta > n {
+			n = 0 // decr never goes below zero
+		} else {
+			n -= req.Delta
+		}
+		resp.Number = n
+		nv = strconv.AppendUint(nil, n, 10)
+	}
+	version := o.nextVersion()
+	// The item keeps its flags and remaining lifetime, as in memcached.
+	if _, err := o.l1.store(ctx, protocol.CmdSet, key, item{value: nv, flags: h.Flags, exp: h.Exptime, version: version}); err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	resp.CAS = version
+	return nil
+}
+
+// parseNumber reads a counter value the way memcached does: decimal
+// digits, optionally followed by the spaces memcached's in-place decr
+// leaves, and no more than fits in 64 bits.
+func parseNumber(b []byte) (uint64, bool) {
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	return n, err == nil
+}
+
+// refreshL1 copies key's current L2 item into L1 per the mode's policy,
+// or deletes it from L1 when L2 no longer has it or cannot be read.
+func (o *Orca) refreshL1(ctx context.Context, key []byte) {
+	r := o.pool.req()
+	defer o.pool.putReq(r)
+	r.Command = protocol.CmdGet
+	r.Keys = append(r.Keys, key)
+	resp := o.pool.resp()
+	defer o.pool.putResp(resp)
+	if err := o.l2.Handle(ctx, r, resp); err != nil || resp.Status != protocol.StatusOK || len(resp.Hits) == 0 {
+		if err != nil {
+			o.stats.L2Errors.Add(1)
+		}
+		o.invalidate(ctx, key)
+		return
+	}
+	h := &resp.Hits[0]
+	o.updateL1(ctx, key, item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
+}
+
+// delete serves delete.
+func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdDelete.Add(1)
+	key := req.Key()
+	var buf [1]int
+	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
+	if o.pol.l2 {
+		r, err := o.callL2(ctx, req, 0)
+		if err != nil {
+			return o.fail(resp, "L2", err)
+		}
+		resp.Status, resp.Message = r.Status, r.Message
+		o.pool.putResp(r)
+		// Delete from L1 also when L2 missed: L1 may hold a copy L2 lost
+		// (evicted from disk), which must not outlive a delete. Only a
+		// refused compare (EXISTS) leaves L1 alone, since L2 kept its item.
+		if resp.Status == protocol.StatusOK || resp.Status == protocol.StatusNotFound {
+			if _, err := o.l1.delete(ctx, key); err != nil {
+				o.stats.L1InvalidationErrors.Add(1)
+			}
+		}
+		return nil
+	}
+	if req.CAS != 0 {
+		found, version, err := o.l1Version(ctx, key)
+		if err != nil {
+			return o.fail(resp, "L1", err)
+		}
+		if found && version != req.CAS {
+			resp.Status = protocol.StatusExists
+			return nil
+		}
+	}
+	found, err := o.l1.delete(ctx, key)
+	if err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	if !found {
+		resp.Status = protocol.StatusNotFound
+	}
+	return nil
+}
+
+// touch serves touch.
+func (o *Orca) touch(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdTouch.Add(1)
+	key := req.Key()
+	exp := memcExp(req.Exptime, time.Now())
+	var buf [1]int
+	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
+	if o.pol.l2 {
+		r, err := o.callL2(ctx, req, exp)
+		if err != nil {
+			return o.fail(resp, "L2", err)
+		}
+		resp.Status, resp.Message = r.Status, r.Message
+		o.pool.putResp(r)
+		switch resp.Status {
+		case protocol.StatusOK:
+			// Both modes give L1's copy (if any) the same new expiry;
+			// the batch port must not leave it at its old one (Rend made
+			// such items immortal).
+			if _, err := o.l1.touch(ctx, key, exp); err != nil {
+				o.invalidate(ctx, key)
+			}
+		case protocol.StatusNotFound:
+			// L2 has no such item: neither may L1.
+			o.invalidate(ctx, key)
+		}
+		return nil
+	}
+	found, err := o.l1.touch(ctx, key, exp)
+	if err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	if !found {
+		resp.Status = protocol.StatusNotFound
+	}
+	return nil
+}
+
+// gat serves gat/gats: a read that also sets a new expiry, so a write.
+func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdGet.Add(uint64(len(req.Keys)))
+	o.stats.CmdTouch.Add(uint64(len(req.Keys)))
+	exp := memcExp(req.Exptime, time.Now())
+	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
+	defer o.locks.unlock(stripes)
+	defer func() {
+		sortHits(resp)
+		o.stats.GetHits.Add(uint64(len(resp.Hits)))
+		o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
+	}()
+	if !o.pol.l2 {
+		// Holding the stripes exclusively, l1.get may rewrite the headers.
+		if err := o.l1.get(ctx, req.Keys, resp, true, exp); err != nil {
+			return o.fail(resp, "L1", err)
+		}
+		return nil
+	}
+	// L2 (the record) first: it returns the item with its new expiry.
+	r, err := o.callL2(ctx, req, exp)
+	if err != nil {
+		return o.fail(resp, "L2", err)
+	}
+	defer o.pool.putResp(r)
+	if r.Status != protocol.StatusOK {
+		resp.Status, resp.Message = r.Status, r.Message
+		return nil
+	}
+	for i := range r.Hits {
+		h := &r.Hits[i]
+		resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
+		key := req.Keys[h.Index]
+		// Then L1: give a present copy the same new expiry (both ports);
+		// on the regular port fill a missing one, with add as in get.
+		found, err := o.l1.touch(ctx, key, exp)
+		switch {
+		case err != nil:
+			o.invalidate(ctx, key)
+		case !found && o.pol.fill:
+			if st, err := o.l1.store(ctx, protocol.CmdAdd, key, item{value: h.Value, flags: h.Flags, exp: exp, version: h.CAS}); err == nil && st == protocol.StatusOK {
+				o.stats.L1Fills.Add(1)
+			}
+		}
+	}
+	return nil
+}
+
+// flush serves flush_all: L2 (the record) first, then L1.
+func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdFlush.Add(1)
+	if o.pol.l2 {
+		r, err := o.callL2(ctx, req, req.Exptime)
+		if err != nil {
+			return o.fail(resp, "L2", err)
+		}
+		st := r.Status
+		o.pool.putResp(r)
+		if st != protocol.StatusOK {
+			resp.ServerError("L2 flush failed")
+			return nil
+		}
+	}
+	if err := o.l1.flush(ctx, req); err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	return nil
+}
+
+// statsReply answers "stats" from rend's own counters.
+func (o *Orca) statsReply(req *protocol.Request, resp *protocol.Response) {
+	now := time.Now()
+	s := func(name, v string) { resp.Stats = append(resp.Stats, protocol.Stat{Name: name, Value: v}) }
+	s("pid", strconv.Itoa(os.Getpid()))
+	s("uptime", strconv.FormatInt(int64(now.Sub(o.cfg.Started)/time.Second), 10))
+	s("time", strconv.FormatInt(now.Unix(), 10))
+	s("version", o.cfg.Version)
+	s("pointer_size", "64")
+	s("mode", o.pol.name)
+	if o.cfg.ConnStats != nil {
+		resp.Stats = o.cfg.ConnStats(resp.Stats)
+	}
+	resp.Stats = o.stats.AppendStats(resp.Stats)
+	s("l1_healthy", boolStat(o.l1.be.Healthy()))
+	if o.l2 != nil {
+		s("l2_healthy", boolStat(o.l2.Healthy()))
+	}
+	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
+	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))
+}
+
+func boolStat(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,383 @@
+package orca
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moneta-cache/moneta/rend/chunk"
+	"github.com/moneta-cache/moneta/shared/mcclient"
+	"github.com/moneta-cache/moneta/shared/mctest"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// These tests drive the orchestrator directly (no client codec) against
+// real memcached processes. A second memcached stands in for L2: it speaks
+// the same meta protocol with CAS and TTL, which is all orca relies on; the
+// end-to-end tests in cmd/rend put a real mnemonic there.
+
+const testChunk = 64 // small chunks make every path multi-chunk cheaply
+
+type rig struct {
+	t       *testing.T
+	l1mc    *mctest.Memcached
+	l1, l2  *mcclient.Client
+	regular *Orca
+	batch   *Orca
+	stats   *Stats
+}
+
+func client(t *testing.T, addr string) *mcclient.Client {
+	c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, BackoffMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func newRig(t *testing.T, withL2 bool) *rig {
+	r := &rig{t: t, stats: new(Stats)}
+	r.l1mc = mctest.Start(t, "-m", "128")
+	r.l1 = client(t, r.l1mc.Addr)
+	locks := NewLocks(64)
+	cfg := Config{Mode: L1Only, L1: r.l1, Locks: locks, Stats: r.stats, ChunkSize: testChunk}
+	if withL2 {
+		l2mc := mctest.Start(t, "-m", "128", "-I", "32m")
+		r.l2 = client(t, l2mc.Addr)
+		cfg.Mode, cfg.L2 = L1L2, r.l2
+	}
+	var err error
+	if r.regular, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if withL2 {
+		cfg.Mode = L1L2Batch
+		if r.batch, err = New(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+type op struct {
+	cmd     protocol.Command
+	keys    []string
+	value   string
+	flags   uint32
+	exptime int64
+	cas     uint64
+	delta   uint64
+}
+
+func do(t *testing.T, h protocol.Handler, o op) *protocol.Response {
+	t.Helper()
+	req := new(protocol.Request)
+	req.Command = o.cmd
+	for _, k := range o.keys {
+		req.AddKey([]byte(k))
+	}
+	req.Value = []byte(o.value)
+	req.Flags = o.flags
+	req.Exptime, req.HasExptime = o.exptime, true
+	req.CAS = o.cas
+	req.Delta = o.delta
+	resp := new(protocol.Response)
+	if err := h.Handle(context.Background(), req, resp); err != nil {
+		t.Fatalf("%v %v: %v", o.cmd, o.keys, err)
+	}
+	return resp
+}
+
+func status(t *testing.T, resp *protocol.Response, want protocol.Status) {
+	t.Helper()
+	if resp.Status != want {
+		t.Fatalf("status %v (%s), want %v", resp.Status, resp.Message, want)
+	}
+}
+
+func get1(t *testing.T, h protocol.Handler, key string) (protocol.Hit, bool) {
+	t.Helper()
+	resp := do(t, h, op{cmd: protocol.CmdGets, keys: []string{key}})
+	if len(resp.Hits) == 0 {
+		return protocol.Hit{}, false
+	}
+	return resp.Hits[0], true
+}
+
+func value(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i*7%26)
+	}
+	return string(b)
+}
+
+// sizes covers inline, the inline/chunked border and chunk boundaries.
+var sizes = []int{0, 1, testChunk - 1, testChunk, testChunk + 1, 2*testChunk + 1, 10000}
+
+func TestL1OnlyCommands(t *testing.T) {
+	r := newRig(t, false)
+	o := r.regular
+	for _, n := range sizes {
+		k := fmt.Sprintf("k%d", n)
+		v := value(n)
+		st := do(t, o, op{cmd: protocol.CmdSet, keys: []string{k}, value: v, flags: 42})
+		status(t, st, protocol.StatusOK)
+		h, ok := get1(t, o, k)
+		if !ok || string(h.Value) != v || h.Flags != 42 || h.CAS != st.CAS || h.CAS == 0 {
+			t.Fatalf("n=%d: hit %v flags %d cas %d/%d", n, ok, h.Flags, h.CAS, st.CAS)
+		}
+	}
+	// Multi-get in key order with misses mixed in.
+	resp := do(t, o, op{cmd: protocol.CmdGet, keys: []string{"k1", "nope", "k10000", "k0"}})
+	if len(resp.Hits) != 3 || resp.Hits[0].Index != 0 || resp.Hits[1].Index != 2 || resp.Hits[2].Index != 3 {
+		t.Fatalf("multi-get hits %+v", resp.Hits)
+	}
+	// add/replace.
+	status(t, do(t, o, op{cmd: protocol.CmdAdd, keys: []string{"k1"}, value: "x"}), protocol.StatusNotStored)
+	status(t, do(t, o, op{cmd: protocol.CmdAdd, keys: []string{"k1"}, value: value(500)}), protocol.StatusNotStored)
+	status(t, do(t, o, op{cmd: protocol.CmdReplace, keys: []string{"new"}, value: value(500)}), protocol.StatusNotStored)
+	status(t, do(t, o, op{cmd: protocol.CmdAdd, keys: []string{"new"}, value: value(500)}), protocol.StatusOK)
+	status(t, do(t, o, op{cmd: protocol.CmdReplace, keys: []string{"new"}, value: "r"}), protocol.StatusOK)
+	// cas.
+	h, _ := get1(t, o, "new")
+	status(t, do(t, o, op{cmd: protocol.CmdCas, keys: []string{"new"}, value: "c", cas: h.CAS + 1}), protocol.StatusExists)
+	status(t, do(t, o, op{cmd: protocol.CmdCas, keys: []string{"missing"}, value: "c", cas: 1}), protocol.StatusNotFound)
+	status(t, do(t, o, op{cmd: protocol.CmdCas, keys: []string{"new"}, value: "c", cas: h.CAS}), protocol.StatusOK)
+	// append/prepend across the chunk boundary.
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"ap"}, value: value(60), flags: 5})
+	status(t, do(t, o, op{cmd: protocol.CmdAppend, keys: []string{"ap"}, value: "TAIL"}), protocol.StatusOK)
+	status(t, do(t, o, op{cmd: protocol.CmdPrepend, keys: []string{"ap"}, value: "HEAD"}), protocol.StatusOK)
+	status(t, do(t, o, op{cmd: protocol.CmdAppend, keys: []string{"none"}, value: "x"}), protocol.StatusNotStored)
+	if h, _ := get1(t, o, "ap"); string(h.Value) != "HEAD"+value(60)+"TAIL" || h.Flags != 5 {
+		t.Fatalf("append/prepend: %q", h.Value)
+	}
+	// incr/decr.
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"n"}, value: "10"})
+	if r := do(t, o, op{cmd: protocol.CmdIncr, keys: []string{"n"}, delta: 5}); r.Number != 15 {
+		t.Fatalf("incr %d", r.Number)
+	}
+	if r := do(t, o, op{cmd: protocol.CmdDecr, keys: []string{"n"}, delta: 100}); r.Number != 0 {
+		t.Fatalf("decr %d", r.Number)
+	}
+	status(t, do(t, o, op{cmd: protocol.CmdIncr, keys: []string{"ap"}, delta: 1}), protocol.StatusNonNumeric)
+	status(t, do(t, o, op{cmd: protocol.CmdIncr, keys: []string{"nn"}, delta: 1}), protocol.StatusNotFound)
+	// touch/gat/delete.
+	status(t, do(t, o, op{cmd: protocol.CmdTouch, keys: []string{"k10000"}, exptime: 100}), protocol.StatusOK)
+	h, _ = get1(t, o, "k10000")
+	if left := h.Exptime - time.Now().Unix(); left < 98 || left > 100 {
+		t.Fatalf("touch: %d s left", left)
+	}
+	resp = do(t, o, op{cmd: protocol.CmdGat, keys: []string{"k10000", "k1"}, exptime: 200})
+	if len(resp.Hits) != 2 || string(resp.Hits[0].Value) != value(10000) {
+		t.Fatalf("gat hits %d", len(resp.Hits))
+	}
+	if h, _ := get1(t, o, "k10000"); h.Exptime-time.Now().Unix() < 198 || string(h.Value) != value(10000) {
+		t.Fatalf("gat did not set the expiry")
+	}
+	status(t, do(t, o, op{cmd: protocol.CmdTouch, keys: []string{"nope"}, exptime: 1}), protocol.StatusNotFound)
+	status(t, do(t, o, op{cmd: protocol.CmdDelete, keys: []string{"k10000"}}), protocol.StatusOK)
+	status(t, do(t, o, op{cmd: protocol.CmdDelete, keys: []string{"k10000"}}), protocol.StatusNotFound)
+	// Negative exptime: stored as expired.
+	status(t, do(t, o, op{cmd: protocol.CmdSet, keys: []string{"k1"}, value: "x", exptime: -1}), protocol.StatusOK)
+	if _, ok := get1(t, o, "k1"); ok {
+		t.Fatal("expired set still visible")
+	}
+	// flush_all.
+	status(t, do(t, o, op{cmd: protocol.CmdFlushAll}), protocol.StatusOK)
+	if _, ok := get1(t, o, "k0"); ok {
+		t.Fatal("flush_all left items")
+	}
+}
+
+func TestLargeValuesAndLongKeys(t *testing.T) {
+	r := newRig(t, false)
+	o, err := New(Config{Mode: L1Only, L1: r.l1}) // default chunk size
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("L", 250)
+	for _, n := range []int{0, 1, chunk.DefaultChunkSize - 1, chunk.DefaultChunkSize, chunk.DefaultChunkSize + 1, 1<<20 + 1, 20 << 20} {
+		v := value(n)
+		status(t, do(t, o, op{cmd: protocol.CmdSet, keys: []string{long}, value: v}), protocol.StatusOK)
+		h, ok := get1(t, o, long)
+		if !ok || !bytes.Equal(h.Value, []byte(v)) {
+			t.Fatalf("n=%d: hit=%v len=%d", n, ok, len(h.Value))
+		}
+	}
+}
+
+// chunkKeys reads key's header from memcached directly and derives its chunk keys.
+func chunkKeys(t *testing.T, l1 *mcclient.Client, key string) []string {
+	t.Helper()
+	resp := do(t, l1, op{cmd: protocol.CmdGet, keys: []string{key}})
+	if len(resp.Hits) == 0 {
+		return nil
+	}
+	h, err := chunk.Decode(resp.Hits[0].Value, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := chunk.KeyBase([]byte(key), &h.Token)
+	var out []string
+	for i := 0; i < h.Chunks; i++ {
+		out = append(out, string(chunk.AppendChunkKey(nil, &base, i)))
+	}
+	return out
+}
+
+func TestChunkDeletedBehindBackIsMiss(t *testing.T) {
+	r := newRig(t, false)
+	o := r.regular
+	v := value(1000)
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"big"}, value: v})
+	ck := chunkKeys(t, r.l1, "big")
+	if len(ck) < 3 {
+		t.Fatalf("%d chunks", len(ck))
+	}
+	status(t, do(t, r.l1, op{cmd: protocol.CmdDelete, keys: []string{ck[len(ck)/2]}}), protocol.StatusOK)
+	before := r.stats.ChunkMisses.Load()
+	if _, ok := get1(t, o, "big"); ok {
+		t.Fatal("item with a lost chunk was a hit")
+	}
+	if r.stats.ChunkMisses.Load() != before+1 {
+		t.Fatal("chunk miss not counted")
+	}
+	// The broken header was removed, so an add works again.
+	status(t, do(t, o, op{cmd: protocol.CmdAdd, keys: []string{"big"}, value: v}), protocol.StatusOK)
+	// A chunk overwritten with foreign data: miss too.
+	ck = chunkKeys(t, r.l1, "big")
+	do(t, r.l1, op{cmd: protocol.CmdSet, keys: []string{ck[0]}, value: strings.Repeat("z", 16+testChunk)})
+	if _, ok := get1(t, o, "big"); ok {
+		t.Fatal("item with a foreign chunk was a hit")
+	}
+}
+
+func TestL1L2FillAndTTL(t *testing.T) {
+	r := newRig(t, true)
+	o := r.regular
+	v := value(300)
+	// Write through the regular port: both layers, L1 carrying L2's version.
+	st := do(t, o, op{cmd: protocol.CmdSet, keys: []string{"a"}, value: v, flags: 9, exptime: 1000})
+	status(t, st, protocol.StatusOK)
+	l2hit, ok := get1(t, r.l2, "a")
+	if !ok || l2hit.CAS != st.CAS {
+		t.Fatalf("L2 version %d, client saw %d", l2hit.CAS, st.CAS)
+	}
+	if h, ok := get1(t, o, "a"); !ok || h.CAS != st.CAS || string(h.Value) != v || h.Flags != 9 {
+		t.Fatalf("L1 hit cas %d want %d", h.CAS, st.CAS)
+	}
+	// Drop L1's copy: the next get comes from L2 and fills L1 with the
+	// remaining TTL.
+	do(t, r.l1, op{cmd: protocol.CmdDelete, keys: []string{"a"}})
+	do(t, r.l2, op{cmd: protocol.CmdTouch, keys: []string{"b"}})
+	if h, ok := get1(t, o, "a"); !ok || string(h.Value) != v || h.CAS != st.CAS {
+		t.Fatal("L2 hit not served")
+	}
+	if r.stats.L1Fills.Load() != 1 {
+		t.Fatalf("fills %d", r.stats.L1Fills.Load())
+	}
+	raw := do(t, r.l1, op{cmd: protocol.CmdGet, keys: []string{"a"}})
+	if len(raw.Hits) != 1 {
+		t.Fatal("fill not in L1")
+	}
+	h, _ := chunk.Decode(raw.Hits[0].Value, 1<<20)
+	if left := raw.Hits[0].Exptime - time.Now().Unix(); left < 995 || left > 1003 || h.Version != st.CAS {
+		t.Fatalf("filled TTL %d version %d", left, h.Version)
+	}
+	// Multi-get: L1 hits, L2 hits, misses, in order.
+	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"only2"}, value: "two"})
+	resp := do(t, o, op{cmd: protocol.CmdGet, keys: []string{"none", "only2", "a"}})
+	if len(resp.Hits) != 2 || resp.Hits[0].Index != 1 || resp.Hits[1].Index != 2 || string(resp.Hits[0].Value) != "two" {
+		t.Fatalf("multi-get %+v", resp.Hits)
+	}
+	// incr through L2, reflected in L1.
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"n"}, value: "1"})
+	if ir := do(t, o, op{cmd: protocol.CmdIncr, keys: []string{"n"}, delta: 41}); ir.Number != 42 {
+		t.Fatalf("incr %d", ir.Number)
+	}
+	if h, _ := get1(t, r.l1, "n"); true {
+		hd, err := chunk.Decode(h.Value, 1<<20)
+		if err != nil || string(hd.Inline) != "42" {
+			t.Fatalf("L1 after incr: %q %v", hd.Inline, err)
+		}
+	}
+	// delete removes from both.
+	status(t, do(t, o, op{cmd: protocol.CmdDelete, keys: []string{"a"}}), protocol.StatusOK)
+	if _, ok := get1(t, r.l1, "a"); ok {
+		t.Fatal("delete left L1")
+	}
+}
+
+func TestBatchPort(t *testing.T) {
+	r := newRig(t, true)
+	b := r.batch
+	// Cold key through the batch port: L2 only.
+	status(t, do(t, b, op{cmd: protocol.CmdSet, keys: []string{"cold"}, value: value(500)}), protocol.StatusOK)
+	if _, ok := get1(t, r.l1, "cold"); ok {
+		t.Fatal("batch write of a cold key reached L1")
+	}
+	// Batch reads never fill.
+	if _, ok := get1(t, b, "cold"); !ok {
+		t.Fatal("batch get missed")
+	}
+	if _, ok := get1(t, r.l1, "cold"); ok {
+		t.Fatal("batch get filled L1")
+	}
+	// Hot key (in L1 via the regular port): the batch write updates it.
+	do(t, r.regular, op{cmd: protocol.CmdSet, keys: []string{"hot"}, value: "old"})
+	st := do(t, b, op{cmd: protocol.CmdSet, keys: []string{"hot"}, value: value(500)})
+	if h, ok := get1(t, r.regular, "hot"); !ok || string(h.Value) != value(500) || h.CAS != st.CAS {
+		t.Fatal("batch write did not update the hot key")
+	}
+	if r.stats.L2Hits.Load() != 1 {
+		t.Fatalf("hot key read went to L2 (%d L2 hits)", r.stats.L2Hits.Load())
+	}
+	// gat on the batch port gives L1's copy the new TTL.
+	do(t, b, op{cmd: protocol.CmdGat, keys: []string{"hot"}, exptime: 300})
+	raw := do(t, r.l1, op{cmd: protocol.CmdGet, keys: []string{"hot"}})
+	if len(raw.Hits) != 1 || raw.Hits[0].Exptime == 0 {
+		t.Fatal("batch gat left L1 immortal")
+	}
+}
+
+func TestConcurrentWritersConverge(t *testing.T) {
+	r := newRig(t, true)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				o := r.regular
+				if (w+i)%3 == 0 {
+					o = r.batch
+				}
+				v := fmt.Sprintf("w%d-%d-%s", w, i, value(i*10))
+				do(t, o, op{cmd: protocol.CmdSet, keys: []string{"hotkey"}, value: v})
+				if i%5 == 0 {
+					do(t, r.regular, op{cmd: protocol.CmdDelete, keys: []string{"hotkey"}})
+				}
+				get1(t, r.regular, "hotkey")
+			}
+		}()
+	}
+	wg.Wait()
+	h2, ok2 := get1(t, r.l2, "hotkey")
+	h1, ok1 := get1(t, r.regular, "hotkey")
+	raw := do(t, r.l1, op{cmd: protocol.CmdGet, keys: []string{"hotkey"}})
+	if ok2 != ok1 || (ok1 && (string(h1.Value) != string(h2.Value) || h1.CAS != h2.CAS)) {
+		t.Fatalf("L1 %v %q != L2 %v %q", ok1, h1.Value, ok2, h2.Value)
+	}
+	if len(raw.Hits) == 1 {
+		hd, _ := chunk.Decode(raw.Hits[0].Value, 1<<20)
+		if hd.Version != h2.CAS {
+			t.Fatalf("L1 version %d, L2 %d", hd.Version, h2.CAS)
+		}
+	}
+}

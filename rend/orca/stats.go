@@ -1,0 +1,68 @@
+package orca
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// Stats are rend's orchestration counters, shared by the orchestrators of
+// one process. All fields are atomics, readable at any time (the stats
+// command now, the metrics endpoint later).
+type Stats struct {
+	CmdGet, CmdSet, CmdTouch, CmdDelete, CmdIncr, CmdFlush atomic.Uint64
+
+	// GetHits/GetMisses count keys of the get family as the client saw them.
+	GetHits, GetMisses atomic.Uint64
+	// L1Hits/L1Misses and L2Hits/L2Misses count keys looked up per layer.
+	L1Hits, L1Misses, L2Hits, L2Misses atomic.Uint64
+	// L1Fills counts L2 hits copied into L1; L1FillsLost the fills that
+	// found the key already there (a racing fill or write won).
+	L1Fills, L1FillsLost atomic.Uint64
+	// ChunkMisses counts chunked L1 items found with a header but a lost,
+	// foreign or short chunk (answered as misses). TornRetries counts reads
+	// that found the header replaced while assembling and read again.
+	ChunkMisses, TornRetries atomic.Uint64
+	// BadHeaders counts L1 items under a client key that are not rend
+	// headers (written by something else): misses.
+	BadHeaders atomic.Uint64
+	// L1Errors and L2Errors count backend calls that failed (I/O, timeout,
+	// backend down, or a server error status).
+	L1Errors, L2Errors atomic.Uint64
+	// L1Invalidations counts keys deleted from L1 because updating them
+	// after an L2 write failed; L1InvalidationErrors the deletes that failed
+	// too (L1 may then serve the previous value until it expires, is
+	// evicted, or is overwritten).
+	L1Invalidations, L1InvalidationErrors atomic.Uint64
+}
+
+// AppendStats appends the counters as stats lines (memcached's names where
+// memcached has one).
+func (s *Stats) AppendStats(dst []protocol.Stat) []protocol.Stat {
+	u := func(name string, v *atomic.Uint64) {
+		dst = append(dst, protocol.Stat{Name: name, Value: strconv.FormatUint(v.Load(), 10)})
+	}
+	u("cmd_get", &s.CmdGet)
+	u("cmd_set", &s.CmdSet)
+	u("cmd_touch", &s.CmdTouch)
+	u("cmd_flush", &s.CmdFlush)
+	u("get_hits", &s.GetHits)
+	u("get_misses", &s.GetMisses)
+	u("delete_cmds", &s.CmdDelete)
+	u("incr_decr_cmds", &s.CmdIncr)
+	u("l1_hits", &s.L1Hits)
+	u("l1_misses", &s.L1Misses)
+	u("l2_hits", &s.L2Hits)
+	u("l2_misses", &s.L2Misses)
+	u("l1_fills", &s.L1Fills)
+	u("l1_fills_lost", &s.L1FillsLost)
+	u("chunk_misses", &s.ChunkMisses)
+	u("torn_read_retries", &s.TornRetries)
+	u("l1_bad_headers", &s.BadHeaders)
+	u("l1_errors", &s.L1Errors)
+	u("l2_errors", &s.L2Errors)
+	u("l1_invalidations", &s.L1Invalidations)
+	u("l1_invalidation_errors", &s.L1InvalidationErrors)
+	return dst
+}
