@@ -1,0 +1,161 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/moneta-cache/moneta/rend/chunk"
+	"github.com/moneta-cache/moneta/rend/orca"
+	"github.com/moneta-cache/moneta/shared/addr"
+	"github.com/moneta-cache/moneta/shared/config"
+)
+
+// Options is rend's configuration: defaults, then the TOML file (-config),
+// then the flags the operator set. TOML keys are the flag names with
+// underscores (DESIGN §10).
+type Options struct {
+	Listen      string `toml:"listen"`
+	BatchListen string `toml:"batch_listen"`
+	L1          string `toml:"l1"`
+	L2          string `toml:"l2"`
+	Admin       string `toml:"admin"`
+	ChunkSize   int    `toml:"chunk_size"`
+	MaxItemSize int    `toml:"max_item_size"`
+
+	MaxConns        int      `toml:"max_conns"`
+	IdleTimeout     Duration `toml:"idle_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	L1Conns         int      `toml:"l1_conns"`
+	L2Conns         int      `toml:"l2_conns"`
+	BackendTimeout  Duration `toml:"backend_timeout"`
+	LockStripes     int      `toml:"lock_stripes"`
+	LogLevel        string   `toml:"log_level"`
+}
+
+func defaultOptions() Options {
+	return Options{
+		Listen:          "127.0.0.1:11211",
+		BatchListen:     "127.0.0.1:11212",
+		L1:              "unix:./var/memcached.sock",
+		Admin:           "127.0.0.1:11299",
+		ChunkSize:       chunk.DefaultChunkSize,
+		MaxItemSize:     orca.DefaultMaxItemSize,
+		ShutdownTimeout: Duration(10 * time.Second),
+		L1Conns:         2,
+		L2Conns:         4,
+		BackendTimeout:  Duration(2 * time.Second),
+		LockStripes:     orca.DefaultStripes,
+		LogLevel:        "info",
+	}
+}
+
+// Validate reports the first option that cannot work.
+func (o *Options) Validate() error {
+	for _, a := range []struct{ name, v string }{{"listen", o.Listen}, {"l1", o.L1}} {
+		if _, _, err := addr.Parse(a.v); err != nil {
+			return fmt.Errorf("-%s: %w", a.name, err)
+		}
+	}
+	for _, a := range []struct{ name, v string }{{"batch-listen", o.BatchListen}, {"l2", o.L2}, {"admin", o.Admin}} {
+		if a.v == "" {
+			continue
+		}
+		if _, _, err := addr.Parse(a.v); err != nil {
+			return fmt.Errorf("-%s: %w", a.name, err)
+		}
+	}
+	switch {
+	case o.ChunkSize < 16 || o.ChunkSize > 512<<10:
+		return fmt.Errorf("-chunk-size %d: want 16..%d", o.ChunkSize, 512<<10)
+	case o.MaxItemSize < 1 || o.MaxItemSize > 1<<30:
+		return fmt.Errorf("-max-item-size %d: want 1..%d", o.MaxItemSize, 1<<30)
+	case o.L1Conns < 1 || o.L2Conns < 1:
+		return errors.New("-l1-conns and -l2-conns must be at least 1")
+	case o.LockStripes < 1:
+		return errors.New("-lock-stripes must be at least 1")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "10s" in TOML and on flags.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string     { return time.Duration(d).String() }
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
+
+func bindFlags(fs *flag.FlagSet, o *Options) {
+	fs.StringVar(&o.Listen, "listen", o.Listen, "regular port: host:port or unix:/path (text, meta and binary)")
+	fs.StringVar(&o.BatchListen, "batch-listen", o.BatchListen, "batch port (only with -l2; empty: off)")
+	fs.StringVar(&o.L1, "l1", o.L1, "L1 memcached address")
+	fs.StringVar(&o.L2, "l2", o.L2, "L2 mnemonic address (empty: L1-only mode)")
+	fs.StringVar(&o.Admin, "admin", o.Admin, "admin HTTP address for /healthz and /stats (empty: off)")
+	fs.IntVar(&o.ChunkSize, "chunk-size", o.ChunkSize, "data bytes per L1 chunk")
+	fs.IntVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "largest value accepted, in bytes")
+	fs.IntVar(&o.MaxConns, "max-conns", o.MaxConns, "maximum client connections over both ports (0: 65536)")
+	fs.Var(&o.IdleTimeout, "idle-timeout", "close client connections idle this long (0: never)")
+	fs.Var(&o.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
+	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
+	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
+	fs.Var(&o.BackendTimeout, "backend-timeout", "how long one backend call may take")
+	fs.IntVar(&o.LockStripes, "lock-stripes", o.LockStripes, "number of striped key locks")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+}
+
+// loadOptions parses args: defaults, then -config FILE, then the flags set.
+func loadOptions(args []string) (opts Options, showVersion bool, err error) {
+	fs := flag.NewFlagSet("rend", flag.ContinueOnError)
+	fromFlags := defaultOptions()
+	path := fs.String("config", "", "TOML configuration file (flags override it)")
+	ver := fs.Bool("version", false, "print the version and exit")
+	bindFlags(fs, &fromFlags)
+	if err := fs.Parse(args); err != nil {
+		return Options{}, false, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *ver {
+		return Options{}, true, nil
+	}
+	opts = defaultOptions()
+	if *path != "" {
+		if err := config.Load(*path, &opts); err != nil {
+			return Options{}, false, err
+		}
+	}
+	// Copy each flag the operator set over the file's value, matching flag
+	// to field by TOML key so a new option needs only a field and a flag.
+	dv, sv := reflect.ValueOf(&opts).Elem(), reflect.ValueOf(&fromFlags).Elem()
+	field := make(map[string]int)
+	for i := 0; i < dv.NumField(); i++ {
+		field[dv.Type().Field(i).Tag.Get("toml")] = i
+	}
+	for name := range config.Set(fs) {
+		if name == "config" || name == "version" {
+			continue
+		}
+		i, ok := field[config.FlagToKey(name)]
+		if !ok {
+			return Options{}, false, fmt.Errorf("flag -%s has no configuration key", name)
+		}
+		dv.Field(i).Set(sv.Field(i))
+	}
+	return opts, false, opts.Validate()
+}

@@ -1,0 +1,245 @@
+// Command rend is moneta's memcached proxy: clients speak memcached (text,
+// meta, binary) to it; it keeps the hot set in a local memcached (L1, values
+// chunked) and everything in mnemonic (L2, SSD). See rend/README.md.
+//
+//	rend [-config FILE] [-listen ADDR] [-batch-listen ADDR] [-l1 ADDR] [-l2 ADDR]
+//	     [-admin ADDR] [-chunk-size BYTES] [-max-item-size BYTES] [more: -h]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/moneta-cache/moneta/rend/orca"
+	"github.com/moneta-cache/moneta/shared/addr"
+	"github.com/moneta-cache/moneta/shared/mcclient"
+	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/server"
+)
+
+// version is what -version prints and the "version" command answers.
+const version = "moneta-rend-0.1.0"
+
+func main() {
+	opts, showVersion, err := loadOptions(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rend:", err)
+		os.Exit(2)
+	}
+	if showVersion {
+		fmt.Println(version)
+		return
+	}
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(opts.LogLevel)) // validated already
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, opts, log); err != nil {
+		log.Error("rend: exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+// proc is one running rend: backends, orchestrators, listeners.
+type proc struct {
+	opts    Options
+	log     *slog.Logger
+	l1, l2  *mcclient.Client
+	stats   *orca.Stats
+	conns   *server.Stats
+	servers []*server.Server
+	admin   *http.Server
+}
+
+// run serves until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, opts Options, log *slog.Logger) error {
+	p := &proc{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats)}
+	defer p.closeBackends()
+	errc := make(chan error, 3)
+	if err := p.start(errc); err != nil {
+		p.shutdown()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("rend: shutting down")
+	case err := <-errc:
+		log.Error("rend: listener failed", "err", err)
+		p.shutdown()
+		return err
+	}
+	p.shutdown()
+	return nil
+}
+
+func (p *proc) start(errc chan<- error) error {
+	o := p.opts
+	var err error
+	bt := time.Duration(o.BackendTimeout)
+	// Backend values are at most one chunk (L1) or one item (L2), plus
+	// slack for headers.
+	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt,
+		MaxValueSize: max(o.ChunkSize, 4096) * 2, Logger: p.log.With("layer", "L1")})
+	if err != nil {
+		return err
+	}
+	if o.L2 != "" {
+		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt,
+			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2")})
+		if err != nil {
+			return err
+		}
+	}
+	locks := orca.NewLocks(o.LockStripes)
+	started := time.Now()
+	newOrca := func(mode orca.Mode) (*orca.Orca, error) {
+		cfg := orca.Config{Mode: mode, L1: p.l1, Locks: locks, Stats: p.stats,
+			ChunkSize: o.ChunkSize, MaxItemSize: o.MaxItemSize, Version: version,
+			Started: started, ConnStats: p.conns.AppendStats, Logger: p.log}
+		if mode != orca.L1Only {
+			cfg.L2 = p.l2
+		}
+		return orca.New(cfg)
+	}
+	type listener struct {
+		name, addr string
+		mode       orca.Mode
+	}
+	ls := []listener{{"regular", o.Listen, orca.L1Only}}
+	if p.l2 != nil {
+		ls[0].mode = orca.L1L2
+		if o.BatchListen != "" {
+			ls = append(ls, listener{"batch", o.BatchListen, orca.L1L2Batch})
+		}
+	}
+	for _, l := range ls {
+		h, err := newOrca(l.mode)
+		if err != nil {
+			return err
+		}
+		srv, err := server.New(server.Config{
+			MaxConns: o.MaxConns, IdleTimeout: time.Duration(o.IdleTimeout),
+			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
+			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
+			Stats:           p.conns, Logger: p.log, Name: l.name,
+		}, h)
+		if err != nil {
+			return err
+		}
+		ln, err := addr.Listen(l.addr, server.DefaultSocketMode)
+		if err != nil {
+			return err
+		}
+		p.servers = append(p.servers, srv)
+		p.log.Info("rend: serving", "port", l.name, "addr", l.addr, "mode", l.mode.String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, server.ErrServerClosed) {
+				errc <- fmt.Errorf("%s port: %w", l.name, err)
+			}
+		}()
+	}
+	if o.Admin != "" {
+		ln, err := addr.Listen(o.Admin, 0)
+		if err != nil {
+			return err
+		}
+		p.admin = &http.Server{Handler: p.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := p.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin: %w", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// shutdown stops the listeners and lets requests in flight finish (each
+// server bounds that by ShutdownTimeout).
+func (p *proc) shutdown() {
+	done := make(chan struct{}, len(p.servers))
+	for _, s := range p.servers {
+		go func() {
+			if err := s.Shutdown(context.Background()); err != nil {
+				p.log.Warn("rend: shutdown cut requests short", "err", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range p.servers {
+		<-done
+	}
+	if p.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.admin.Shutdown(ctx)
+		cancel()
+	}
+}
+
+func (p *proc) closeBackends() {
+	if p.l1 != nil {
+		p.l1.Close()
+	}
+	if p.l2 != nil {
+		p.l2.Close()
+	}
+}
+
+// backendState is one backend in /healthz.
+type backendState struct {
+	Addr       string `json:"addr"`
+	Up         bool   `json:"up"`
+	ConnsUp    int    `json:"conns_up"`
+	Conns      int    `json:"conns"`
+	Reconnects uint64 `json:"reconnects"`
+}
+
+func state(c *mcclient.Client) *backendState {
+	if c == nil {
+		return nil
+	}
+	s := c.Stats()
+	return &backendState{Addr: s.Addr, Up: c.Healthy(), ConnsUp: s.ConnsUp, Conns: s.Conns, Reconnects: s.Reconnects}
+}
+
+// adminMux serves /healthz (200 when every backend is up, 503 otherwise,
+// with each backend's state) and /stats (the stats command's lines as JSON).
+func (p *proc) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		body := struct {
+			Status string        `json:"status"`
+			L1     *backendState `json:"l1"`
+			L2     *backendState `json:"l2,omitempty"`
+		}{Status: "ok", L1: state(p.l1), L2: state(p.l2)}
+		code := http.StatusOK
+		if !body.L1.Up || (body.L2 != nil && !body.L2.Up) {
+			body.Status, code = "degraded", http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(body)
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]string{}
+		for _, s := range p.conns.AppendStats(p.stats.AppendStats(nil)) {
+			out[s.Name] = s.Value
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	return mux
+}
