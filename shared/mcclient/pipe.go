@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,15 +220,33 @@ func (p *pipe) writeLoop() {
 			return
 		}
 		buf := p.wbuf[:0]
+		yielded, batched := false, uint64(0)
 		for cl != nil {
-			buf = p.encode(buf, cl)
+			var sent bool
+			if buf, sent = p.encode(buf, cl); sent {
+				batched++
+			}
 			if len(buf) >= flushSize {
 				break
 			}
 			select {
 			case cl = <-p.reqs:
+				continue
 			default:
 				cl = nil
+			}
+			// The queue is empty. If other calls are in flight, their
+			// callers are likely about to send again (they are woken by
+			// the replies the reader is completing): yield once so that
+			// they can join this write instead of each paying a syscall.
+			// A lone caller never waits: nothing else is in flight.
+			if !yielded && p.sent.Load()-p.answered.Load() > batched {
+				yielded = true
+				runtime.Gosched()
+				select {
+				case cl = <-p.reqs:
+				default:
+				}
 			}
 		}
 		if len(buf) > 0 {
@@ -247,11 +266,11 @@ func (p *pipe) writeLoop() {
 // encode appends cl's commands to buf and hands cl to the reader. The
 // hand-over happens before the bytes are written, so the reader always finds
 // the call of any reply that arrives.
-func (p *pipe) encode(buf []byte, cl *call) []byte {
+func (p *pipe) encode(buf []byte, cl *call) ([]byte, bool) {
 	if !cl.state.CompareAndSwap(stQueued, stEncoding) {
 		// Abandoned while queued: nothing was sent, nothing will answer.
 		p.recycle(cl)
-		return buf
+		return buf, false
 	}
 	for i := range cl.ops {
 		o := &cl.ops[i]
@@ -260,7 +279,7 @@ func (p *pipe) encode(buf []byte, cl *call) []byte {
 	cl.state.Store(stSent)
 	p.sent.Add(1)
 	p.pending <- cl // never blocks: sem bounds the calls in pending
-	return buf
+	return buf, true
 }
 
 // readLoop parses replies in order and completes calls.
