@@ -97,7 +97,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-func (d Duration) String() string     { return time.Duration(d).String() }
+func (d Duration) String() string      { return time.Duration(d).String() }
 func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 
 func bindFlags(fs *flag.FlagSet, o *Options) {
