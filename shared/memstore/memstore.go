@@ -15,7 +15,10 @@
 //     number is StatusNonNumeric, and a result no longer than the old value
 //     is written in place padded with spaces (memcached's in-place update:
 //     "100" decr 95 reads back as "5  ");
-//   - binary/meta auto-vivify (Request.Vivify with Initial);
+//   - binary/meta auto-vivify of counters (Request.Vivify with Initial),
+//     meta mg N (a miss creates an empty item and wins the W token), and
+//     the stale-while-revalidate flags: md I marks an item stale, ms I with
+//     an older CAS stores a stale value, readers see X, W once, then Z;
 //   - a delayed flush_all invalidates, once its time comes, every item last
 //     written before that time.
 //
@@ -31,6 +34,10 @@ import (
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
+
+// metaArithmetic is Request.Opcode for meta ma: protocol.Request records
+// the meta command letter there.
+const metaArithmetic = 'a'
 
 // DefaultVersion is what "version" answers unless Options.Version says
 // otherwise.
@@ -68,14 +75,18 @@ type Store struct {
 	c       counters // guarded by mu
 }
 
-// item is one stored value. Items are replaced, never mutated in place, so
-// a value slice handed to Response.AppendHit (which copies) is stable.
+// item is one stored value. A value slice is never modified once stored
+// (a write makes a new item); only tokenSent changes in place, under mu.
 type item struct {
 	value   []byte
 	flags   uint32
 	exptime int64  // absolute unix seconds, 0: never
 	cas     uint64 // version of this write
 	written int64  // unix second of the write, for delayed flush_all
+	// stale marks an item invalidated by meta md I (or written by ms I
+	// with an older CAS); tokenSent records that a reader was handed the
+	// meta W (win) token for it, so later readers see Z instead.
+	stale, tokenSent bool
 }
 
 // counters are the stats memcached reports under the same names.
@@ -227,6 +238,7 @@ func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Tim
 			s.c.cmdTouch++
 		}
 		s.c.cmdGet++
+		created := false
 		if it == nil {
 			s.c.getMisses++
 			if wasExpired {
@@ -235,10 +247,19 @@ func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Tim
 			if touch {
 				s.c.touchMisses++
 			}
-			continue
+			if !req.Vivify {
+				continue
+			}
+			// mg N: create an empty placeholder and hand this client the
+			// win token, so it alone recomputes the value.
+			s.lastCAS++
+			it = &item{value: []byte{}, exptime: absExpiry(req.Exptime, now), cas: s.lastCAS, written: unix}
+			s.put(key, it, unix)
+			created = true
+		} else {
+			s.c.getHits++
 		}
-		s.c.getHits++
-		if touch {
+		if touch && !created {
 			s.c.touchHits++
 			// A touch changes the expiry, not the version.
 			nit := *it
@@ -251,7 +272,15 @@ func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Tim
 				s.items[string(key)] = it
 			}
 		}
-		resp.AppendHit(i, it.value, it.flags, it.cas, it.exptime)
+		// As memcached's mg: Z if the token went out before, X if stale,
+		// and W for a created item or the first reader of a stale one.
+		won := it.tokenSent
+		win := created || (it.stale && !it.tokenSent)
+		if win {
+			it.tokenSent = true
+		}
+		h := resp.AppendHit(i, it.value, it.flags, it.cas, it.exptime)
+		h.Win, h.Won, h.Stale = win, won, it.stale
 	}
 	resp.Status = protocol.StatusOK
 }
@@ -291,6 +320,22 @@ func (s *Store) store(req *protocol.Request, resp *protocol.Response, now time.T
 		case old == nil:
 			s.c.casMisses++
 			resp.Status = protocol.StatusNotFound
+			return
+		case old.cas != req.CAS && req.Invalidate && req.CAS < old.cas:
+			// ms I: a write based on an older version is still stored,
+			// marked stale, keeping the current TTL and token state.
+			s.c.casHits++
+			it := &item{
+				value:     append([]byte(nil), req.Value...),
+				flags:     req.Flags,
+				exptime:   old.exptime,
+				cas:       s.nextCAS(req),
+				written:   unix,
+				stale:     true,
+				tokenSent: old.tokenSent,
+			}
+			s.put(key, it, unix)
+			resp.Status, resp.CAS = protocol.StatusOK, it.cas
 			return
 		case old.cas != req.CAS:
 			s.c.casBadval++
@@ -365,6 +410,18 @@ func (s *Store) delete(req *protocol.Request, resp *protocol.Response, now time.
 		resp.Status = protocol.StatusNotFound
 	case req.CAS != 0 && it.cas != req.CAS:
 		resp.Status = protocol.StatusExists
+	case req.Invalidate:
+		// md I: keep the item but mark it stale with a new version, so
+		// the next reader wins the right to refresh it.
+		s.c.deleteHits++
+		nit := *it
+		nit.stale, nit.tokenSent = true, false
+		nit.cas = s.nextCAS(req)
+		if req.HasExptime {
+			nit.exptime = absExpiry(req.Exptime, now)
+		}
+		s.put(key, &nit, now.Unix())
+		resp.Status, resp.CAS = protocol.StatusOK, nit.cas
 	default:
 		s.c.deleteHits++
 		delete(s.items, string(key))
@@ -433,17 +490,22 @@ func (s *Store) arith(req *protocol.Request, resp *protocol.Response, now time.T
 	} else {
 		nv = digits
 	}
-	nit := &item{value: nv, flags: it.flags, exptime: it.exptime, cas: s.nextCAS(req), written: unix}
-	s.items[string(key)] = nit
+	exp := it.exptime
+	if req.HasExptime && req.Opcode == metaArithmetic {
+		// ma T sets the TTL of a hit. A binary incr's exptime only
+		// applies to an item it creates, so only the meta form counts.
+		exp = absExpiry(req.Exptime, now)
+	}
+	nit := &item{value: nv, flags: it.flags, exptime: exp, cas: s.nextCAS(req), written: unix}
+	s.put(key, nit, unix)
 	resp.Status, resp.Number, resp.CAS = protocol.StatusOK, v, nit.cas
 }
 
 // parseCounter reads a stored value as memcached's safe_strtoull does on
 // the item data (which ends in "\r\n"): optional leading white space, an
-// optional sign, decimal digits without overflow, then white space or the
-// end. An empty value is not a number; a value of only white space is 0
-// (strtoull converts nothing and stops on a space). A minus sign is
-// accepted only where the result is not negative as an int64.
+// optional sign, at least one decimal digit without overflow, then white
+// space or the end ("7 junk" is 7, "7junk" is not a number). A minus sign is
+// accepted only where the result is not negative as an int64 ("-0" is 0).
 func parseCounter(b []byte) (uint64, bool) {
 	if len(b) == 0 {
 		return 0, false
@@ -468,9 +530,7 @@ func parseCounter(b []byte) (uint64, bool) {
 		i++
 	}
 	if i == start {
-		// No digits: strtoull leaves its end pointer at the start of
-		// the string, and memcached accepts that if it is a space.
-		return 0, isSpace(b[0])
+		return 0, false
 	}
 	if neg {
 		v = -v

@@ -225,7 +225,7 @@ func (s *Server) startConn(nc net.Conn) {
 		s.stats.RejectedConns.Add(1)
 		// A fresh socket's send buffer is empty, so this write does not
 		// block the accept loop; the deadline is a guard all the same.
-		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
 		nc.Write([]byte(rejectMessage))
 		nc.Close()
 		return
