@@ -31,6 +31,13 @@ type ServerCodec struct {
 	out [HeaderLen]byte // reply header being written
 	num [8]byte         // incr/decr reply body, flags extras
 	key []byte          // key scratch, grown up to lim.MaxKeyLen
+
+	// spare is the value buffer of owner's earlier requests. Request.Reset
+	// drops Value, so without it every set would allocate; reusing it only
+	// for the same Request keeps the ownership rule (a Request's memory is
+	// valid until the Request is reused). Dropped while idle.
+	owner *protocol.Request
+	spare []byte
 }
 
 // NewServerCodec returns a codec enforcing l (zero fields take defaults).
@@ -42,6 +49,9 @@ func NewServerCodec(l protocol.Limits) *ServerCodec {
 // Reset attaches the codec to new buffers (nil, nil while the connection idles).
 func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 	c.r, c.w = r, w
+	if r == nil {
+		c.owner, c.spare = nil, nil
+	}
 }
 
 // opClass groups opcodes by the lengths memcached accepts for them.
@@ -168,6 +178,12 @@ func lengthsOK(cl opClass, ext, key, body int) bool {
 // server.Codec for the meaning of the errors; malformed packets are answered
 // here exactly as memcached answers them.
 func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
+	if req != c.owner {
+		c.owner, c.spare = req, nil
+	}
+	if cap(req.Value) > cap(c.spare) {
+		c.spare = req.Value[:0]
+	}
 	req.Reset()
 	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
 		return err
@@ -293,7 +309,12 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 			}
 			return c.replyError(h, StatusValueTooLarge, 0, protocol.ErrReplied)
 		}
-		if _, err := io.ReadFull(c.r, req.ValueBuffer(int(vlen))); err != nil {
+		if int64(cap(c.spare)) >= vlen {
+			req.Value = c.spare[:vlen]
+		} else {
+			req.ValueBuffer(int(vlen))
+		}
+		if _, err := io.ReadFull(c.r, req.Value); err != nil {
 			return unexpected(err)
 		}
 	case classFlush:
