@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +60,7 @@ func (cl *cluster) config(local string) Config {
 		ProbeMin:     20 * time.Millisecond,
 		ProbeMax:     200 * time.Millisecond,
 		getenv:       func(string) string { return "" },
+		Logger:       slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -73,16 +76,46 @@ func (cl *cluster) restart(a string) { cl.mc[a].Restart() }
 // answers, which is what a hung or overloaded server looks like.
 func (cl *cluster) freeze(a string) {
 	cl.t.Helper()
-	if err := syscall.Kill(cl.mc[a].Pid(), syscall.SIGSTOP); err != nil {
+	pid := cl.mc[a].Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		cl.t.Fatal(err)
 	}
 	cl.t.Cleanup(func() { cl.thaw(a) })
+	// A group stop takes effect thread by thread; a worker still running
+	// could answer the next request. Wait until every thread is stopped.
+	eventually(cl.t, 5*time.Second, "memcached to stop", func() bool { return allThreads(pid, true) })
 }
 
 func (cl *cluster) thaw(a string) {
 	if pid := cl.mc[a].Pid(); pid != 0 {
 		syscall.Kill(pid, syscall.SIGCONT)
+		eventually(cl.t, 5*time.Second, "memcached to resume", func() bool { return allThreads(pid, false) })
 	}
+}
+
+// allThreads reports whether every thread of pid is stopped (state T), or
+// none is.
+func allThreads(pid int, stopped bool) bool {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return true // gone: neither running nor answering
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The state follows the parenthesised command name.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			return false
+		}
+		if (b[i+2] == 'T') != stopped {
+			return false
+		}
+	}
+	return true
 }
 
 // raw is a plain text-protocol connection to one server, independent of the
