@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Compaction styles. FIFO is the default: see the README for the numbers
@@ -88,6 +90,9 @@ type Options struct {
 	Version string
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// ConnStats, if set, appends the server's connection counters
+	// (curr_connections, ...) to a stats reply; the store knows none.
+	ConnStats func([]protocol.Stat) []protocol.Stat
 }
 
 // EnsureDefaults fills unset fields with defaults.

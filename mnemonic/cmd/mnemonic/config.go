@@ -1,0 +1,146 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/config"
+)
+
+// Config is mnemonic's configuration: the TOML file's keys, and the flags
+// of the same names with dashes. Zero values mean "the default".
+type Config struct {
+	Listen string `toml:"listen"`
+	Data   string `toml:"data"`
+	Shards int    `toml:"shards"`
+	Admin  string `toml:"admin"`
+
+	MaxDiskBytes         int64   `toml:"max_disk_bytes"`
+	SyncWrites           bool    `toml:"sync_writes"`
+	BlockCacheBytes      int64   `toml:"block_cache_bytes"`
+	RateLimitBytesPerSec int64   `toml:"rate_limit_bytes_per_sec"`
+	MaxItemSize          int     `toml:"max_item_size"`
+	CompactionStyle      string  `toml:"compaction_style"`
+	BlobFiles            bool    `toml:"blob_files"`
+	MinBlobSize          int     `toml:"min_blob_size"`
+	Compression          string  `toml:"compression"`
+	WriteBufferBytes     int64   `toml:"write_buffer_bytes"`
+	BloomBitsPerKey      float64 `toml:"bloom_bits_per_key"`
+	BackgroundJobs       int     `toml:"background_jobs"`
+
+	MaxConns        int      `toml:"max_conns"`
+	IdleTimeout     Duration `toml:"idle_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	LogLevel        string   `toml:"log_level"`
+}
+
+// defaultConfig is what mnemonic runs with when there is no file and no
+// flag (DESIGN §10).
+func defaultConfig() Config {
+	return Config{
+		Listen:          "unix:./var/mnemonic.sock",
+		Data:            "./var/mnemonic",
+		Shards:          4,
+		Admin:           "127.0.0.1:11298",
+		MaxDiskBytes:    10 << 30,
+		CompactionStyle: "fifo",
+		Compression:     "lz4",
+		MaxItemSize:     1 << 20,
+		ShutdownTimeout: Duration(10 * time.Second),
+		LogLevel:        "info",
+	}
+}
+
+// Duration is a time.Duration written as "30s" in TOML and on flags.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
+
+// bindFlags defines one flag per config key on fs, writing into c, with c's
+// current values as the defaults -h shows.
+func bindFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve memcached protocols on: unix:/path or host:port")
+	fs.StringVar(&c.Data, "data", c.Data, "data directory (one RocksDB per shard below it)")
+	fs.IntVar(&c.Shards, "shards", c.Shards, "number of RocksDB shards (fixed when the data directory is created)")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP address for /healthz, /metrics, /debug/pprof (empty: off)")
+	fs.Int64Var(&c.MaxDiskBytes, "max-disk-bytes", c.MaxDiskBytes, "disk budget; past it the oldest data is evicted (fifo only; 0 with leveled/universal)")
+	fs.BoolVar(&c.SyncWrites, "sync-writes", c.SyncWrites, "fsync the WAL before acknowledging each write")
+	fs.Int64Var(&c.BlockCacheBytes, "block-cache-bytes", c.BlockCacheBytes, "shared block cache size (0: 256 MiB)")
+	fs.Int64Var(&c.RateLimitBytesPerSec, "rate-limit-bytes-per-sec", c.RateLimitBytesPerSec, "flush+compaction write rate limit for all shards (0: 256 MiB/s)")
+	fs.IntVar(&c.MaxItemSize, "max-item-size", c.MaxItemSize, "largest value accepted, in bytes")
+	fs.StringVar(&c.CompactionStyle, "compaction-style", c.CompactionStyle, "fifo, leveled or universal")
+	fs.BoolVar(&c.BlobFiles, "blob-files", c.BlobFiles, "key-value separation into blob files (leveled/universal only)")
+	fs.IntVar(&c.MinBlobSize, "min-blob-size", c.MinBlobSize, "smallest value put in a blob file (0: 512)")
+	fs.StringVar(&c.Compression, "compression", c.Compression, "none, lz4, snappy or zstd")
+	fs.Int64Var(&c.WriteBufferBytes, "write-buffer-bytes", c.WriteBufferBytes, "memtable size per shard (0: 64 MiB, less for a small budget)")
+	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key (0: 14)")
+	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads (0: 2)")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections (0: 65536)")
+	fs.Var(&c.IdleTimeout, "idle-timeout", "close connections idle this long (0: never)")
+	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM waits for in-flight requests")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// loadConfig builds the configuration from defaults, then the file named by
+// -config, then the flags the operator set.
+func loadConfig(args []string) (cfg Config, showVersion bool, err error) {
+	fs := flag.NewFlagSet("mnemonic", flag.ContinueOnError)
+	fromFlags := defaultConfig()
+	path := fs.String("config", "", "TOML configuration file (flags override it)")
+	ver := fs.Bool("version", false, "print the version and exit")
+	bindFlags(fs, &fromFlags)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, false, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *ver {
+		return Config{}, true, nil
+	}
+	cfg = defaultConfig()
+	if *path != "" {
+		if err := config.Load(*path, &cfg); err != nil {
+			return Config{}, false, err
+		}
+	}
+	set := config.Set(fs)
+	if err := overrideSet(&cfg, &fromFlags, set); err != nil {
+		return Config{}, false, err
+	}
+	return cfg, false, nil
+}
+
+// overrideSet copies into dst the fields of src whose flags were set, found
+// by TOML key, so a new key needs only its struct field and its flag.
+func overrideSet(dst, src *Config, set map[string]bool) error {
+	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	byKey := make(map[string]int)
+	for i := 0; i < dv.NumField(); i++ {
+		byKey[dv.Type().Field(i).Tag.Get("toml")] = i
+	}
+	for name := range set {
+		if name == "config" || name == "version" {
+			continue
+		}
+		i, ok := byKey[config.FlagToKey(name)]
+		if !ok {
+			return fmt.Errorf("flag -%s has no configuration key", name)
+		}
+		dv.Field(i).Set(sv.Field(i))
+	}
+	return nil
+}

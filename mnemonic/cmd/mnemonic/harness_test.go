@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/addr"
+)
+
+// serveEnv makes the test binary run as mnemonic itself: the integration
+// tests start real processes without a separate build step.
+const serveEnv = "MNEMONIC_TEST_SERVE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serveEnv) == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// proc is a mnemonic process owned by a test.
+type proc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	addr   string
+	data   string
+	args   []string
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // Wait's result, set before done closes
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// command returns an unstarted mnemonic process with args.
+func command(args ...string) (*exec.Cmd, *syncBuffer) {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), serveEnv+"=1")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
+}
+
+// startMnemonic runs mnemonic on a fresh socket with its data in data (a
+// fresh directory if empty) and waits until it accepts connections.
+func startMnemonic(t testing.TB, data string, extra ...string) *proc {
+	t.Helper()
+	if data == "" {
+		data = filepath.Join(t.TempDir(), "data")
+	}
+	sockDir, err := os.MkdirTemp("", "mn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	p := &proc{t: t, addr: "unix:" + filepath.Join(sockDir, "m.sock"), data: data, done: make(chan struct{})}
+	p.args = append([]string{"-listen", p.addr, "-data", data, "-admin", "", "-shards", "2",
+		"-max-disk-bytes", fmt.Sprint(256 << 20), "-block-cache-bytes", fmt.Sprint(8 << 20), "-log-level", "warn"}, extra...)
+	p.cmd, p.stderr = command(p.args...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := addr.Dial(context.Background(), p.addr, time.Second); err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("mnemonic exited at start: %v\n%s", p.err, p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mnemonic did not listen on %s\n%s", p.addr, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (p *proc) stop() {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		p.t.Fatalf("mnemonic ignored SIGTERM\n%s", p.stderr)
+	}
+	if p.err != nil {
+		p.t.Fatalf("mnemonic exited with %v after SIGTERM\n%s", p.err, p.stderr)
+	}
+}
+
+// crash kills the process with SIGKILL: no shutdown code runs.
+func (p *proc) crash() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// textConn is a raw text-protocol connection.
+type textConn struct {
+	t  testing.TB
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dialText(t testing.TB, a string) *textConn {
+	t.Helper()
+	nc, err := addr.Dial(context.Background(), a, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &textConn{t: t, nc: nc, r: bufio.NewReaderSize(nc, 1<<16)}
+}
+
+func (c *textConn) send(s string) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// line reads one reply line without its "\r\n".
+func (c *textConn) line() string {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read: %v (got %q)", err, l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// expect reads len(want) lines and compares them.
+func (c *textConn) expect(want ...string) {
+	c.t.Helper()
+	for _, w := range want {
+		if got := c.line(); got != w {
+			c.t.Fatalf("got %q, want %q", got, w)
+		}
+	}
+}
+
+// do sends req and compares the reply lines.
+func (c *textConn) do(req string, want ...string) {
+	c.t.Helper()
+	c.send(req)
+	c.expect(want...)
+}
+
+// binConn is a raw binary-protocol connection.
+type binConn struct {
+	t  testing.TB
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+type binPacket struct {
+	op     byte
+	status uint16
+	opaque uint32
+	cas    uint64
+	extras []byte
+	key    []byte
+	value  []byte
+}
+
+func dialBin(t testing.TB, a string) *binConn {
+	t.Helper()
+	nc, err := addr.Dial(context.Background(), a, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &binConn{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+func (c *binConn) send(p binPacket) {
+	c.t.Helper()
+	var h [24]byte
+	h[0], h[1] = 0x80, p.op
+	binary.BigEndian.PutUint16(h[2:], uint16(len(p.key)))
+	h[4] = byte(len(p.extras))
+	binary.BigEndian.PutUint32(h[8:], uint32(len(p.extras)+len(p.key)+len(p.value)))
+	binary.BigEndian.PutUint32(h[12:], p.opaque)
+	binary.BigEndian.PutUint64(h[16:], p.cas)
+	b := append(h[:], p.extras...)
+	b = append(b, p.key...)
+	b = append(b, p.value...)
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+func (c *binConn) recv() binPacket {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var h [24]byte
+	if _, err := io.ReadFull(c.r, h[:]); err != nil {
+		c.t.Fatalf("recv: %v", err)
+	}
+	if h[0] != 0x81 {
+		c.t.Fatalf("bad magic %#x", h[0])
+	}
+	body := make([]byte, binary.BigEndian.Uint32(h[8:]))
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		c.t.Fatalf("recv body: %v", err)
+	}
+	kl, el := int(binary.BigEndian.Uint16(h[2:])), int(h[4])
+	return binPacket{op: h[1], status: binary.BigEndian.Uint16(h[6:]), opaque: binary.BigEndian.Uint32(h[12:]),
+		cas: binary.BigEndian.Uint64(h[16:]), extras: body[:el], key: body[el : el+kl], value: body[el+kl:]}
+}
+
+// do sends p and returns the one reply.
+func (c *binConn) do(p binPacket) binPacket {
+	c.t.Helper()
+	c.send(p)
+	return c.recv()
+}
+
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+// storeExtras are the flags and exptime of set/add/replace.
+func storeExtras(flags, exp uint32) []byte { return append(be32(flags), be32(exp)...) }
+
+// counterExtras are delta, initial and exptime of incr/decr.
+func counterExtras(delta, initial uint64, exp uint32) []byte {
+	b := binary.BigEndian.AppendUint64(nil, delta)
+	b = binary.BigEndian.AppendUint64(b, initial)
+	return append(b, be32(exp)...)
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
