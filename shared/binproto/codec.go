@@ -423,6 +423,12 @@ func errorStatus(cmd protocol.Command, s protocol.Status) Status {
 		}
 		return StatusValueTooLarge
 	case protocol.StatusClientError:
+		if cmd == protocol.CmdStats {
+			// An unknown stats group is a client error in text
+			// ("CLIENT_ERROR bad command line format"); memcached's
+			// binary stat answers it "Not found".
+			return StatusKeyNotFound
+		}
 		return StatusInvalidArgs
 	}
 	return StatusOutOfMemory

@@ -204,6 +204,7 @@ func TestEncodeEveryOpcode(t *testing.T) {
 			r.Stats = append(r.Stats, protocol.Stat{Name: "pid", Value: "12"}, protocol.Stat{Name: "uptime", Value: ""})
 		}, "op=stat st=0x0 opaque=6 key=\"pid\" val=\"12\"\nop=stat st=0x0 opaque=6 key=\"uptime\"\nop=stat st=0x0 opaque=6"},
 		{"stat bad group", AppendStat(nil, k("x"), 6), miss, `op=stat st=0x1 opaque=6 val="Not found"`},
+		{"stat bad group as client error", AppendStat(nil, k("x"), 6), func(r *protocol.Response) { r.ClientError("bad command line format") }, `op=stat st=0x1 opaque=6 val="Not found"`},
 		{"noop", AppendSimple(nil, OpNoop, 7), none, `op=noop st=0x0 opaque=7`},
 		{"version", AppendSimple(nil, OpVersion, 7), func(r *protocol.Response) { r.Message = "1.6.18" }, `op=version st=0x0 opaque=7 val="1.6.18"`},
 		{"quit", AppendSimple(nil, OpQuit, 7), none, `op=quit st=0x0 opaque=7`},
