@@ -32,6 +32,8 @@ const (
 	opMetaMA = 'a'
 	opMetaMN = 'n'
 	opMetaME = 'e'
+	// opTooLarge marks the delete a too-large set turns into (tooLarge).
+	opTooLarge = 0xfe
 )
 
 // maxTokens bounds the token spans kept per line. memcached keeps 24; every
@@ -88,7 +90,12 @@ func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 // ReadRequest resets req and parses the next request into it. See
 // server.Codec for the meaning of its errors.
 func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
+	// Request.Reset drops Value; keeping its capacity lets a burst of sets
+	// read into one buffer (ValueBuffer reuses it). The previous request's
+	// value is dead by now: its Handle call has returned.
+	v := req.Value[:0]
 	req.Reset()
+	req.Value = v
 	if err := c.readLine(); err != nil {
 		return err
 	}

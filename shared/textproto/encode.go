@@ -10,7 +10,11 @@ import (
 // flushed). It never allocates on the get path: headers are built in a
 // reused scratch buffer and values are copied straight into the writer.
 func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Response) error {
-	if req.Opcode != opText {
+	if req.Opcode == opTooLarge {
+		if !req.Quiet {
+			c.writeLine(msgTooLarge)
+		}
+	} else if req.Opcode != opText {
 		c.writeMeta(req, resp)
 	} else if !req.Quiet {
 		// noreply: memcached suppresses every reply of the command, its

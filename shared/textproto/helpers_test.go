@@ -48,6 +48,16 @@ func (m *memHandler) put(k []byte, it *memItem) {
 	m.items[string(k)] = it
 }
 
+// touch sets a new expiry; a past one removes the item.
+func (m *memHandler) touch(k []byte, it *memItem, exptime int64) {
+	exp, past := protocol.AbsExpiry(exptime, testNow)
+	if past {
+		delete(m.items, string(k))
+		return
+	}
+	it.exptime = exp
+}
+
 func (m *memHandler) Handle(_ context.Context, req *protocol.Request, resp *protocol.Response) error {
 	resp.Status = protocol.StatusOK
 	switch req.Command {
@@ -64,10 +74,10 @@ func (m *memHandler) Handle(_ context.Context, req *protocol.Request, resp *prot
 			if it == nil {
 				continue
 			}
-			if req.HasExptime {
-				it.exptime, _ = protocol.AbsExpiry(req.Exptime, testNow)
-			}
 			resp.AppendHit(i, it.value, it.flags, it.cas, it.exptime)
+			if req.HasExptime {
+				m.touch(k, it, req.Exptime)
+			}
 		}
 		if len(resp.Hits) == 0 && req.Opcode != 0 {
 			resp.Status = protocol.StatusNotFound
@@ -78,7 +88,7 @@ func (m *memHandler) Handle(_ context.Context, req *protocol.Request, resp *prot
 			resp.Status = protocol.StatusNotFound
 			return nil
 		}
-		it.exptime, _ = protocol.AbsExpiry(req.Exptime, testNow)
+		m.touch(req.Key(), it, req.Exptime)
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
 		old := m.lookup(req.Key())
 		switch {
@@ -143,7 +153,12 @@ func (m *memHandler) Handle(_ context.Context, req *protocol.Request, resp *prot
 		} else {
 			v -= req.Delta
 		}
-		it.value = strconv.AppendUint(nil, v, 10)
+		digits := strconv.AppendUint(nil, v, 10)
+		if len(digits) < len(it.value) {
+			// memcached rewrites a shorter number in place, space padded.
+			digits = append(digits, bytes.Repeat([]byte(" "), len(it.value)-len(digits))...)
+		}
+		it.value = digits
 		m.lastCAS++
 		it.cas = m.lastCAS
 		resp.Number, resp.CAS = v, it.cas

@@ -340,10 +340,15 @@ func (c *ServerCodec) parseMS(req *protocol.Request) error {
 	if errMsg != "" {
 		return fail(errMsg)
 	}
-	if int(vlen) > c.lim.MaxItemSize {
-		return fail(msgTooLarge)
-	}
 	c.applyMeta(req, &mf)
+	if int(vlen) > c.lim.MaxItemSize {
+		// memcached unlinks the key whatever the mode; see tooLarge.
+		if err := c.swallow(int64(vlen) + 2); err != nil {
+			return err
+		}
+		req.Quiet = false // meta errors are always answered
+		return c.tooLarge(req)
+	}
 	if mf.hasCAS {
 		switch cmd {
 		case protocol.CmdSet, protocol.CmdReplace:

@@ -194,15 +194,17 @@ func (c *ServerCodec) parseStore(req *protocol.Request, cmd protocol.Command) er
 	if vlen < 0 || vlen > math.MaxInt32-2 {
 		return c.replyError(req, msgBadFormat)
 	}
+	req.AddKey(key) // before any read: key points into the read buffer
 	if int(vlen) > c.lim.MaxItemSize {
-		c.replyError(req, msgTooLarge)
 		if err := c.swallow(int64(vlen) + 2); err != nil {
 			return err
 		}
-		return protocol.ErrReplied
+		if cmd == protocol.CmdSet {
+			return c.tooLarge(req)
+		}
+		return c.replyError(req, msgTooLarge)
 	}
 	req.Command = cmd
-	req.AddKey(key)
 	req.Flags = flags
 	req.Exptime, req.HasExptime = int64(exp), true
 	bad, err := c.readData(req, int(vlen))
@@ -212,6 +214,19 @@ func (c *ServerCodec) parseStore(req *protocol.Request, cmd protocol.Command) er
 	if bad {
 		return c.replyError(req, msgBadChunk)
 	}
+	return nil
+}
+
+// tooLarge turns a set whose block was too large (and swallowed) into a
+// delete of its key, answered "SERVER_ERROR object too large for cache"
+// whatever the delete finds. memcached unlinks the old item in this case
+// so that a failed set never leaves the previous value readable; the
+// codec cannot store the block, but the handler can drop the old item.
+// req.Keys and req.Quiet are already set.
+func (c *ServerCodec) tooLarge(req *protocol.Request) error {
+	req.Command = protocol.CmdDelete
+	req.Opcode = opTooLarge
+	req.Value = req.Value[:0]
 	return nil
 }
 
