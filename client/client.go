@@ -145,7 +145,11 @@ func (c *Client) build(zones []Zone, old *topology) (*topology, error) {
 		if err != nil {
 			return fail(err)
 		}
-		z := &zone{name: zc.Name, ring: ketama.New(zc.Servers)}
+		names := zc.Servers
+		if len(zc.RingNames) > 0 {
+			names = zc.RingNames
+		}
+		z := &zone{name: zc.Name, ring: ketama.New(names)}
 		for i, a := range zc.Servers {
 			if _, dup := t.nodes[a]; dup {
 				return fail(fmt.Errorf("client: server %s is in two zones", a))

@@ -27,6 +27,11 @@ type Zone struct {
 	// servers, in the same order. Optional: when empty and Config.BatchPort
 	// is set, they are derived from Servers by swapping the port.
 	BatchServers []string `toml:"batch_servers"`
+	// RingNames, when set, are the names hashed onto the ketama ring in
+	// place of Servers (same order): what another client of the same
+	// servers calls them, so both place keys alike. EVCache's Java client,
+	// for one, names a node "hostname/ip:port".
+	RingNames []string `toml:"ring_names"`
 }
 
 // Policy says how many zone acknowledgements a write waits for before it
@@ -328,6 +333,14 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
+		if len(z.RingNames) > 0 {
+			if len(z.RingNames) != len(z.Servers) {
+				return fmt.Errorf("client: zone %q: %d ring_names for %d servers", z.Name, len(z.RingNames), len(z.Servers))
+			}
+			if dup := firstDuplicate(z.RingNames); dup != "" {
+				return fmt.Errorf("client: zone %q: ring name %q listed twice", z.Name, dup)
+			}
+		}
 	}
 	if c.LocalZone != "" && !names[c.LocalZone] {
 		return fmt.Errorf("client: local_zone %q is not a configured zone", c.LocalZone)
@@ -374,6 +387,17 @@ func validateServers(zone string, servers []string) error {
 		seen[s] = true
 	}
 	return nil
+}
+
+func firstDuplicate(ss []string) string {
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if seen[s] {
+			return s
+		}
+		seen[s] = true
+	}
+	return ""
 }
 
 // batchAddrs returns the batch-port addresses of z's servers, or nil when

@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/moneta-cache/moneta/client/ketama"
 	"github.com/moneta-cache/moneta/shared/mctest"
+	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // cluster is a set of real memcached processes arranged in zones.
@@ -252,3 +254,17 @@ func ctxT(t testing.TB) context.Context {
 }
 
 func key(i int) string { return fmt.Sprintf("k%05d", i) }
+
+func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// nopConn is a pool that never answers anything; for tests of
+// configuration only.
+type nopConn struct{}
+
+func (nopConn) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	return errors.New("nop")
+}
+func (nopConn) Do(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	return errors.New("nop")
+}
+func (nopConn) Close() error { return nil }
