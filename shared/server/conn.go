@@ -88,12 +88,7 @@ type conn struct {
 func (c *conn) serve() {
 	defer func() {
 		if r := recover(); r != nil {
-			c.srv.stats.Panics.Add(1)
-			c.srv.log.Error("server: panic serving connection; closing it",
-				"server", c.srv.cfg.Name, "remote", remote(c.nc), "panic", r,
-				"stack", string(debug.Stack()))
-			// The burst may be half-written: let it go to the GC.
-			c.b = nil
+			c.panicked(r)
 		}
 		c.close()
 	}()
@@ -108,38 +103,63 @@ func (c *conn) serve() {
 
 // waitRequest waits, holding no buffers, for the first byte of the next
 // request. It reports false if the connection should close.
+//
+// This frame and serve's are on the goroutine's stack while it idles. They
+// are kept small (deadline setup and logging live in other functions) so
+// that the garbage collector can shrink an idle goroutine's stack back to
+// its minimum after a burst grew it.
 func (c *conn) waitRequest() bool {
-	s := c.srv
 	c.state.Store(stateIdle)
-	if s.shutting.Load() {
+	if c.srv.shutting.Load() {
 		return false
 	}
-	if d := s.cfg.IdleTimeout; d > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d))
-		c.readDeadline = true
-	} else if c.readDeadline {
-		c.nc.SetReadDeadline(time.Time{})
-		c.readDeadline = false
+	c.setIdleDeadline()
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = c.nc.Read(c.first[:])
 	}
-	for {
-		n, err := c.nc.Read(c.first[:])
-		if n == 1 {
-			break // an error with the byte shows up again on the next read
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.stats.IdleTimeouts.Add(1)
-				s.log.Debug("server: idle timeout", "server", s.cfg.Name, "remote", remote(c.nc))
-			}
-			return false
-		}
+	if n == 0 {
+		c.idleFailed(err)
+		return false
 	}
+	// With the byte came an error maybe; the next read reports it again.
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false // Shutdown closed the connection meanwhile
 	}
 	c.nread++
 	c.pending = true
 	return true
+}
+
+//go:noinline
+func (c *conn) setIdleDeadline() {
+	if d := c.srv.cfg.IdleTimeout; d > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(d))
+		c.readDeadline = true
+	} else if c.readDeadline {
+		c.nc.SetReadDeadline(time.Time{})
+		c.readDeadline = false
+	}
+}
+
+//go:noinline
+func (c *conn) idleFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s := c.srv
+		s.stats.IdleTimeouts.Add(1)
+		s.log.Debug("server: idle timeout", "server", s.cfg.Name, "remote", remote(c.nc))
+	}
+}
+
+// panicked logs a recovered panic. The connection is closed: its stream
+// and its burst may be half-written, so the burst goes to the GC.
+func (c *conn) panicked(r any) {
+	c.srv.stats.Panics.Add(1)
+	c.srv.log.Error("server: panic serving connection; closing it",
+		"server", c.srv.cfg.Name, "remote", remote(c.nc), "panic", r,
+		"stack", string(debug.Stack()))
+	c.b = nil
 }
 
 // acquire borrows a burst and lends its buffers to the codec.

@@ -548,11 +548,22 @@ func TestAcceptErrorsBackOffAndRecover(t *testing.T) {
 		t.Errorf("AcceptErrors = %d, want 3", n)
 	}
 
-	// Shutdown interrupts a back-off in progress. (The loop is blocked in
-	// the inner Accept; one more connection lets it fail again.)
+	// Shutdown interrupts a back-off in progress. The loop may already be
+	// blocked in the inner Accept, in which case one more connection lets
+	// it come round and fail again.
 	ln.fails.Store(1 << 30)
-	inner.dial(t)
-	waitFor(t, "more accept errors", func() bool { return s.Stats().AcceptErrors.Load() > 4 })
+	extra, peer := net.Pipe()
+	defer peer.Close()
+	waitFor(t, "more accept errors", func() bool {
+		if extra != nil {
+			select {
+			case inner.conns <- extra:
+				extra = nil
+			default:
+			}
+		}
+		return s.Stats().AcceptErrors.Load() > 4
+	})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
