@@ -103,9 +103,10 @@
 //     so "cas with the value from gets" scripts use $cas1 in a later request,
 //     and a CAS that must change shows up as a new name.
 //   - "VERSION x" becomes "VERSION $version" (binary: value=$version).
-//   - The meta "t" flag (remaining TTL) is rounded up to a multiple of ten and
-//     shown as t~N, because a clock tick may pass between a write and a read.
-//     t-1 (no expiry) is exact.
+//   - The meta "t" flag (remaining TTL) is rounded to the nearest multiple of
+//     ten and shown as t~N, because a clock tick (or memcached's coarse clock
+//     against the runner's $now) may shift it by a second or two: give TTLs
+//     that are multiples of ten where t is read. t-1 (no expiry) is exact.
 //   - In shape steps, "STAT name value" becomes "STAT name $".
 //
 // # Binary packets

@@ -149,7 +149,7 @@ func (r *renderer) metaFlags(flags []string) []string {
 		case 'c':
 			out[i] = "c$" + r.names.name(v)
 		case 't':
-			out[i] = "t~" + strconv.FormatUint((v+9)/10*10, 10)
+			out[i] = "t~" + strconv.FormatUint((v+5)/10*10, 10)
 		}
 	}
 	return out

@@ -448,6 +448,10 @@ func (ss *session) exchange(cc *clientConn, req []byte, st *step) exchangeResult
 	if !cc.decided {
 		cc.decided = true
 		cc.bin = len(req) > 0 && req[0] == magicRequest
+	} else if len(req) > 0 && (req[0] == magicRequest) != cc.bin && !st.nosync {
+		proto := map[bool]string{false: "text", true: "binary"}
+		ss.t.Fatalf("%s: connection %q speaks %s (its first byte chose); use conn=NAME for %s requests",
+			ss.where(st), st.conn, proto[cc.bin], proto[!cc.bin])
 	}
 	payload := req
 	if !st.nosync {
