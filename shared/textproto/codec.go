@@ -136,11 +136,15 @@ func (c *ServerCodec) readLine() error {
 func (c *ServerCodec) readLongLine(first []byte) ([]byte, error) {
 	c.long = append(c.long[:0], first...)
 	for {
-		if len(c.long) > c.lineLimit(c.long) {
-			return nil, protocol.ErrClose
-		}
 		part, err := c.r.ReadSlice('\n')
 		c.long = append(c.long, part...)
+		n := len(c.long)
+		if err == nil {
+			n-- // the '\n'
+		}
+		if n > c.lineLimit(c.long) {
+			return nil, protocol.ErrClose
+		}
 		if err == nil {
 			return c.long, nil
 		}
