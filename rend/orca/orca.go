@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -172,7 +173,7 @@ func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol
 	case protocol.CmdFlushAll:
 		return o.flush(ctx, req, resp)
 	case protocol.CmdStats:
-		o.statsReply(req, resp)
+		o.statsReply(ctx, req, resp)
 		return nil
 	case protocol.CmdVersion:
 		resp.Message = o.cfg.Version
@@ -203,12 +204,17 @@ func (o *Orca) fail(resp *protocol.Response, layer string, err error) error {
 // memcExp turns a client exptime into the number rend sends to both layers:
 // 0 never, -1 already expired, else an absolute unix time (which memcached
 // and mnemonic read as absolute because it is above 30 days).
+//
+// Absolute times beyond 2038-01-19 (the binary protocol's unsigned
+// exptimes reach 2106) are clamped to math.MaxInt32: memcached parses
+// exptimes as 32-bit signed numbers and would read them as negative,
+// i.e. already expired.
 func memcExp(exptime int64, now time.Time) int64 {
 	abs, expired := protocol.AbsExpiry(exptime, now)
 	if expired {
 		return -1
 	}
-	return abs
+	return min(abs, math.MaxInt32)
 }
 
 // nextVersion hands out l1only versions (the CAS clients see when there is
@@ -475,7 +481,11 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		// expiry (incr), so it reads the result back from L2 while still
 		// holding the stripe: no rend write of this key can come between
 		// L2's change and this read, so L1 gets exactly L2's new item.
-		o.refreshL1(ctx, key)
+		if exp, ok := o.refreshL1(ctx, key); ok && (req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr) {
+			// The meta ma reply can show the item's TTL (t); the codec
+			// takes it from a hit.
+			resp.AppendHit(0, nil, 0, resp.CAS, exp)
+		}
 		return nil
 	}
 
@@ -504,6 +514,7 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 				return nil
 			}
 			resp.Number, resp.CAS = req.Initial, version
+			resp.AppendHit(0, nil, 0, version, max(memcExp(req.Exptime, now), 0))
 		default:
 			resp.Status = protocol.StatusNotFound
 		}
@@ -538,6 +549,13 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		}
 		resp.Number = n
 		nv = strconv.AppendUint(nil, n, 10)
+		if req.Command == protocol.CmdDecr {
+			// memcached decrements in place: a shorter number keeps the
+			// item's length, padded with spaces (incr makes a new item).
+			for len(nv) < len(h.Value) {
+				nv = append(nv, ' ')
+			}
+		}
 	}
 	version := o.nextVersion()
 	// The item keeps its flags and remaining lifetime, as in memcached.
@@ -545,6 +563,9 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		return o.fail(resp, "L1", err)
 	}
 	resp.CAS = version
+	if isArith {
+		resp.AppendHit(0, nil, 0, version, h.Exptime)
+	}
 	return nil
 }
 
@@ -564,7 +585,8 @@ func parseNumber(b []byte) (uint64, bool) {
 
 // refreshL1 copies key's current L2 item into L1 per the mode's policy,
 // or deletes it from L1 when L2 no longer has it or cannot be read.
-func (o *Orca) refreshL1(ctx context.Context, key []byte) {
+// It returns the item's expiry when L2 had it.
+func (o *Orca) refreshL1(ctx context.Context, key []byte) (exp int64, ok bool) {
 	r := o.pool.req()
 	defer o.pool.putReq(r)
 	r.Command = protocol.CmdGet
@@ -576,10 +598,11 @@ func (o *Orca) refreshL1(ctx context.Context, key []byte) {
 			o.stats.L2Errors.Add(1)
 		}
 		o.invalidate(ctx, key)
-		return
+		return 0, false
 	}
 	h := &resp.Hits[0]
 	o.updateL1(ctx, key, item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
+	return h.Exptime, true
 }
 
 // delete serves delete.
@@ -732,8 +755,20 @@ func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.
 	return nil
 }
 
-// statsReply answers "stats" from rend's own counters.
-func (o *Orca) statsReply(req *protocol.Request, resp *protocol.Response) {
+// statsReply answers "stats" from rend's own counters; curr_items and
+// total_items come from the system of record (L2, or L1 in l1only mode,
+// where they count chunk items too). "stats reset" is accepted and resets
+// nothing (the counters are cumulative, for the metrics endpoint); other
+// groups are unknown, answered ERROR.
+func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	switch string(req.Args) {
+	case "":
+	case "reset":
+		return
+	default:
+		resp.Status = protocol.StatusNotFound
+		return
+	}
 	now := time.Now()
 	s := func(name, v string) { resp.Stats = append(resp.Stats, protocol.Stat{Name: name, Value: v}) }
 	s("pid", strconv.Itoa(os.Getpid()))
@@ -746,6 +781,29 @@ func (o *Orca) statsReply(req *protocol.Request, resp *protocol.Response) {
 		resp.Stats = o.cfg.ConnStats(resp.Stats)
 	}
 	resp.Stats = o.stats.AppendStats(resp.Stats)
+	items, total := "0", "0"
+	var rec Backend = o.l1.be
+	if o.l2 != nil {
+		rec = o.l2
+	}
+	sreq, sresp := o.pool.req(), o.pool.resp()
+	sreq.Command = protocol.CmdStats
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	if err := rec.Handle(sctx, sreq, sresp); err == nil {
+		for _, st := range sresp.Stats {
+			switch st.Name {
+			case "curr_items":
+				items = st.Value
+			case "total_items":
+				total = st.Value
+			}
+		}
+	}
+	cancel()
+	o.pool.putReq(sreq)
+	o.pool.putResp(sresp)
+	s("curr_items", items)
+	s("total_items", total)
 	s("l1_healthy", boolStat(o.l1.be.Healthy()))
 	if o.l2 != nil {
 		s("l2_healthy", boolStat(o.l2.Healthy()))

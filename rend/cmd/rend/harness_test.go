@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/mctest"
+)
+
+// End-to-end tests: the rend and mnemonic binaries, built once in TestMain,
+// run as real processes in front of real memcached processes.
+
+// bin holds the binaries TestMain builds once per test run (package state
+// because TestMain has no other way to hand them to the tests).
+var bin struct {
+	rend, mnemonic string
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rend-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin.rend = filepath.Join(dir, "rend")
+	bin.mnemonic = filepath.Join(dir, "mnemonic")
+	for out, pkg := range map[string]string{
+		bin.rend:     ".",
+		bin.mnemonic: "github.com/moneta-cache/moneta/mnemonic/cmd/mnemonic",
+	} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a child process a test owns, restartable with the same args.
+type process struct {
+	t    *testing.T
+	name string
+	path string
+	args []string
+	// ready is the address polled with "version" after a start.
+	ready string
+	cmd   *exec.Cmd
+	log   *os.File
+}
+
+func startProcess(t *testing.T, name, path, ready string, args ...string) *process {
+	t.Helper()
+	p := &process{t: t, name: name, path: path, args: args, ready: ready}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *process) start() {
+	p.t.Helper()
+	if p.log == nil {
+		f, err := os.Create(filepath.Join(p.t.TempDir(), p.name+".log"))
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.log = f
+	}
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.cmd = cmd
+	if err := mctest.WaitReady(p.ready, 20*time.Second); err != nil {
+		p.stop()
+		b, _ := os.ReadFile(p.log.Name())
+		p.t.Fatalf("%s not ready: %v\n%s", p.name, err, b)
+	}
+}
+
+// stop kills the process (SIGKILL: the crash case) and waits for it.
+func (p *process) stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	p.cmd = nil
+}
+
+func (p *process) restart() {
+	p.t.Helper()
+	p.stop()
+	p.start()
+}
+
+// mnemonic starts a real mnemonic on a temp Unix socket with a fresh data
+// directory that survives restarts.
+func startMnemonic(t *testing.T) *process {
+	t.Helper()
+	dir := t.TempDir()
+	sock := "unix:" + filepath.Join(dir, "mn.sock")
+	return startProcess(t, "mnemonic", bin.mnemonic, sock,
+		"-listen", sock, "-data", filepath.Join(dir, "data"), "-shards", "2", "-admin", "",
+		"-max-item-size", strconv.Itoa(21<<20), "-block-cache-bytes", strconv.Itoa(16<<20),
+		"-write-buffer-bytes", strconv.Itoa(8<<20))
+}
+
+// rendProc is a running rend with its addresses.
+type rendProc struct {
+	*process
+	regular, batch, admin string
+}
+
+// startRend runs rend in front of l1 (and l2 when not empty). The regular
+// port is TCP, the batch port a Unix socket, so both kinds are exercised.
+func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
+	t.Helper()
+	dir := t.TempDir()
+	r := &rendProc{
+		regular: fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
+		admin:   fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
+	}
+	args := []string{"-listen", r.regular, "-l1", l1, "-admin", r.admin, "-backend-timeout", "2s"}
+	if l2 != "" {
+		r.batch = "unix:" + filepath.Join(dir, "batch.sock")
+		args = append(args, "-l2", l2, "-batch-listen", r.batch)
+	}
+	args = append(args, extra...)
+	r.process = startProcess(t, "rend", bin.rend, r.regular, args...)
+	return r
+}
+
+// conn is a raw text/meta client connection for wire-level checks.
+type conn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, address string) *conn {
+	t.Helper()
+	network, a := "tcp", address
+	if strings.HasPrefix(address, "unix:") {
+		network, a = "unix", strings.TrimPrefix(address, "unix:")
+	}
+	c, err := net.DialTimeout(network, a, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &conn{t: t, c: c, br: bufio.NewReaderSize(c, 64<<10)}
+}
+
+func (c *conn) send(s string) {
+	c.t.Helper()
+	c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.c.Write([]byte(s)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *conn) line() string {
+	c.t.Helper()
+	l, err := c.br.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read: %v (got %q)", err, l)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// expect sends req and checks the reply lines.
+func (c *conn) expect(req string, want ...string) {
+	c.t.Helper()
+	c.send(req)
+	for _, w := range want {
+		if got := c.line(); got != w {
+			c.t.Fatalf("%q: got %q, want %q", req, got, w)
+		}
+	}
+}
+
+// set stores value with the text protocol.
+func (c *conn) set(key string, value []byte, flags uint32, exptime int64) {
+	c.t.Helper()
+	c.send(fmt.Sprintf("set %s %d %d %d\r\n%s\r\n", key, flags, exptime, len(value), value))
+	if got := c.line(); got != "STORED" {
+		c.t.Fatalf("set %s (%d bytes): %q", key, len(value), got)
+	}
+}
+
+// get reads one key with gets; ok is false on a miss.
+func (c *conn) get(key string) (value []byte, flags uint32, cas uint64, ok bool) {
+	c.t.Helper()
+	c.send("gets " + key + "\r\n")
+	l := c.line()
+	if l == "END" {
+		return nil, 0, 0, false
+	}
+	var k string
+	var n int
+	if _, err := fmt.Sscanf(l, "VALUE %s %d %d %d", &k, &flags, &n, &cas); err != nil {
+		c.t.Fatalf("gets %s: %q", key, l)
+	}
+	value = make([]byte, n+2)
+	if _, err := readFull(c.br, value); err != nil {
+		c.t.Fatal(err)
+	}
+	if end := c.line(); end != "END" {
+		c.t.Fatalf("gets %s: trailer %q", key, end)
+	}
+	return value[:n], flags, cas, true
+}
+
+func readFull(r *bufio.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
