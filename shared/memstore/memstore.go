@@ -455,6 +455,7 @@ func (s *Store) arith(req *protocol.Request, resp *protocol.Response, now time.T
 		}
 		s.put(key, nit, unix)
 		resp.Status, resp.Number, resp.CAS = protocol.StatusOK, req.Initial, nit.cas
+		resp.AppendHit(0, nil, nit.flags, nit.cas, nit.exptime)
 		return
 	}
 	if req.CAS != 0 && it.cas != req.CAS {
@@ -499,6 +500,9 @@ func (s *Store) arith(req *protocol.Request, resp *protocol.Response, now time.T
 	nit := &item{value: nv, flags: it.flags, exptime: exp, cas: s.nextCAS(req), written: unix}
 	s.put(key, nit, unix)
 	resp.Status, resp.Number, resp.CAS = protocol.StatusOK, v, nit.cas
+	// The item's expiry, for meta ma's t flag (the codec reads it from
+	// the first hit); the number itself is in Number.
+	resp.AppendHit(0, nil, nit.flags, nit.cas, nit.exptime)
 }
 
 // parseCounter reads a stored value as memcached's safe_strtoull does on
@@ -586,15 +590,27 @@ func (s *Store) stats(req *protocol.Request, resp *protocol.Response, now time.T
 			protocol.Stat{Name: "flush_enabled", Value: "yes"},
 		)
 		return
-	case "items", "slabs", "sizes", "conns":
-		// Nothing to report for a store without slabs; memcached's
-		// answer for an empty cache is also just END.
+	case "items", "conns":
+		// Nothing to report for a store without slab classes (memcached
+		// answers an empty cache's "stats items" with just END).
+		return
+	case "slabs":
+		resp.Stats = append(resp.Stats,
+			protocol.Stat{Name: "active_slabs", Value: "0"},
+			protocol.Stat{Name: "total_malloced", Value: "0"},
+		)
+		return
+	case "sizes":
+		resp.Stats = append(resp.Stats, protocol.Stat{Name: "sizes_status", Value: "disabled"})
 		return
 	case "reset":
+		// No stats with StatusOK: the text codec answers "RESET".
 		s.c = counters{}
 		return
 	default:
-		resp.ClientError("bad command line format")
+		// memcached answers an unknown group "ERROR" (binary: not
+		// found); the codecs encode StatusNotFound that way.
+		resp.Status = protocol.StatusNotFound
 		return
 	}
 	unix := now.Unix()

@@ -433,7 +433,7 @@ func TestStatsVersionVerbosity(t *testing.T) {
 			t.Errorf("after reset cmd_get = %s", s.Value)
 		}
 	}
-	f.status(f.do(protocol.CmdStats, func(r *protocol.Request) { r.Args = []byte("bogus") }), protocol.StatusClientError)
+	f.status(f.do(protocol.CmdStats, func(r *protocol.Request) { r.Args = []byte("bogus") }), protocol.StatusNotFound)
 	if r := f.do(protocol.CmdVersion, nil); r.Message != DefaultVersion {
 		t.Errorf("version %q", r.Message)
 	}
