@@ -186,6 +186,7 @@ const (
 	DefaultWriteTimeout     = 2500 * time.Millisecond
 	DefaultZoneEnv          = "MONETA_ZONE"
 	DefaultFailureThreshold = 3
+	DefaultFailureWindow    = 100 * time.Millisecond
 	DefaultProbeMin         = 100 * time.Millisecond
 	DefaultProbeMax         = 5 * time.Second
 	DefaultConnsPerServer   = 2
@@ -233,10 +234,16 @@ type Config struct {
 	WriteTimeout time.Duration `toml:"write_timeout"`
 
 	// FailureThreshold is how many consecutive failures (timeouts,
-	// connection errors) mark a server down (default 3). A down server is
-	// skipped, as if it had failed at once, and probed in the background
-	// with a back-off from ProbeMin doubling to ProbeMax until it answers.
+	// connection errors) mark a server down (default 3), provided the run
+	// of failures has lasted FailureWindow (default 100 ms): a stall that
+	// times out every request in flight at one instant (a GC pause, an
+	// overloaded client host) does not, a server that stays unreachable
+	// does. A down server is skipped, as if it had failed at once, and
+	// probed in the background with a back-off from ProbeMin doubling to
+	// ProbeMax until it answers. When every server a request could use is
+	// down, the preferred one is tried anyway rather than failing blind.
 	FailureThreshold int           `toml:"failure_threshold"`
+	FailureWindow    time.Duration `toml:"failure_window"`
 	ProbeMin         time.Duration `toml:"probe_min"`
 	ProbeMax         time.Duration `toml:"probe_max"`
 
@@ -284,6 +291,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.FailureThreshold <= 0 {
 		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.FailureWindow <= 0 {
+		c.FailureWindow = DefaultFailureWindow
 	}
 	if c.ProbeMin <= 0 {
 		c.ProbeMin = DefaultProbeMin

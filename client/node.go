@@ -29,7 +29,9 @@ type node struct {
 	// only one to flip it back. Successes reset fails, so sporadic timeouts
 	// on a busy server never add up to a down mark.
 	fails atomic.Int32
-	down  atomic.Bool
+	// streak is when the current run of failures began (unix nanoseconds).
+	streak atomic.Int64
+	down   atomic.Bool
 	// stop is closed when the node leaves the topology, ending its prober.
 	stop chan struct{}
 
@@ -61,7 +63,12 @@ func (c *Client) result(n *node, parent context.Context, err error) {
 		return
 	}
 	n.failures.Add(1)
-	if int(n.fails.Add(1)) < c.cfg.FailureThreshold {
+	now := time.Now().UnixNano()
+	f := n.fails.Add(1)
+	if f == 1 {
+		n.streak.Store(now)
+	}
+	if int(f) < c.cfg.FailureThreshold || time.Duration(now-n.streak.Load()) < c.cfg.FailureWindow {
 		return
 	}
 	if !n.down.CompareAndSwap(false, true) {

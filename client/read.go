@@ -57,13 +57,26 @@ func (c *Client) readOne(ctx context.Context, key string, cmd protocol.Command, 
 	order := c.readOrder(t, orderBuf[:0])
 	missed := missBuf[:0] // zones that answered "not there", for fills
 	c.stats.gets.Add(1)
-	for i, zi := range order {
+	attempted, lastResort := false, false
+	for i := 0; i < len(order); i++ {
+		zi := order[i]
 		n := t.zones[zi].locate(wk)
-		if n.isDown() {
+		if n.isDown() && !lastResort {
 			n.skipped.Add(1)
 			c.stats.readFailures.Add(1)
+			if i == len(order)-1 && !attempted {
+				// Every zone was skipped as down. Rather than answer a
+				// miss without asking anyone (a stall of the client's own
+				// host can mark healthy servers down), go round again
+				// ignoring the marks: a pool with no connection fails at
+				// once, a live server answers, and each try is bounded by
+				// ReadTimeout.
+				order = append(order, order...)
+				lastResort = true
+			}
 			continue // a failure: every Fallback but Never goes on, and Never has one zone
 		}
+		attempted = true
 		o := c.getOp()
 		o.req.Command = cmd
 		o.req.AddKey([]byte(wk))

@@ -87,8 +87,8 @@ func (c *Client) goBackground(f func()) bool {
 // send performs one write on one server, bounded by WriteTimeout. ctx is
 // detached from the caller's cancellation when the write may outlive the
 // call.
-func (c *Client) send(ctx context.Context, n *node, w *writeReq, batch bool) answer {
-	if n.isDown() {
+func (c *Client) send(ctx context.Context, n *node, w *writeReq, batch, force bool) answer {
+	if n.isDown() && !force {
 		n.skipped.Add(1)
 		return answer{err: fmt.Errorf("%s: %w", n.addr, errDown)}
 	}
@@ -121,11 +121,20 @@ func (c *Client) fanout(ctx context.Context, t *topology, targets []int, w *writ
 	// returned is set once the caller stopped waiting, so that failures
 	// after that point are counted as background failures.
 	var returned atomic.Bool
-	started := 0
+	// When every target server is marked down, send anyway rather than
+	// fail without trying: a down mark may be stale, and a pool with no
+	// connection fails at once.
+	force := true
+	for _, zi := range targets {
+		if !t.zones[zi].locate(w.key).isDown() {
+			force = false
+			break
+		}
+	}
 	for pos, zi := range targets {
 		n := t.zones[zi].locate(w.key)
 		ok := c.goBackground(func() {
-			a := c.send(bctx, n, w, batch)
+			a := c.send(bctx, n, w, batch, force)
 			a.pos = pos
 			if !a.acked() && returned.Load() {
 				c.stats.bgWriteFailures.Add(1)
@@ -136,7 +145,6 @@ func (c *Client) fanout(ctx context.Context, t *topology, targets []int, w *writ
 		if !ok {
 			return answer{}, ErrClosed
 		}
-		started++
 	}
 	if required == 0 {
 		returned.Store(true)
@@ -315,7 +323,7 @@ func (c *Client) CompareAndSwap(ctx context.Context, item *Item) error {
 	c.stats.writes.Add(1)
 	w := &writeReq{cmd: protocol.CmdCas, key: wk, value: cloneValue(item.Value),
 		flags: item.Flags, exptime: int64(item.Expiration), cas: item.CAS}
-	a := c.send(ctx, t.zones[home].locate(wk), w, c.cfg.BatchWrites == BatchAll)
+	a := c.send(ctx, t.zones[home].locate(wk), w, c.cfg.BatchWrites == BatchAll, true)
 	if !a.acked() {
 		if ctx.Err() != nil {
 			return ctx.Err()
