@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -458,3 +459,38 @@ func statMode(path string) (os.FileMode, error) {
 	}
 	return fi.Mode().Perm(), nil
 }
+
+// BenchmarkPipelinedGets measures the server loop with the real text codec
+// and memstore: batches of 100 pipelined gets of a 100-byte value over a
+// Unix socket. The client side allocates nothing, so allocs/op is the
+// server's (codec, loop and handler) per request.
+func BenchmarkPipelinedGets(b *testing.B) {
+	store := memstore.New(memstore.Options{})
+	_, addr := servertest.StartConfig(b, "unix", server.Config{Logger: discardLogger()}, store)
+	c, err := net.Dial("unix", servertest.Path(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	value := strings.Repeat("x", 100)
+	fmt.Fprintf(c, "set k 0 0 %d\r\n%s\r\n", len(value), value)
+	if _, err := io.ReadFull(c, make([]byte, len("STORED\r\n"))); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 100
+	req := []byte(strings.Repeat("get k\r\n", batch))
+	replyLen := batch * len("VALUE k 0 100\r\n"+value+"\r\nEND\r\n")
+	buf := make([]byte, replyLen)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

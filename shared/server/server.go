@@ -26,6 +26,12 @@
 // Handlers that answer "stats" get the connection counters from the same
 // *Stats main passed in Config.Stats (Stats.AppendStats formats them the
 // way memcached names them); Server.Stats returns that pointer too.
+//
+// Every Handle call gets the server's context, which is cancelled when
+// Shutdown's deadline passes or Close is called: a handler waiting on a
+// backend should give up then. A handler error is logged (rate limited)
+// and answered SERVER_ERROR with Response.Message, or HandlerErrorMessage;
+// a handler panic is logged and closes only its connection.
 package server
 
 import (
