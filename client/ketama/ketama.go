@@ -10,12 +10,15 @@
 //	    points: le32(d[0:4]), le32(d[4:8]), le32(d[8:12]), le32(d[12:16])
 //
 // where le32 reads four bytes little-endian and name(s) is the server's
-// address exactly as configured ("10.0.1.1:11211"). This is spymemcached's
-// naming (its node key is the socket address "ip:port" without the leading
-// "/"), libketama's, and Couchbase SDK RFC 26's. libmemcached differs in one
-// way: in its default (non-weighted) ketama mode it leaves out ":11211" when
-// the port is the default one, so a libmemcached client only agrees with this
-// ring for servers on other ports, or when configured to name them the same.
+// address exactly as configured ("10.0.1.1:11211"). This is libketama's
+// naming, Couchbase SDK RFC 26's, and spymemcached's (its node key is the
+// socket address without the leading "/", so "hostname/ip:port" when the
+// address was resolved from a name). libmemcached builds this continuum in
+// its weighted ketama mode with equal weights, naming a server "host-i"
+// when it is on the default port 11211 and "host:port-i" otherwise, or
+// "/host:port-i" in its KETAMA_SPY distribution; its plain ketama mode (100
+// points, one per digest) is a different continuum. Callers that must agree
+// with such a client hash the names it uses.
 //
 // A key maps to the first point at or after le32(md5(key)[0:4]), wrapping to
 // the lowest point past the top of the 32-bit space. If two servers hash to
