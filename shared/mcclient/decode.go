@@ -171,7 +171,7 @@ func (r *replyReader) errorReply(o *op, line []byte, resp *protocol.Response) (d
 	if msg, ok := bytes.CutPrefix(line, []byte("CLIENT_ERROR ")); ok {
 		switch {
 		case o.kind == opArith && bytes.Contains(msg, []byte("non-numeric")):
-			setStatus(resp, protocol.StatusNonNumeric, "")
+			setStatus(resp, protocol.StatusNonNumeric, msgNonNumeric)
 		case o.kind == opStore && (string(msg) == msgBadFormat || string(msg) == "bad data chunk"):
 			// memcached answers these before (or instead of) swallowing the
 			// data block, so its next reply may be the data read as a

@@ -46,6 +46,7 @@ const (
 	msgUnsupported = "unsupported command"
 	msgBadArgs     = "bad command arguments"
 	msgUnknownCmd  = "unknown command" // the server answered ERROR
+	msgNonNumeric  = "cannot increment or decrement non-numeric value"
 )
 
 // maxKeyLen is memcached's key limit, which also applies to the base64 form.

@@ -301,13 +301,19 @@ func TestRequestTimeout(t *testing.T) {
 			addr := silentServer(t, read)
 			const rt = 150 * time.Millisecond
 			c := newClient(t, addr, func(c *Config) { c.Conns = 1; c.RequestTimeout = rt })
-			req := rq(protocol.CmdSet, "", "k")
-			// Big enough that the write blocks when the server does not read.
-			req.Value = make([]byte, 8<<20)
+			req := rq(protocol.CmdSet, "small", "k")
+			slack := 500 * time.Millisecond
+			if !read {
+				// Big enough that the write blocks when the server does not
+				// read. Copying it into the write buffer cannot be
+				// interrupted, and takes a while under the race detector.
+				req.Value = make([]byte, 4<<20)
+				slack = 2 * time.Second
+			}
 			start := time.Now()
 			err := c.Handle(context.Background(), req, &protocol.Response{})
 			d := time.Since(start)
-			if !errors.Is(err, ErrTimeout) || d < rt || d > rt+500*time.Millisecond {
+			if !errors.Is(err, ErrTimeout) || d < rt || d > rt+slack {
 				t.Fatalf("err %v after %v, want ErrTimeout after %v", err, d, rt)
 			}
 			waitFor(t, "stuck connection dropped and redialled", 3*time.Second, func() bool {
@@ -345,6 +351,26 @@ func TestContextCancel(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("in-flight call: %v", err)
 	}
+	// Several calls awaiting replies on a busy reader: each can leave.
+	c2 := newClient(t, addr, func(c *Config) { c.Conns = 1; c.RequestTimeout = 10 * time.Second })
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() { errs <- c2.Handle(ctx3, rq(protocol.CmdGet, "", fmt.Sprint(i)), &protocol.Response{}) }()
+	}
+	waitFor(t, "four calls in flight", 2*time.Second, func() bool { return c2.Stats().InFlight == 4 })
+	cancel3()
+	for range 4 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("canceled call: %v", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("canceled call did not return")
+		}
+	}
+
 	// The abandoned call still holds its slot until the server answers or
 	// the connection goes; Close must not hang on it.
 	start = time.Now()

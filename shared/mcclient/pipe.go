@@ -89,14 +89,14 @@ type pipe struct {
 }
 
 // Buffer sizes. Reads: values up to readBufSize-2 bytes are copied once,
-// from the read buffer into the Response. Writes: a batch is flushed when it
-// reaches flushSize even if more calls are queued, bounding latency and the
-// buffer; a buffer grown past maxWriteKeep by a large value is dropped.
+// from the read buffer into the Response, and readBufSize is also the
+// longest reply line accepted. Writes: a batch is flushed when it reaches
+// flushSize even if more calls are queued, bounding latency and the buffer;
+// a buffer grown past maxWriteKeep by a large value is dropped.
 const (
 	readBufSize  = 32 << 10
 	flushSize    = 64 << 10
 	maxWriteKeep = 1 << 20
-	// maxLineLen is the longest reply line accepted; it is the read buffer.
 )
 
 // Errors a call can fail with; test them with errors.Is.
@@ -317,6 +317,11 @@ func (p *pipe) readLoop() {
 // readCall reads every reply of cl. It returns only connection-fatal errors;
 // a value too large fails just this call.
 func (p *pipe) readCall(cl *call) error {
+	// Claim the Responses only once the reply starts to arrive: until then
+	// the caller may still walk away on its context without waiting.
+	if _, err := p.rr.br.Peek(1); err != nil {
+		return err
+	}
 	claimed := cl.state.CompareAndSwap(stSent, stReading)
 	now := time.Now()
 	var callErr error
