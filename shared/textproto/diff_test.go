@@ -224,6 +224,9 @@ func diffCases() []diffCase {
 		{"mg b", "mg YQ== b v k\r\nmg YWJj b k v\r\n"},
 		{"mg b bad", "mg a b\r\nmg YQ= b\r\nmg zz b\r\nmg ==== b\r\n"},
 		{"mg b lenient", "ms YWI= 1 b\r\nx\r\nmg YW!I= b v k\r\nmg YWI=YQ== b v\r\nmg ab v\r\n"},
+		{"mg s f", "ms a 3\r\nabc\r\nmg a s\r\nmg a s f\r\n"},
+		{"mg binary key", "ms AAEC 1 b\r\nx\r\nmg AAEC b k v\r\nmd AAEC b k q\r\nmg AAEC b k v\r\n"},
+		{"mg tab key", "ms a\tb 1\r\nx\r\nmg a\tb v k\r\n"},
 		{"mg F bad", "mg a Fx\r\n"},
 		{"mg C J D bad", "mg a Cx\r\nmg a Jx\r\nmg a Dx\r\nmg a MSS\r\n"},
 
@@ -278,6 +281,7 @@ func diffCases() []diffCase {
 		{"ma C", "ma a C1\r\nma a N0 C1\r\n"},
 		{"ma b", "ma YQ== b N0 J9 k v\r\n"},
 		{"ma key 251", "ma " + k251 + "\r\n"},
+		{"ma t", "ms x 1 T0\r\n1\r\nma x t v\r\nmg x t s v\r\n"},
 
 		// mn and me.
 		{"mn", "mn\r\nmn x y\r\n"},
