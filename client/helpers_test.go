@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/client/ketama"
+	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/mctest"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -129,7 +130,7 @@ type raw struct {
 
 func dialRaw(t testing.TB, a string) *raw {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", a, 2*time.Second)
+	c, err := addr.Dial(context.Background(), a, 2*time.Second)
 	if err != nil {
 		t.Fatalf("dial %s: %v", a, err)
 	}
