@@ -342,6 +342,10 @@ func (p *pipe) readCall(cl *call) error {
 			}
 		}
 	}
+	if !claimed {
+		// Do not let the values of calls nobody waits for pin memory.
+		p.discard = protocol.Response{}
+	}
 	p.answered.Add(1)
 	p.finish(cl, callErr)
 	return nil
