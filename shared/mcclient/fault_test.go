@@ -201,7 +201,11 @@ func TestAbandonedCalls(t *testing.T) {
 // quickly with errors, later ones fail fast while it is down, and after a
 // restart the client reconnects on its own.
 func TestServerRestart(t *testing.T) {
-	m := mctest.Start(t)
+	t.Run("unix", func(t *testing.T) { testServerRestart(t, mctest.Start(t)) })
+	t.Run("tcp", func(t *testing.T) { testServerRestart(t, mctest.StartTCP(t)) })
+}
+
+func testServerRestart(t *testing.T, m *mctest.Memcached) {
 	c := newClient(t, m.Addr, func(c *Config) { c.Conns = 2; c.BackoffMax = 50 * time.Millisecond })
 	set(t, c, "k", "v", 0, 0)
 
