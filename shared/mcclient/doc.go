@@ -30,7 +30,15 @@
 //
 // Protocol outcomes are statuses in the Response (NotFound, Exists,
 // NotStored, NonNumeric, TooLarge, ClientError/ServerError with the server's
-// message). A Go error means the reply is not trustworthy: the connection
+// message; ERROR, legitimate only for stats and verbosity arguments, is
+// ClientError "unknown command"). memcached 1.6.18 has no ms E flag: a
+// Request with NewCAS gets its CLIENT_ERROR "invalid flag". In a multi-key get
+// the first error status wins and the other keys' hits are still reported.
+// A reply that does not fit its command (ERROR to a meta command, EN to ms,
+// a CLIENT_ERROR that memcached sends without swallowing the data block) means
+// the stream is out of step: the connection is dropped, as on an I/O error.
+//
+// A Go error means the reply is not trustworthy: the connection
 // failed, the request timed out, the caller's context ended, or the client is
 // closed. A failed connection fails every request pending on it, is dropped,
 // and is redialled in the background with capped exponential backoff and
@@ -45,6 +53,17 @@
 // calls. A call (one Handle, or one Do batch, which always stays together on
 // one connection) waits on a pooled completion channel: no goroutine and, in
 // the steady state, no allocation per request.
+//
+// # Timeouts and cancellation
+//
+// A call waits at most RequestTimeout (ErrTimeout) or until its context ends
+// (ctx.Err()), except in two short windows where leaving would let the pipe
+// touch the caller's memory afterwards: while the writer copies the call's
+// Requests into its buffer, and once the call's reply has started to arrive.
+// A caller who leaves earlier abandons the call; its reply is read and
+// discarded. Separately, a watchdog drops any connection that has had calls
+// outstanding and completed none for RequestTimeout, which fails everything
+// on it and bounds both windows.
 //
 // # Ownership
 //
