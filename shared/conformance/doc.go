@@ -149,9 +149,30 @@
 // connection, in the same write: "mn\r\n" on a text connection, a noop with
 // opaque 0x5ec0ffee on a binary one. Everything that arrives before its reply
 // (MN, or that noop) is the reply to the step. Targets must therefore answer
-// mn and noop. A server that answers more than expected is caught because the
-// reply then fails to match; the bytes the step's own requests leave
-// unanswered stay in the connection buffer and fail the next step.
+// mn and noop. Because a step's own mn also answers MN, a text reply that
+// ends in MN is accepted only once no more bytes arrive for 30ms; so is any
+// reply that does not match (a server answering more than expected is caught
+// by the mismatch). When a script ends, each connection it left open gets a
+// last "version" (binary: the sync noop) whose reply must come alone: a reply
+// the server sent late, or beyond what the script expected, fails the script
+// there.
+//
+// # Groups
+//
+//	text           classic text commands, noreply, multi-get, errors
+//	text-badline   a rejected storage command line is followed by its data
+//	               block, which memcached then reads as a command line
+//	text-verbosity verbosity
+//	meta           mg ms md ma mn: flags, modes, base64 keys, opaque, quiet
+//	               pipelines, errors
+//	meta-stale     stale-while-revalidate: md I, ms I, mg N; W X Z flags
+//	binary         every binary opcode but stat and verbosity, quiet
+//	               pipelines, CAS, opaque, errors (some close the connection)
+//	stats          stats shape, text and binary
+//	ttl            relative, negative, absolute exptimes, touch, gat, delayed
+//	               flush_all; several scripts wait for an expiry (about 2s)
+//	limits         the 1 MiB item size limit (rend may declare larger values)
+//	quirks         memcached implementation details protocol.txt leaves open
 //
 // # Adding a script
 //

@@ -210,6 +210,7 @@ type clientConn struct {
 	bin     bool
 	buf     []byte // received, not yet consumed
 	closed  bool   // the server closed it
+	partial bool   // the last step was nosync: it may have left a request unfinished
 }
 
 // reporter is the part of testing.T a script run uses (a fake in this
@@ -512,11 +513,14 @@ func (ss *session) exchange(cc *clientConn, req []byte, st *step) exchangeResult
 	if !cc.decided {
 		cc.decided = true
 		cc.bin = len(req) > 0 && req[0] == magicRequest
-	} else if len(req) > 0 && (req[0] == magicRequest) != cc.bin && !st.nosync {
+	} else if len(req) > 0 && (req[0] == magicRequest) != cc.bin && !st.nosync && !cc.partial {
 		proto := map[bool]string{false: "text", true: "binary"}
 		ss.t.Fatalf("%s: connection %q speaks %s (its first byte chose); use conn=NAME for %s requests",
 			ss.where(st), st.conn, proto[cc.bin], proto[!cc.bin])
 	}
+	// After a nosync step the server may be inside a request, and the
+	// next bytes continue it whatever they look like.
+	cc.partial = st.nosync
 	payload := req
 	if !st.nosync {
 		payload = append(slices.Clip(req), syncRequest(cc.bin)...)
