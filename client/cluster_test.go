@@ -376,8 +376,14 @@ func TestAllDownStillTries(t *testing.T) {
 	if it, err := c.Get(ctx, keys[0]); err != nil || string(it.Value) != "v"+keys[0] {
 		t.Fatalf("read with every server marked down: %v %v", it, err)
 	}
+	if m, err := c.GetMulti(ctx, keys); err != nil || len(m) != 1 {
+		t.Fatalf("getmulti with every server marked down: %v %v", m, err)
+	}
 	if err := c.Set(ctx, &Item{Key: keys[0], Value: []byte("w")}); err != nil {
 		t.Fatalf("write with every server marked down: %v", err)
+	}
+	if err := c.SetMulti(ctx, []*Item{{Key: keys[0], Value: []byte("m")}}); err != nil {
+		t.Fatalf("bulk write with every server marked down: %v", err)
 	}
 }
 

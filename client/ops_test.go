@@ -139,6 +139,10 @@ func TestOperations(t *testing.T) {
 	if _, err := c.Get(cctx, "n"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("get with cancelled context: %v", err)
 	}
+	if _, err := c.GetMulti(cctx, []string{"n"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("getmulti with cancelled context: %v", err)
+	}
+	is(c.Set(cctx, &Item{Key: "n", Value: []byte("1")}), context.Canceled)
 
 	c.Close()
 	_, err = c.Get(ctx, "n")

@@ -45,8 +45,8 @@ func (c *Client) GetAndTouch(ctx context.Context, key string, exptime int32) (*I
 }
 
 func (c *Client) readOne(ctx context.Context, key string, cmd protocol.Command, exptime int32) (*Item, error) {
-	if c.closed.Load() {
-		return nil, ErrClosed
+	if err := c.usable(ctx); err != nil {
+		return nil, err
 	}
 	wk, err := c.wireKey(key)
 	if err != nil {
@@ -180,8 +180,8 @@ func (c *Client) fill(ctx context.Context, t *topology, zones []int, wk string, 
 // still missing or whose server failed, and so on. As with Get, failures
 // are misses, not errors.
 func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
-	if c.closed.Load() {
-		return nil, ErrClosed
+	if err := c.usable(ctx); err != nil {
+		return nil, err
 	}
 	out := make(map[string]*Item, len(keys))
 	if len(keys) == 0 {
@@ -191,6 +191,7 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 	type entry struct {
 		key, wk string
 		missed  []int // zones that answered "not there"
+		tried   bool  // a server was asked (not all skipped as down)
 	}
 	entries := make([]entry, 0, len(keys))
 	seen := make(map[string]bool, len(keys))
@@ -213,7 +214,9 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 	var orderBuf [8]int
 	order := c.readOrder(t, orderBuf[:0])
 	fills := map[int][]bulkEntry{}
-	for step, zi := range order {
+	lastResort := false
+	for step := 0; step < len(order); step++ {
+		zi := order[step]
 		if len(pending) == 0 {
 			break
 		}
@@ -223,12 +226,17 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 			n := z.locate(entries[e].wk)
 			groups[n] = append(groups[n], e)
 		}
-		results := c.fetchGroups(ctx, groups, func(e int) string { return entries[e].wk })
+		results := c.fetchGroups(ctx, groups, func(e int) string { return entries[e].wk }, lastResort)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		next := pending[:0:0]
 		for _, r := range results {
+			if r.err != errDown {
+				for _, e := range r.idx {
+					entries[e].tried = true
+				}
+			}
 			if r.err != nil {
 				c.stats.readFailures.Add(1)
 				next = append(next, r.idx...)
@@ -262,6 +270,20 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 			}
 		}
 		pending = next
+		if step == len(order)-1 && !lastResort {
+			// Keys whose every server was skipped as down go round again
+			// ignoring the marks, as in Get.
+			var blind []int
+			for _, e := range pending {
+				if !entries[e].tried {
+					blind = append(blind, e)
+				}
+			}
+			if len(blind) > 0 {
+				order = append(order, order...)
+				pending, lastResort = blind, true
+			}
+		}
 	}
 	c.stats.hits.Add(uint64(len(out)))
 	c.stats.misses.Add(uint64(len(entries) - len(out)))
@@ -270,7 +292,7 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 		c.goBackground(func() {
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.WriteTimeout)
 			defer cancel()
-			c.bulkWrite(bctx, t.zones[zi], protocol.CmdAdd, es, false)
+			c.bulkWrite(bctx, t.zones[zi], protocol.CmdAdd, es, false, false)
 		})
 	}
 	return out, nil
@@ -286,8 +308,8 @@ type groupResult struct {
 // fetchGroups asks every server in groups for its keys in parallel, one
 // request each, bounded by BulkReadTimeout. The first group runs on the
 // caller's goroutine. Hit values are copied out, so they belong to the
-// caller.
-func (c *Client) fetchGroups(ctx context.Context, groups map[*node][]int, wireKey func(int) string) []groupResult {
+// caller. force asks servers marked down too.
+func (c *Client) fetchGroups(ctx context.Context, groups map[*node][]int, wireKey func(int) string, force bool) []groupResult {
 	results := make([]groupResult, 0, len(groups))
 	nodes := make([]*node, 0, len(groups))
 	for n, idx := range groups {
@@ -296,7 +318,7 @@ func (c *Client) fetchGroups(ctx context.Context, groups map[*node][]int, wireKe
 	}
 	fetch := func(i int) {
 		n, r := nodes[i], &results[i]
-		if n.isDown() {
+		if n.isDown() && !force {
 			n.skipped.Add(1)
 			r.err = errDown
 			return

@@ -67,6 +67,17 @@ func (a *answer) outcome() error {
 	return statusErr(&protocol.Response{Status: a.status, Message: a.msg})
 }
 
+// usable reports why a call must not start: the Client is closed, or the
+// caller's context already ended (a pool may still complete a request on a
+// dead context when the reply is quick, which would make the outcome depend
+// on timing).
+func (c *Client) usable(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
 // goBackground runs f on a goroutine that Close waits for, unless the
 // Client is closing. bgMu makes "not closed, so Add" atomic with respect to
 // Close's "closed, so Wait", which sync.WaitGroup requires.
@@ -183,8 +194,8 @@ func (c *Client) fanout(ctx context.Context, t *topology, targets []int, w *writ
 // write runs w under the configured policy (and at least minRequired
 // acknowledgements) on the write zones, or on every zone when all is set.
 func (c *Client) write(ctx context.Context, w *writeReq, all bool, minRequired int) (answer, error) {
-	if c.closed.Load() {
-		return answer{}, ErrClosed
+	if err := c.usable(ctx); err != nil {
+		return answer{}, err
 	}
 	t := c.topo.Load()
 	var buf [8]int
@@ -306,8 +317,8 @@ func (c *Client) arith(ctx context.Context, cmd protocol.Command, key string, de
 // as one acknowledgement; a concurrent write that reached only another zone
 // is overwritten there, as last writer.
 func (c *Client) CompareAndSwap(ctx context.Context, item *Item) error {
-	if c.closed.Load() {
-		return ErrClosed
+	if err := c.usable(ctx); err != nil {
+		return err
 	}
 	wk, err := c.wireKey(item.Key)
 	if err != nil {
@@ -382,8 +393,8 @@ func (e *BulkError) Error() string {
 // per the policy, like Set. Items the preferred acknowledging zone did not
 // store are reported in a *BulkError.
 func (c *Client) SetMulti(ctx context.Context, items []*Item) error {
-	if c.closed.Load() {
-		return ErrClosed
+	if err := c.usable(ctx); err != nil {
+		return err
 	}
 	entries := make([]bulkEntry, len(items))
 	for i, it := range items {
@@ -399,6 +410,14 @@ func (c *Client) SetMulti(ctx context.Context, items []*Item) error {
 	required := c.cfg.Policy.required(len(targets))
 	batch := c.cfg.BatchWrites != BatchOff
 	c.stats.writes.Add(1)
+	// As in fanout: with every server of the write zones marked down, send
+	// anyway rather than fail without trying.
+	force := true
+	for _, zi := range targets {
+		for _, n := range t.zones[zi].nodes {
+			force = force && n.isDown()
+		}
+	}
 
 	type zoneAnswer struct {
 		pos  int
@@ -411,7 +430,7 @@ func (c *Client) SetMulti(ctx context.Context, items []*Item) error {
 	for pos, zi := range targets {
 		ok := c.goBackground(func() {
 			wctx, cancel := context.WithTimeout(bctx, c.cfg.WriteTimeout)
-			errs, err := c.bulkWrite(wctx, t.zones[zi], protocol.CmdSet, entries, batch)
+			errs, err := c.bulkWrite(wctx, t.zones[zi], protocol.CmdSet, entries, batch, force)
 			cancel()
 			if err != nil && returned.Load() {
 				c.stats.bgWriteFailures.Add(1)
@@ -472,7 +491,7 @@ func (c *Client) SetMulti(ctx context.Context, items []*Item) error {
 // bulkWrite sends cmd for every entry to its server in zone z: one
 // pipelined batch per server, the servers in parallel. errs[i] is entry i's
 // outcome; err is the first server failure (its entries' errs say so too).
-func (c *Client) bulkWrite(ctx context.Context, z *zone, cmd protocol.Command, entries []bulkEntry, batch bool) (errs []error, err error) {
+func (c *Client) bulkWrite(ctx context.Context, z *zone, cmd protocol.Command, entries []bulkEntry, batch, force bool) (errs []error, err error) {
 	errs = make([]error, len(entries))
 	groups := map[*node][]int{}
 	for i := range entries {
@@ -494,7 +513,7 @@ func (c *Client) bulkWrite(ctx context.Context, z *zone, cmd protocol.Command, e
 				}
 				mu.Unlock()
 			}
-			if n.isDown() {
+			if n.isDown() && !force {
 				n.skipped.Add(1)
 				fail(errDown)
 				return
