@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,5 +380,58 @@ func TestConcurrentWritersConverge(t *testing.T) {
 		if hd.Version != h2.CAS {
 			t.Fatalf("L1 version %d, L2 %d", hd.Version, h2.CAS)
 		}
+	}
+}
+
+// counting wraps a Backend and counts pipelined calls (round trips).
+type counting struct {
+	Backend
+	calls atomic.Int64
+}
+
+func (c *counting) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	c.calls.Add(1)
+	return c.Backend.Handle(ctx, req, resp)
+}
+
+func (c *counting) Do(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	c.calls.Add(1)
+	return c.Backend.Do(ctx, reqs, resps)
+}
+
+// TestMultiGetRoundTrips: a multi-get costs one L1 round trip for the
+// headers and one for all chunks, however many keys and chunks; L2 misses
+// cost one L2 round trip.
+func TestMultiGetRoundTrips(t *testing.T) {
+	r := newRig(t, true)
+	l1 := &counting{Backend: r.l1}
+	l2 := &counting{Backend: r.l2}
+	o, err := New(Config{Mode: L1L2, L1: l1, L2: l2, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := 0; i < 100; i++ {
+		k := fmt.Sprintf("rt%d", i)
+		keys = append(keys, k)
+		do(t, o, op{cmd: protocol.CmdSet, keys: []string{k}, value: value(i * 13)})
+	}
+	l1.calls.Store(0)
+	l2.calls.Store(0)
+	resp := do(t, o, op{cmd: protocol.CmdGet, keys: keys})
+	if len(resp.Hits) != 100 || l1.calls.Load() != 2 || l2.calls.Load() != 0 {
+		t.Fatalf("%d hits in %d L1 and %d L2 round trips", len(resp.Hits), l1.calls.Load(), l2.calls.Load())
+	}
+	// All inline: one round trip.
+	l1.calls.Store(0)
+	do(t, o, op{cmd: protocol.CmdGet, keys: keys[:3]})
+	if l1.calls.Load() != 1 {
+		t.Fatalf("inline multi-get: %d L1 round trips", l1.calls.Load())
+	}
+	// Misses go to L2 in one batch.
+	l1.calls.Store(0)
+	do(t, o, op{cmd: protocol.CmdGet, keys: []string{"m1", "m2", "m3", "rt1"}})
+	if l2.calls.Load() != 1 || l1.calls.Load() != 1 {
+		t.Fatalf("misses: %d L2, %d L1 round trips", l2.calls.Load(), l1.calls.Load())
 	}
 }
