@@ -15,7 +15,7 @@ import (
 // ErrUnavailable. What each zone holds is read from the servers directly.
 func TestWritePolicies(t *testing.T) {
 	cl := startCluster(t, []string{"a", "b", "c"}, 2)
-	const wt = 800 * time.Millisecond
+	const wt = time.Second
 	cases := []struct {
 		policy  Policy
 		frozen  []int // zones whose owner of the key is frozen
@@ -56,7 +56,7 @@ func TestWritePolicies(t *testing.T) {
 				if err != nil {
 					t.Fatalf("err %v", err)
 				}
-				if took > wt/2 {
+				if took >= wt*9/10 {
 					t.Errorf("took %v: waited for a frozen zone", took)
 				}
 			}
@@ -90,8 +90,8 @@ func TestBackgroundWriteCompletes(t *testing.T) {
 	if err := c.Set(ctxT(t), &Item{Key: "bg", Value: []byte("later")}); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > time.Second {
-		t.Fatalf("Set took %v", took)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Set took %v: waited for the frozen zone", took)
 	}
 	cl.thaw(cl.server(2, 0))
 	eventually(t, 5*time.Second, "frozen zone to receive the write", func() bool {
@@ -258,7 +258,7 @@ func TestKillServerFallsBack(t *testing.T) {
 	cl := startCluster(t, []string{"a", "b", "c"}, 2)
 	keys := writeKeys(t, cl, 300)
 	cfg := cl.config("a")
-	cfg.ReadTimeout = 100 * time.Millisecond
+	cfg.ReadTimeout = 250 * time.Millisecond
 	c := newTestClient(t, cfg)
 	ctx := ctxT(t)
 	dead := cl.server(0, 0)
@@ -277,15 +277,19 @@ func TestKillServerFallsBack(t *testing.T) {
 		}
 	}
 	t.Logf("%d keys, %d owned by the dead server, worst latency %v", len(keys), owned, worst)
-	if worst > cfg.ReadTimeout+500*time.Millisecond {
+	// A killed server fails at once; the bound only says "no hang" with
+	// room for a loaded machine (a hang would last the 5 s write timeout).
+	if worst > cfg.ReadTimeout+time.Second {
 		t.Errorf("worst latency %v, read timeout %v", worst, cfg.ReadTimeout)
 	}
 	m, err := c.GetMulti(ctx, keys)
 	if err != nil || len(m) != len(keys) {
 		t.Fatalf("getmulti with a dead server: %d of %d, %v", len(m), len(keys), err)
 	}
-	if s := c.Stats(); s.FallbackHits != uint64(2*owned) {
-		t.Errorf("fallback hits %d, want %d", s.FallbackHits, 2*owned)
+	// At least the dead server's keys (Get and GetMulti) came from other
+	// zones; more if a healthy server was slow on a loaded machine.
+	if s := c.Stats(); s.FallbackHits < uint64(2*owned) {
+		t.Errorf("fallback hits %d, want at least %d", s.FallbackHits, 2*owned)
 	}
 	// Failing at once (connection refused), it is marked down when the
 	// failures have gone on for FailureWindow.
@@ -410,7 +414,6 @@ func TestHungServerBoundedByTimeout(t *testing.T) {
 	ctx := ctxT(t)
 	hung := cl.server(0, 1)
 	cl.freeze(hung)
-	var slow int
 	var worst time.Duration
 	for _, k := range keys {
 		if ownerIn(cl.zones[0], k) != hung {
@@ -418,22 +421,20 @@ func TestHungServerBoundedByTimeout(t *testing.T) {
 		}
 		start := time.Now()
 		it, err := c.Get(ctx, k)
-		d := time.Since(start)
-		worst = max(worst, d)
-		if d >= cfg.ReadTimeout*8/10 {
-			slow++
-			t.Logf("read %d took %v", slow, d)
-		}
+		worst = max(worst, time.Since(start))
 		if err != nil || string(it.Value) != "v"+k {
 			t.Fatalf("get %s: %v %v", k, it, err)
 		}
 	}
-	t.Logf("reads of the hung server's keys: %d waited for the timeout, worst %v", slow, worst)
-	if worst > cfg.ReadTimeout+500*time.Millisecond {
+	// Each request sent to the hung server waited for the read timeout;
+	// once marked down it was asked no more.
+	sent := serverStats(c.Stats(), hung).Requests
+	t.Logf("reads of the hung server's keys: %d waited for the timeout, worst %v", sent, worst)
+	if worst > cfg.ReadTimeout+time.Second {
 		t.Errorf("worst %v: not bounded by the read timeout %v", worst, cfg.ReadTimeout)
 	}
-	if slow < DefaultFailureThreshold || slow > DefaultFailureThreshold+3 {
-		t.Errorf("%d reads waited for the timeout, want about FailureThreshold=%d", slow, DefaultFailureThreshold)
+	if sent < DefaultFailureThreshold || sent > DefaultFailureThreshold+3 {
+		t.Errorf("%d requests went to the hung server, want about FailureThreshold=%d", sent, DefaultFailureThreshold)
 	}
 	if ss := serverStats(c.Stats(), hung); !ss.Down {
 		t.Errorf("hung server not marked down: %+v", ss)
@@ -446,7 +447,7 @@ func TestKillZone(t *testing.T) {
 	cl := startCluster(t, []string{"a", "b", "c"}, 2)
 	keys := writeKeys(t, cl, 200)
 	cfg := cl.config("a")
-	cfg.ReadTimeout = 100 * time.Millisecond
+	cfg.ReadTimeout = 500 * time.Millisecond
 	cfg.Policy = PolicyQuorum
 	c := newTestClient(t, cfg)
 	ctx := ctxT(t)
@@ -474,7 +475,9 @@ func TestKillZone(t *testing.T) {
 	if err := all.Set(ctx, &Item{Key: "new", Value: []byte("n")}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("all-zones write without zone a: %v", err)
 	}
-	if took := time.Since(start); took > time.Second {
+	// Zone a refuses connections: the write fails without waiting for the
+	// 5 s write timeout.
+	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("failing write took %v", took)
 	}
 }
@@ -486,7 +489,7 @@ func TestRestartRejoins(t *testing.T) {
 	cl := startCluster(t, []string{"a", "b", "c"}, 2)
 	keys := writeKeys(t, cl, 100)
 	cfg := cl.config("a")
-	cfg.ReadTimeout = 100 * time.Millisecond
+	cfg.ReadTimeout = 500 * time.Millisecond
 	cfg.FillOnFallback = true
 	c := newTestClient(t, cfg)
 	ctx := ctxT(t)

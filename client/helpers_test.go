@@ -58,8 +58,8 @@ func (cl *cluster) config(local string) Config {
 	return Config{
 		Zones:        append([]Zone(nil), cl.zones...),
 		LocalZone:    local,
-		ReadTimeout:  500 * time.Millisecond,
-		WriteTimeout: 2 * time.Second,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 5 * time.Second,
 		ProbeMin:     20 * time.Millisecond,
 		ProbeMax:     200 * time.Millisecond,
 		getenv:       func(string) string { return "" },

@@ -35,7 +35,8 @@ type ServerStats struct {
 	Zone, Addr string
 	// Down is true while the server is marked down and being probed.
 	Down bool
-	// Requests counts requests sent (a pipelined batch counts once);
+	// Requests counts requests sent for calls (a pipelined batch counts
+	// once; the probes of a down server are not counted);
 	// Failures the ones that failed; Skipped the ones not sent because the
 	// server was down; DownMarks how often it was marked down.
 	Requests, Failures, Skipped, DownMarks uint64

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/client"
@@ -134,13 +135,17 @@ func run(o options) error {
 		}
 	}
 	start := time.Now()
-	var killedAt time.Duration
+	// killedAt is set by the timer's goroutine and read after the workers
+	// are done, hence atomic.
+	var killedAt atomic.Int64
 	if victim != "" {
-		time.AfterFunc(o.killAfter, func() {
-			killedAt = time.Since(start)
+		kill := time.AfterFunc(o.killAfter, func() {
+			at := time.Since(start)
 			procs[victim].Process.Kill()
-			fmt.Printf("%6.2fs  killed %s (zone %s)\n", killedAt.Seconds(), victim, o.local)
+			killedAt.Store(int64(at))
+			fmt.Printf("%6.2fs  killed %s (zone %s)\n", at.Seconds(), victim, o.local)
 		})
+		defer kill.Stop()
 	}
 	rctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
@@ -155,7 +160,7 @@ func run(o options) error {
 	for _, s := range samples {
 		all = append(all, s...)
 	}
-	report(all, elapsed, killedAt, victim != "")
+	report(all, elapsed, time.Duration(killedAt.Load()), victim != "")
 	s := c.Stats()
 	fmt.Printf("client: gets %d, hits %d, misses %d, fallback hits %d, read failures %d, writes %d, write failures %d, background write failures %d\n",
 		s.Gets, s.Hits, s.Misses, s.FallbackHits, s.ReadFailures, s.Writes, s.WriteFailures, s.BackgroundWriteFailures)
