@@ -18,10 +18,12 @@
 // # Failures
 //
 // Every attempt is bounded by ReadTimeout or WriteTimeout (and the caller's
-// context). A server that fails FailureThreshold times in a row is marked
-// down: it is skipped at once, as a failure, so reads fall back without
-// waiting, and a background probe (a version command) retries it with
-// back-off until it answers. Reads never return a transport error: a key no
+// context). A server that fails FailureThreshold times in a row, over at
+// least FailureWindow, is marked down: it is skipped at once, as a failure,
+// so reads fall back without waiting, and a background probe (a version
+// command) retries it with back-off until it answers. When every server a
+// request could use is marked down, they are tried anyway, since marks can be
+// stale. Reads never return a transport error: a key no
 // zone could serve is ErrCacheMiss. Writes report ErrUnavailable when fewer
 // zones than the policy needs answered.
 //
