@@ -63,7 +63,14 @@ func startProcess(t *testing.T, name, path, ready string, args ...string) *proce
 	t.Helper()
 	p := &process{t: t, name: name, path: path, args: args, ready: ready}
 	p.start()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		p.stop()
+		// Under GOFLAGS=-race the binaries are race-enabled; a report in
+		// the child's log fails the test that ran it.
+		if b, err := os.ReadFile(p.log.Name()); err == nil && strings.Contains(string(b), "DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", p.name, b)
+		}
+	})
 	return p
 }
 
