@@ -57,6 +57,10 @@ type Config struct {
 	// Stats receives the counters, shared by all orchestrators of the
 	// process. Nil: New makes private ones.
 	Stats *Stats
+	// Pending holds the keys whose L1 copy could not be invalidated,
+	// shared by all orchestrators of the process; main runs its Drain
+	// loop. Nil: New makes a private one.
+	Pending *Pending
 	// ChunkSize is the data bytes per L1 chunk (default chunk.DefaultChunkSize).
 	ChunkSize int
 	// MaxItemSize is the largest value accepted (default 20 MiB).
@@ -88,6 +92,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Stats == nil {
 		c.Stats = new(Stats)
+	}
+	if c.Pending == nil {
+		c.Pending = new(Pending)
 	}
 	if c.Started.IsZero() {
 		c.Started = time.Now()
@@ -123,10 +130,11 @@ func (c *Config) Validate() error {
 type Orca struct {
 	pol   policy
 	cfg   Config
-	l1    *l1
-	l2    Backend
-	locks *Locks
-	stats *Stats
+	l1      *l1
+	l2      Backend
+	locks   *Locks
+	stats   *Stats
+	pending *Pending
 	log   *slog.Logger
 	pool  *pool
 	// lastVersion is the last version handed out in l1only mode (atomic;
@@ -143,7 +151,7 @@ func New(cfg Config) (*Orca, error) {
 	p := new(pool)
 	o := &Orca{
 		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
-		locks: cfg.Locks, stats: cfg.Stats, log: cfg.Logger, pool: p,
+		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
 	}
 	o.l1 = &l1{be: cfg.L1, chunkSize: cfg.ChunkSize, maxItem: cfg.MaxItemSize, stats: cfg.Stats, log: cfg.Logger, pool: p}
 	return o, nil
@@ -276,7 +284,10 @@ func (o *Orca) updateL1(ctx context.Context, key []byte, it item) {
 func (o *Orca) invalidate(ctx context.Context, key []byte) {
 	o.stats.L1Invalidations.Add(1)
 	if _, err := o.l1.delete(ctx, key); err != nil {
+		// L1 may still hold the value from before the write: no L1 hit
+		// for this key is served until a background delete lands.
 		o.stats.L1InvalidationErrors.Add(1)
+		o.pending.add(key)
 		o.log.Debug("rend: L1 invalidation failed", "err", err)
 	}
 }
@@ -294,6 +305,17 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	}
 	if l1err != nil && !o.pol.l2 {
 		return o.fail(resp, "L1", l1err)
+	}
+	if o.pol.l2 && o.pending.any.Load() {
+		// Drop hits for keys whose L1 copy may predate a write (see
+		// Pending); they are read from L2 below like misses.
+		kept := resp.Hits[:0]
+		for _, h := range resp.Hits {
+			if !o.pending.suspect(keys[h.Index]) {
+				kept = append(kept, h)
+			}
+		}
+		resp.Hits = kept
 	}
 	nL1 := len(resp.Hits)
 	o.stats.L1Hits.Add(uint64(nL1))
@@ -624,6 +646,7 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 		if resp.Status == protocol.StatusOK || resp.Status == protocol.StatusNotFound {
 			if _, err := o.l1.delete(ctx, key); err != nil {
 				o.stats.L1InvalidationErrors.Add(1)
+				o.pending.add(key)
 			}
 		}
 		return nil
@@ -804,6 +827,7 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	o.pool.putResp(sresp)
 	s("curr_items", items)
 	s("total_items", total)
+	s("l1_pending_invalidations", strconv.Itoa(o.pending.Len()))
 	s("l1_healthy", boolStat(o.l1.be.Healthy()))
 	if o.l2 != nil {
 		s("l2_healthy", boolStat(o.l2.Healthy()))

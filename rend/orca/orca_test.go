@@ -435,3 +435,81 @@ func TestMultiGetRoundTrips(t *testing.T) {
 		t.Fatalf("misses: %d L2, %d L1 round trips", l2.calls.Load(), l1.calls.Load())
 	}
 }
+
+// faulty fails every call while down is set, like an L1 that stopped
+// answering without restarting (so it keeps its old items).
+type faulty struct {
+	Backend
+	down atomic.Bool
+}
+
+func (f *faulty) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if f.down.Load() {
+		return fmt.Errorf("injected L1 failure")
+	}
+	return f.Backend.Handle(ctx, req, resp)
+}
+
+func (f *faulty) Do(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	if f.down.Load() {
+		return fmt.Errorf("injected L1 failure")
+	}
+	return f.Backend.Do(ctx, reqs, resps)
+}
+
+// TestFailedInvalidationNeverServesStale: a write whose L1 update and
+// invalidation both fail leaves the old copy in L1; it must not be served,
+// and Drain removes it once L1 answers again.
+func TestFailedInvalidationNeverServesStale(t *testing.T) {
+	r := newRig(t, true)
+	l1 := &faulty{Backend: r.l1}
+	pending := new(Pending)
+	o, err := New(Config{Mode: L1L2, L1: l1, L2: r.l2, ChunkSize: testChunk, Pending: pending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "old"})
+	l1.down.Store(true)
+	status(t, do(t, o, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "new"}), protocol.StatusOK)
+	l1.down.Store(false)
+	if _, ok := get1(t, r.l1, "k"); !ok {
+		t.Fatal("test setup: the old copy should still be in L1")
+	}
+	if h, ok := get1(t, o, "k"); !ok || string(h.Value) != "new" {
+		t.Fatalf("served %q", h.Value)
+	}
+	if pending.Len() != 1 {
+		t.Fatalf("pending %d", pending.Len())
+	}
+	if left := pending.Drain(context.Background(), l1); left != 0 {
+		t.Fatalf("drain left %d", left)
+	}
+	if h, ok := get1(t, o, "k"); !ok || string(h.Value) != "new" {
+		t.Fatal("after drain")
+	}
+	if h, ok := get1(t, o, "k"); !ok || string(h.Value) != "new" || o.Stats().L1Hits.Load() == 0 {
+		t.Fatal("not refilled after drain")
+	}
+
+	// Overflow: past Max keys the whole of L1 is suspect until a flush.
+	pending.Max = 2
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"other"}, value: "x"})
+	l1.down.Store(true)
+	for _, k := range []string{"a", "b", "c"} {
+		do(t, o, op{cmd: protocol.CmdSet, keys: []string{k}, value: k})
+	}
+	l1.down.Store(false)
+	if pending.Len() != -1 {
+		t.Fatalf("pending %d, want flush", pending.Len())
+	}
+	before := o.Stats().L2Hits.Load()
+	if h, ok := get1(t, o, "other"); !ok || string(h.Value) != "x" || o.Stats().L2Hits.Load() != before+1 {
+		t.Fatal("L1 hit served while a flush is due")
+	}
+	if left := pending.Drain(context.Background(), l1); left != 0 {
+		t.Fatalf("drain left %d", left)
+	}
+	if _, ok := get1(t, r.l1, "other"); ok {
+		t.Fatal("L1 not flushed")
+	}
+}

@@ -64,11 +64,15 @@ type proc struct {
 	conns   *server.Stats
 	servers []*server.Server
 	admin   *http.Server
+	// ctx ends background work (the invalidation retry loop) at exit.
+	ctx context.Context
 }
 
 // run serves until ctx ends, then shuts down gracefully.
 func run(ctx context.Context, opts Options, log *slog.Logger) error {
-	p := &proc{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats)}
+	bg, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &proc{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats), ctx: bg}
 	defer p.closeBackends()
 	errc := make(chan error, 3)
 	if err := p.start(errc); err != nil {
@@ -106,9 +110,14 @@ func (p *proc) start(errc chan<- error) error {
 		}
 	}
 	locks := orca.NewLocks(o.LockStripes)
+	pending := new(orca.Pending)
+	if p.l2 != nil {
+		// Retry the L1 invalidations that failed (see orca.Pending).
+		go pending.Run(p.ctx, p.l1, 100*time.Millisecond, p.log)
+	}
 	started := time.Now()
 	newOrca := func(mode orca.Mode) (*orca.Orca, error) {
-		cfg := orca.Config{Mode: mode, L1: p.l1, Locks: locks, Stats: p.stats,
+		cfg := orca.Config{Mode: mode, L1: p.l1, Locks: locks, Stats: p.stats, Pending: pending,
 			ChunkSize: o.ChunkSize, MaxItemSize: o.MaxItemSize, Version: version,
 			Started: started, ConnStats: p.conns.AppendStats, Logger: p.log}
 		if mode != orca.L1Only {
