@@ -128,15 +128,15 @@ func (c *Config) Validate() error {
 
 // Orca is the orchestrating protocol.Handler of one listener.
 type Orca struct {
-	pol   policy
-	cfg   Config
+	pol     policy
+	cfg     Config
 	l1      *l1
 	l2      Backend
 	locks   *Locks
 	stats   *Stats
 	pending *Pending
-	log   *slog.Logger
-	pool  *pool
+	log     *slog.Logger
+	pool    *pool
 	// lastVersion is the last version handed out in l1only mode (atomic;
 	// see nextVersion).
 	lastVersion atomic.Uint64
