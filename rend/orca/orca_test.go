@@ -251,6 +251,11 @@ func TestChunkDeletedBehindBackIsMiss(t *testing.T) {
 	}
 	// The broken header was removed, so an add works again.
 	status(t, do(t, o, op{cmd: protocol.CmdAdd, keys: []string{"big"}, value: v}), protocol.StatusOK)
+	// An item some other client stored under a key: not a header, a miss.
+	do(t, r.l1, op{cmd: protocol.CmdSet, keys: []string{"foreign"}, value: "plain memcached value"})
+	if _, ok := get1(t, o, "foreign"); ok || r.stats.BadHeaders.Load() != 1 {
+		t.Fatalf("foreign item: bad headers %d", r.stats.BadHeaders.Load())
+	}
 	// A chunk overwritten with foreign data: miss too.
 	ck = chunkKeys(t, r.l1, "big")
 	do(t, r.l1, op{cmd: protocol.CmdSet, keys: []string{ck[0]}, value: strings.Repeat("z", 16+testChunk)})

@@ -95,10 +95,12 @@ func (p *proc) start(errc chan<- error) error {
 	o := p.opts
 	var err error
 	bt := time.Duration(o.BackendTimeout)
-	// Backend values are at most one chunk (L1) or one item (L2), plus
-	// slack for headers.
+	// rend's own L1 items are at most one chunk plus a header, but an item
+	// someone else stored under a client key can be as large as memcached
+	// allows (1 MiB by default): accepting that much lets rend read it as
+	// "not a rend header" (a miss) instead of failing the whole batch.
 	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt,
-		MaxValueSize: max(o.ChunkSize, 4096) * 2, Logger: p.log.With("layer", "L1")})
+		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), Logger: p.log.With("layer", "L1")})
 	if err != nil {
 		return err
 	}
