@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -528,5 +531,47 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 	c.set("x", []byte("x"), 0, 0)
 	if v, _, _, ok := c.get("hot"); !ok || !bytes.Equal(v, pattern(3000, 5)) {
 		t.Fatal("item lost across the L2 restart")
+	}
+}
+
+// TestHealthzAndGracefulStop: /healthz reports each backend's state; SIGTERM
+// lets rend exit cleanly with a client connected.
+func TestHealthzAndGracefulStop(t *testing.T) {
+	s := newStack(t, true)
+	health := func() (int, string) {
+		resp, err := http.Get("http://" + s.rend.admin + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := health(); code != 200 || !strings.Contains(body, `"l2":{`) {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	s.mn.stop()
+	eventually(t, 10*time.Second, "healthz to report L2 down", func() bool {
+		code, body := health()
+		return code == 503 && strings.Contains(body, `"degraded"`)
+	})
+	s.mn.start()
+	eventually(t, 10*time.Second, "healthz to recover", func() bool { code, _ := health(); return code == 200 })
+
+	c := dial(t, s.rend.regular)
+	c.expect("version\r\n", "VERSION "+version)
+	if err := s.rend.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.rend.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rend exited with %v after SIGTERM", err)
+		}
+		s.rend.cmd = nil
+	case <-time.After(15 * time.Second):
+		t.Fatal("rend did not exit after SIGTERM")
 	}
 }
