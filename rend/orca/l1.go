@@ -3,7 +3,6 @@ package orca
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -43,7 +42,6 @@ type l1 struct {
 	chunkSize int
 	maxItem   int
 	stats     *Stats
-	log       *slog.Logger
 	pool      *pool
 }
 
@@ -62,8 +60,8 @@ func (p *pool) req() *protocol.Request {
 }
 
 func (p *pool) putReq(r *protocol.Request) {
-	if cap(r.Value) > 64<<10 {
-		r.Value = nil
+	if len(r.Keys) > 4096 {
+		return // its key arena is large (a 20 MiB item's chunk keys): let it go
 	}
 	p.reqs.Put(r)
 }

@@ -153,7 +153,7 @@ func New(cfg Config) (*Orca, error) {
 		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
 		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
 	}
-	o.l1 = &l1{be: cfg.L1, chunkSize: cfg.ChunkSize, maxItem: cfg.MaxItemSize, stats: cfg.Stats, log: cfg.Logger, pool: p}
+	o.l1 = &l1{be: cfg.L1, chunkSize: cfg.ChunkSize, maxItem: cfg.MaxItemSize, stats: cfg.Stats, pool: p}
 	return o, nil
 }
 
