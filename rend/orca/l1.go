@@ -308,6 +308,9 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		for c := range resp.Hits {
 			hit := &resp.Hits[c]
 			data, err := chunk.CheckChunk(&f.h, hit.Index, hit.Value)
+			if err == chunk.ErrToken {
+				l.stats.ChunkTokenMismatches.Add(1)
+			}
 			if err != nil || hit.Index != c {
 				ok = false
 				break

@@ -276,8 +276,11 @@ func (o *Orca) callL2(ctx context.Context, req *protocol.Request, exp int64) (*p
 // failure deletes the key from L1: a missing copy only costs a refill,
 // while a stale one would be served as a hit.
 func (o *Orca) updateL1(ctx context.Context, key []byte, it item) {
-	if _, err := o.l1.store(ctx, o.pol.l1Write, key, it); err != nil {
+	st, err := o.l1.store(ctx, o.pol.l1Write, key, it)
+	if err != nil {
 		o.invalidate(ctx, key)
+	} else if o.pol.l1Write == protocol.CmdReplace {
+		o.stats.replaced(st == protocol.StatusOK)
 	}
 }
 
@@ -305,6 +308,9 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	}
 	if l1err != nil && !o.pol.l2 {
 		return o.fail(resp, "L1", l1err)
+	}
+	if l1err != nil {
+		o.stats.L2Fallbacks.Add(1)
 	}
 	if o.pol.l2 && o.pending.any.Load() {
 		// Drop hits for keys whose L1 copy may predate a write (see
@@ -391,6 +397,7 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
 		st, err := o.l1.store(ctx, protocol.CmdAdd, keys[h.Index], item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
 		switch {
 		case err != nil:
+			o.stats.L1FillErrors.Add(1)
 			return // L1 trouble: the next read tries again
 		case st == protocol.StatusOK:
 			o.stats.L1Fills.Add(1)

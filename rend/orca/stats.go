@@ -18,12 +18,24 @@ type Stats struct {
 	// L1Hits/L1Misses and L2Hits/L2Misses count keys looked up per layer.
 	L1Hits, L1Misses, L2Hits, L2Misses atomic.Uint64
 	// L1Fills counts L2 hits copied into L1; L1FillsLost the fills that
-	// found the key already there (a racing fill or write won).
-	L1Fills, L1FillsLost atomic.Uint64
+	// found the key already there (a racing fill or write won);
+	// L1FillErrors the fills L1 failed (the rest of that read's fills are
+	// skipped; the next read tries again).
+	L1Fills, L1FillsLost, L1FillErrors atomic.Uint64
+	// L2Fallbacks counts reads that went to L2 for every key because L1
+	// was down or failed the lookup.
+	L2Fallbacks atomic.Uint64
+	// BatchReplaces counts batch-port writes that refreshed a key already
+	// in L1; BatchReplaceSkips those that left a cold key out of L1.
+	BatchReplaces, BatchReplaceSkips atomic.Uint64
 	// ChunkMisses counts chunked L1 items found with a header but a lost,
 	// foreign or short chunk (answered as misses). TornRetries counts reads
 	// that found the header replaced while assembling and read again.
 	ChunkMisses, TornRetries atomic.Uint64
+	// ChunkTokenMismatches counts chunks whose token was not their
+	// header's (a foreign item under a chunk key); each also ends as a
+	// torn retry or a chunk miss.
+	ChunkTokenMismatches atomic.Uint64
 	// BadHeaders counts L1 items under a client key that are not rend
 	// headers (written by something else): misses.
 	BadHeaders atomic.Uint64
@@ -57,7 +69,12 @@ func (s *Stats) AppendStats(dst []protocol.Stat) []protocol.Stat {
 	u("l2_misses", &s.L2Misses)
 	u("l1_fills", &s.L1Fills)
 	u("l1_fills_lost", &s.L1FillsLost)
+	u("l1_fill_errors", &s.L1FillErrors)
+	u("l2_fallbacks", &s.L2Fallbacks)
+	u("batch_replaces", &s.BatchReplaces)
+	u("batch_replace_skips", &s.BatchReplaceSkips)
 	u("chunk_misses", &s.ChunkMisses)
+	u("chunk_token_mismatches", &s.ChunkTokenMismatches)
 	u("torn_read_retries", &s.TornRetries)
 	u("l1_bad_headers", &s.BadHeaders)
 	u("l1_errors", &s.L1Errors)
@@ -65,4 +82,14 @@ func (s *Stats) AppendStats(dst []protocol.Stat) []protocol.Stat {
 	u("l1_invalidations", &s.L1Invalidations)
 	u("l1_invalidation_errors", &s.L1InvalidationErrors)
 	return dst
+}
+
+// replaced counts one batch-port L1 update (a replace): stored means the
+// key was hot and got the new value.
+func (s *Stats) replaced(stored bool) {
+	if stored {
+		s.BatchReplaces.Add(1)
+	} else {
+		s.BatchReplaceSkips.Add(1)
+	}
 }
