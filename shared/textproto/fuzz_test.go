@@ -3,10 +3,12 @@ package textproto
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -44,6 +46,21 @@ func checkedHandler(t *testing.T) protocol.Handler {
 // buffers, and the same replies whether the input arrives whole or in
 // pieces.
 func fuzzServe(t *testing.T, in []byte) {
+	// A hang is a bug too: report it with its input instead of letting the
+	// fuzzing engine stall silently until its deadline.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fuzzServeOnce(t, in)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		panic(fmt.Sprintf("codec hung on input %q", in))
+	}
+}
+
+func fuzzServeOnce(t *testing.T, in []byte) {
 	whole, wholeClosed := serve(codecFor(fuzzLimits), checkedHandler(t), bytes.NewReader(in), 4096)
 	c := codecFor(fuzzLimits)
 	bytewise, byteClosed := serve(c, checkedHandler(t), iotest.OneByteReader(bytes.NewReader(in)), 16)
