@@ -8,7 +8,9 @@
 //   - readers: an open-loop schedule of -read-rate gets per second over
 //     -readers connections. Latency is measured from each get's scheduled
 //     send time, so a stalled server is charged for the queue it causes
-//     (no coordinated omission).
+//     (no coordinated omission); a get whose reader was idle and had to
+//     sleep until its slot is measured from the end of that sleep, so the
+//     client's timer granularity is not charged to the server.
 //   - writers: -writers connections overwriting random existing keys with
 //     fresh values, in pipelined batches, as fast as the server takes them
 //     (or at -write-rate values per second).
@@ -161,10 +163,11 @@ func phase(c config, d time.Duration, write bool) error {
 				pct(s, 0.50), pct(s, 0.99), pct(s, 0.999), pct(s, 1), w-lastW, serverFigures(c.addr))
 			lastW = w
 		case <-done:
-			all := lat.all()
+			all, svc := lat.all(), lat.allService()
 			secs := d.Seconds()
-			fmt.Printf("TOTAL reads=%d (%.0f/s) p50=%.0fus p99=%.0fus p99.9=%.0fus max=%.0fus writes=%d (%.0f/s, %.1f MB/s) errors=%d\n",
+			fmt.Printf("TOTAL reads=%d (%.0f/s) scheduled: p50=%.0fus p99=%.0fus p99.9=%.0fus max=%.0fus | service: p50=%.0fus p99=%.0fus p99.9=%.0fus | writes=%d (%.0f/s, %.1f MB/s) misses=%d\n",
 				len(all), float64(len(all))/secs, pct(all, 0.50), pct(all, 0.99), pct(all, 0.999), pct(all, 1),
+				pct(svc, 0.50), pct(svc, 0.99), pct(svc, 0.999),
 				written.Load(), float64(written.Load())/secs, float64(written.Load())*float64(c.value)/secs/1e6, lat.misses.Load())
 			return nil
 		}
@@ -172,23 +175,25 @@ func phase(c config, d time.Duration, write bool) error {
 }
 
 // schedule emits the send time of every get: rate per second, evenly
-// spaced. It never waits for readers: a full channel means the target is
-// far behind, and the late gets keep their original times.
+// spaced, each up to lookahead before it is due, so an idle reader already
+// holds its next slot and sleeps until it (Go timers may oversleep by up to
+// a millisecond, and the scheduler's own oversleep must not make every get
+// late). It never waits for readers: a full channel means the target is far
+// behind, and the late gets keep their original times.
 func schedule(ctx context.Context, rate int, out chan<- time.Time) {
 	defer close(out)
+	const lookahead = 2 * time.Millisecond
 	interval := time.Second / time.Duration(rate)
 	next := time.Now()
 	for {
-		if d := time.Until(next); d > 0 {
+		if d := time.Until(next) - lookahead; d > 0 {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(d):
 			}
 		}
-		// Emit every send time already due, so a late wakeup does not
-		// lower the rate.
-		for now := time.Now(); !next.After(now); next = next.Add(interval) {
+		for horizon := time.Now().Add(lookahead); !next.After(horizon); next = next.Add(interval) {
 			select {
 			case out <- next:
 			case <-ctx.Done():
@@ -210,8 +215,16 @@ func reader(ctx context.Context, c config, seed uint64, sched <-chan time.Time, 
 			return nil
 		}
 		if d := time.Until(at); d > 0 {
+			// This reader was idle: nothing the server did delays this
+			// get any more. Measure from when the sleep really ended, so
+			// the Go timer's oversleep (up to a millisecond when the
+			// process is idle) is not charged to the server. A reader
+			// that is late because earlier gets were slow does not
+			// sleep, and its get is measured from the scheduled time.
 			time.Sleep(d)
+			at = time.Now()
 		}
+		sent := time.Now()
 		hit, err := cl.get(keyOf(rng.IntN(c.keys)))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -219,7 +232,8 @@ func reader(ctx context.Context, c config, seed uint64, sched <-chan time.Time, 
 			}
 			return err
 		}
-		lat.add(time.Since(at), hit)
+		done := time.Now()
+		lat.add(done.Sub(at), done.Sub(sent), hit)
 	}
 	return nil
 }
@@ -311,24 +325,36 @@ func fillRandom(rng *rand.Rand, b []byte) {
 	}
 }
 
-// recorder collects read latencies, cut per second.
+// recorder collects read latencies, cut per second. Scheduled latency runs
+// from the get's scheduled send time (it includes any queueing the server
+// caused, and also the client's own timer oversleep); service latency runs
+// from the actual send and shows the server alone.
 type recorder struct {
-	mu     sync.Mutex
-	cur    []float64 // microseconds, since the last cut
-	total  []float64
-	misses atomic.Uint64
+	mu      sync.Mutex
+	cur     []float64 // scheduled latency in microseconds, since the last cut
+	total   []float64
+	service []float64 // service latency in microseconds, whole phase
+	misses  atomic.Uint64
 }
 
 func newRecorder() *recorder { return &recorder{} }
 
-func (r *recorder) add(d time.Duration, hit bool) {
+func (r *recorder) add(sched, service time.Duration, hit bool) {
 	if !hit {
 		r.misses.Add(1)
 	}
-	us := float64(d) / float64(time.Microsecond)
 	r.mu.Lock()
-	r.cur = append(r.cur, us)
+	r.cur = append(r.cur, float64(sched)/float64(time.Microsecond))
+	r.service = append(r.service, float64(service)/float64(time.Microsecond))
 	r.mu.Unlock()
+}
+
+func (r *recorder) allService() []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := slices.Clone(r.service)
+	slices.Sort(s)
+	return s
 }
 
 func (r *recorder) cut() []float64 {

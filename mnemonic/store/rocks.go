@@ -48,6 +48,18 @@ func baseOptions(o *Options, cache *grocksdb.Cache) *grocksdb.Options {
 	l := layout(o)
 	ro := grocksdb.NewDefaultOptions()
 	ro.SetCreateIfMissing(true)
+	// Flushes and compactions yield the CPU to request handling, and
+	// compactions yield the disk too: reads are what a cache is for, and
+	// a flush that falls behind only slows writers (memtables queue up to
+	// maxWriteBuffers), never readers. The wrapper points at RocksDB's
+	// default Env, which every shard (and every store in the process)
+	// uses, so lowering it again is harmless; destroying the wrapper
+	// leaves the default Env alone.
+	env := grocksdb.NewDefaultEnv()
+	env.LowerThreadPoolCPUPriority()
+	env.LowerHighPriorityThreadPoolCPUPriority()
+	env.LowerThreadPoolIOPriority()
+	env.Destroy()
 	// Debian's build logs at DEBUG unless told otherwise; INFO keeps the
 	// compaction summaries an operator needs, and the LOG files are capped.
 	ro.SetInfoLogLevel(grocksdb.InfoInfoLogLevel)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -45,7 +46,8 @@ func (s *Store) ShardStats() []ShardStats {
 		blob, _ := sh.db.GetIntProperty("rocksdb.total-blob-file-size")
 		st.LiveDataBytes = sst + blob
 		st.PendingCompactionBytes, _ = sh.db.GetIntProperty("rocksdb.estimate-pending-compaction-bytes")
-		st.L0Files, _ = sh.db.GetIntProperty("rocksdb.num-files-at-level0")
+		// num-files-at-level<N> is a string property only.
+		st.L0Files, _ = strconv.ParseUint(strings.TrimSpace(sh.db.GetProperty("rocksdb.num-files-at-level0")), 10, 64)
 		st.MemtableBytes, _ = sh.db.GetIntProperty("rocksdb.cur-size-all-mem-tables")
 		st.DiskBytes = dirBytes(sh.dir)
 	}

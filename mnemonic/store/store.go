@@ -76,10 +76,16 @@ func Open(o Options) (*Store, error) {
 	base := baseOptions(&o, s.cache)
 	defer base.Destroy()
 	filter := &expiryFilter{flush: s.flush}
+	wbs := layout(&o).writeBuffer
 	for i := 0; i < o.Shards; i++ {
 		sh := &shard{dir: filepath.Join(o.Dir, fmt.Sprintf("shard-%03d", i))}
 		sh.opts = base.Clone()
 		sh.opts.SetCompactionFilter(filter)
+		// Keys spread evenly, so equal memtables would fill and flush in
+		// all shards at the same moment, and reads would meet every
+		// shard's flush at once. Memtables of slightly different sizes
+		// (100%, 97%, 94%... of the setting) drift apart instead.
+		sh.opts.SetWriteBufferSize(uint64(wbs - wbs*int64(i%8)*3/100))
 		sh.db, err = grocksdb.OpenDb(sh.opts, sh.dir)
 		if err != nil {
 			sh.opts.Destroy()

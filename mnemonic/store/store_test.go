@@ -572,3 +572,37 @@ func TestDiskBudget(t *testing.T) {
 	wantMiss(t, s, "key-000000")
 	wantValue(t, s, fmt.Sprintf("key-%06d", n-1), string(val))
 }
+
+func TestShardStats(t *testing.T) {
+	s := openTest(t, testOptions(t.TempDir()))
+	for i := 0; i < 100; i++ {
+		set(t, s, protocol.CmdSet, fmt.Sprint("k", i), "v", 0, 0)
+	}
+	if err := s.FlushMemtables(); err != nil {
+		t.Fatal(err)
+	}
+	var keys, l0 uint64
+	for _, st := range s.ShardStats() {
+		keys += st.Keys
+		l0 += st.L0Files
+		if st.DiskBytes <= 0 || st.LiveDataBytes == 0 {
+			t.Fatalf("shard stats %+v", st)
+		}
+	}
+	if keys != 100 || l0 != 2 {
+		t.Fatalf("keys %d, l0 files %d", keys, l0)
+	}
+	resp := do(t, s, req(protocol.CmdStats))
+	names := map[string]bool{}
+	for _, st := range resp.Stats {
+		names[st.Name] = true
+	}
+	for _, n := range []string{"pid", "uptime", "curr_items", "cmd_get", "shard_1_l0_files", "shard_0_pending_compaction_bytes", "shard_0_disk_bytes", "shard_0_keys"} {
+		if !names[n] {
+			t.Errorf("stats lack %s", n)
+		}
+	}
+	r := req(protocol.CmdStats)
+	r.Args = []byte("nonsense")
+	wantStatus(t, do(t, s, r), protocol.StatusClientError)
+}

@@ -30,6 +30,8 @@ type Config struct {
 	BloomBitsPerKey      float64 `toml:"bloom_bits_per_key"`
 	BackgroundJobs       int     `toml:"background_jobs"`
 
+	MaxProcs        int      `toml:"max_procs"`
+	GCPercent       int      `toml:"gc_percent"`
 	MaxConns        int      `toml:"max_conns"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
@@ -88,6 +90,8 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.WriteBufferBytes, "write-buffer-bytes", c.WriteBufferBytes, "memtable size per shard (0: 64 MiB, less for a small budget)")
 	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key (0: 14)")
 	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads (0: 2)")
+	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage (0: 400)")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections (0: 65536)")
 	fs.Var(&c.IdleTimeout, "idle-timeout", "close connections idle this long (0: never)")
 	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM waits for in-flight requests")

@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +59,7 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	tuneRuntime(cfg)
 
 	opts := store.Options{
 		Dir: cfg.Data, Shards: cfg.Shards, MaxDiskBytes: cfg.MaxDiskBytes, SyncWrites: cfg.SyncWrites,
@@ -164,6 +167,35 @@ wait:
 	}
 	log.Info("mnemonic stopped")
 	return code
+}
+
+// tuneRuntime sets GOMAXPROCS and the GC target unless the environment
+// already does.
+//
+// Every RocksDB call is a cgo call that keeps its P until it returns or
+// sysmon hands the P off, which can take milliseconds when sysmon has backed
+// off. With GOMAXPROCS equal to the core count, two writers inside WAL
+// writes leave a 2-core host with no P for the reads whose bytes have
+// arrived: measured, read p99 under a bulk overwrite went from ~2.7 ms to
+// ~1.1 ms with more Ps than cores (bench/results/mnemonic-overwrite.md).
+// The Go heap is tiny (values live in RocksDB's memory), so the default GC
+// target means several collections a second under writes; 400% costs a
+// few megabytes and cuts them to a fraction.
+func tuneRuntime(cfg Config) {
+	if os.Getenv("GOMAXPROCS") == "" {
+		n := cfg.MaxProcs
+		if n <= 0 {
+			n = max(8, 4*runtime.NumCPU())
+		}
+		runtime.GOMAXPROCS(n)
+	}
+	if os.Getenv("GOGC") == "" {
+		p := cfg.GCPercent
+		if p <= 0 {
+			p = 400
+		}
+		debug.SetGCPercent(p)
+	}
 }
 
 // socketDir is the directory of a Unix socket address, created at start so
