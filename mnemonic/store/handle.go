@@ -15,7 +15,6 @@ const (
 	msgStorage   = "storage failure"
 	msgNoMemory  = "out of memory storing object"
 	msgBadKey    = "bad command line format"
-	msgBadStats  = "bad stats group"
 	msgNotNumber = "cannot increment or decrement non-numeric value"
 )
 
@@ -413,6 +412,9 @@ func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now tim
 		resp.Status = protocol.StatusOK
 		resp.Number = req.Initial
 		resp.CAS = cas
+		// The hit carries the item's flags and expiry for meta ma's
+		// return flags (t, f); its value is the number above.
+		resp.AppendHit(0, nil, req.Flags, cas, abs)
 		return nil
 	}
 	defer it.release()
@@ -458,6 +460,7 @@ func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now tim
 	resp.Status = protocol.StatusOK
 	resp.Number = v
 	resp.CAS = cas
+	resp.AppendHit(0, nil, h.flags, cas, int64(h.expiry))
 	return nil
 }
 

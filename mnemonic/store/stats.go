@@ -21,6 +21,19 @@ type counters struct {
 	deleteHits, deleteMisses, cmdFlush                   atomic.Uint64
 }
 
+// reset zeroes every counter (stats reset).
+func (c *counters) reset() {
+	for _, v := range []*atomic.Uint64{
+		&c.cmdGet, &c.getHits, &c.getMisses, &c.getExpired, &c.getFlushed,
+		&c.cmdSet, &c.totalItems, &c.cmdTouch, &c.touchHits, &c.touchMisses,
+		&c.casHits, &c.casMisses, &c.casBadval,
+		&c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
+		&c.deleteHits, &c.deleteMisses, &c.cmdFlush,
+	} {
+		v.Store(0)
+	}
+}
+
 // ShardStats are one shard's RocksDB figures.
 type ShardStats struct {
 	Keys                   uint64 // rocksdb.estimate-num-keys (includes overwritten and expired records)
@@ -95,9 +108,21 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 		i("rate_limit_bytes_per_sec", s.opts.RateLimitBytesPerSec)
 		add("data", s.opts.Dir)
 		return
+	case "items", "conns", "slabs":
+		// No slab classes and no per-connection view here: memcached
+		// answers an empty cache's groups with just END.
+		return
+	case "sizes":
+		add("sizes_status", "disabled")
+		return
+	case "reset":
+		// No stats with StatusOK: the text codec answers "RESET".
+		s.stats.reset()
+		return
 	default:
-		resp.Stats = resp.Stats[:0]
-		resp.ClientError(msgBadStats)
+		// memcached answers an unknown group "ERROR" (binary: not
+		// found); the codecs encode StatusNotFound that way.
+		resp.Status = protocol.StatusNotFound
 		return
 	}
 	st := &s.stats

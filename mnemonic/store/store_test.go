@@ -604,5 +604,10 @@ func TestShardStats(t *testing.T) {
 	}
 	r := req(protocol.CmdStats)
 	r.Args = []byte("nonsense")
-	wantStatus(t, do(t, s, r), protocol.StatusClientError)
+	wantStatus(t, do(t, s, r), protocol.StatusNotFound)
+	r.Args = []byte("reset")
+	wantStatus(t, do(t, s, r), protocol.StatusOK)
+	if s.stats.cmdSet.Load() != 0 {
+		t.Fatal("stats reset left cmd_set")
+	}
 }

@@ -114,20 +114,23 @@ func TestMetaCommands(t *testing.T) {
 	c.expect("hi")
 	c.do("mg nope v\r\n", "EN")
 	c.do("mn\r\n", "MN")
-	// E: the client chooses the CAS version.
-	c.do("ms e 1 E12345\r\nx\r\n", "HD")
-	c.do("mg e c v\r\n", "VA 1 c12345", "x")
+	// Compare-and-set through meta. (E, a client-chosen CAS, is answered
+	// "CLIENT_ERROR invalid flag" by memcached 1.6.18 and so by the shared
+	// codec; the store honours Request.NewCAS, see store.TestNewCASHonoured.)
+	c.send("ms e 1 c\r\nx\r\n")
+	ecas := strings.TrimPrefix(c.line(), "HD c")
+	c.do("mg e c v\r\n", "VA 1 c"+ecas, "x")
 	c.do("ms e 1 C1\r\ny\r\n", "EX")
-	c.do("ms e 1 C12345\r\ny\r\n", "HD")
+	c.do("ms e 1 C"+ecas+"\r\ny\r\n", "HD")
 	c.do("md e\r\n", "HD")
 	c.do("md e\r\n", "NF")
 	c.do("ma cnt\r\n", "NF")
 	c.do("ma cnt N0 J5 v\r\n", "VA 1", "5")
 	c.do("ma cnt D10 v\r\n", "VA 2", "15")
-	c.do("ma cnt MD D20 v\r\n", "VA 2", "0 ")
+	c.do("ma cnt MD D20 v\r\n", "VA 1", "0")
 	c.do("mg cnt s v\r\n", "VA 2 s2", "0 ")
 	// mg T touches: the TTL changes, the CAS does not.
-	c.do("mg k T0 t\r\n", "HD t100")
+	c.do("mg k T0 t\r\n", "HD t-1")
 	c.do("mg k t\r\n", "HD t-1")
 	c.do("mg k c\r\n", "HD c"+cas)
 }

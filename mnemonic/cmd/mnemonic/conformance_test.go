@@ -1,0 +1,25 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/moneta-cache/moneta/shared/conformance"
+)
+
+// TestConformance runs the shared wire-level suite (expectations recorded
+// from a real memcached) against a real mnemonic process, for every group
+// mnemonic supports. meta-stale is left out: mnemonic has no
+// stale-while-revalidate items (md I, mg W/X/Z).
+func TestConformance(t *testing.T) {
+	p := startMnemonic(t, "")
+	groups := []string{}
+	for _, g := range conformance.AllGroups() {
+		if g != "meta-stale" {
+			groups = append(groups, g)
+		}
+	}
+	conformance.Run(t, conformance.Target{Name: "mnemonic", Addr: p.addr, Groups: groups,
+		Skip: map[string]string{
+			"quirks/binary-unknown-body": "decided by shared/binproto (unknown opcode with a body), not by the store",
+		}})
+}
