@@ -110,6 +110,25 @@ func (c *Commands) Observe(cmd protocol.Command, o Outcome, start time.Time) {
 	c.latency[cmd].Observe(time.Since(start).Seconds())
 }
 
+// Request records one request that a handler or backend answered: its
+// outcome (for reads: hit if any key was found, else miss, and each key's
+// result; a non-nil err: OutcomeBackendError, whatever the status) and its
+// latency from start. It reads req and resp only while it runs.
+func (c *Commands) Request(req *protocol.Request, resp *protocol.Response, err error, start time.Time) {
+	o := OutcomeOf(resp.Status)
+	switch {
+	case err != nil:
+		o = OutcomeBackendError
+	case req.Command.IsRead() && resp.Status == protocol.StatusOK:
+		c.Keys(req.Command, len(resp.Hits), len(req.Keys)-len(resp.Hits))
+		o = OutcomeHit
+		if len(resp.Hits) == 0 {
+			o = OutcomeMiss
+		}
+	}
+	c.Observe(req.Command, o, start)
+}
+
 // Keys records the hits and misses of one read.
 func (c *Commands) Keys(cmd protocol.Command, hits, misses int) {
 	if int(cmd) >= protocol.NumCommands || cmd == protocol.CmdNone {

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
@@ -33,7 +33,9 @@ type Options struct {
 	L2Conns         int      `toml:"l2_conns"`
 	BackendTimeout  Duration `toml:"backend_timeout"`
 	LockStripes     int      `toml:"lock_stripes"`
-	LogLevel        string   `toml:"log_level"`
+	// LogLevel is the one option SIGHUP applies without a restart.
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
 }
 
 func defaultOptions() Options {
@@ -50,37 +52,52 @@ func defaultOptions() Options {
 		BackendTimeout:  Duration(2 * time.Second),
 		LockStripes:     orca.DefaultStripes,
 		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 }
 
-// Validate reports the first option that cannot work.
+// Validate reports the first option that cannot work, naming it as the
+// TOML key and the flag, since either may have set it.
 func (o *Options) Validate() error {
-	for _, a := range []struct{ name, v string }{{"listen", o.Listen}, {"l1", o.L1}} {
-		if _, _, err := addr.Parse(a.v); err != nil {
-			return fmt.Errorf("-%s: %w", a.name, err)
-		}
+	bad := func(key string, v any, want string) error {
+		return fmt.Errorf("%s (-%s) %v: %s", key, strings.ReplaceAll(key, "_", "-"), v, want)
 	}
-	for _, a := range []struct{ name, v string }{{"batch-listen", o.BatchListen}, {"l2", o.L2}, {"admin", o.Admin}} {
-		if a.v == "" {
+	for _, a := range []struct {
+		key, v   string
+		optional bool
+	}{{"listen", o.Listen, false}, {"l1", o.L1, false}, {"batch_listen", o.BatchListen, true}, {"l2", o.L2, true}, {"admin", o.Admin, true}} {
+		if a.v == "" && a.optional {
 			continue
 		}
 		if _, _, err := addr.Parse(a.v); err != nil {
-			return fmt.Errorf("-%s: %w", a.name, err)
+			return bad(a.key, fmt.Sprintf("%q", a.v), err.Error())
 		}
 	}
 	switch {
 	case o.ChunkSize < 16 || o.ChunkSize > 512<<10:
-		return fmt.Errorf("-chunk-size %d: want 16..%d", o.ChunkSize, 512<<10)
+		return bad("chunk_size", o.ChunkSize, fmt.Sprintf("want 16..%d", 512<<10))
 	case o.MaxItemSize < 1 || o.MaxItemSize > 1<<30:
-		return fmt.Errorf("-max-item-size %d: want 1..%d", o.MaxItemSize, 1<<30)
-	case o.L1Conns < 1 || o.L2Conns < 1:
-		return errors.New("-l1-conns and -l2-conns must be at least 1")
+		return bad("max_item_size", o.MaxItemSize, fmt.Sprintf("want 1..%d", 1<<30))
+	case o.MaxConns < 0:
+		return bad("max_conns", o.MaxConns, "want 0 (the default limit) or more")
+	case o.IdleTimeout < 0:
+		return bad("idle_timeout", o.IdleTimeout, "want 0 (never) or more")
+	case o.ShutdownTimeout < 0:
+		return bad("shutdown_timeout", o.ShutdownTimeout, "want 0 or more")
+	case o.BackendTimeout <= 0:
+		return bad("backend_timeout", o.BackendTimeout, "want more than 0")
+	case o.L1Conns < 1:
+		return bad("l1_conns", o.L1Conns, "want at least 1")
+	case o.L2Conns < 1:
+		return bad("l2_conns", o.L2Conns, "want at least 1")
 	case o.LockStripes < 1:
-		return errors.New("-lock-stripes must be at least 1")
+		return bad("lock_stripes", o.LockStripes, "want at least 1")
+	case o.LogFormat != "text" && o.LogFormat != "json":
+		return bad("log_format", fmt.Sprintf("%q", o.LogFormat), "want text or json")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+		return bad("log_level", fmt.Sprintf("%q", o.LogLevel), "want debug, info, warn or error")
 	}
 	return nil
 }
@@ -105,7 +122,7 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.BatchListen, "batch-listen", o.BatchListen, "batch port (only with -l2; empty: off)")
 	fs.StringVar(&o.L1, "l1", o.L1, "L1 memcached address")
 	fs.StringVar(&o.L2, "l2", o.L2, "L2 mnemonic address (empty: L1-only mode)")
-	fs.StringVar(&o.Admin, "admin", o.Admin, "admin HTTP address for /healthz and /stats (empty: off)")
+	fs.StringVar(&o.Admin, "admin", o.Admin, "admin HTTP address: /metrics, /metrics.json, /healthz, /stats, /debug/pprof/ (empty: off)")
 	fs.IntVar(&o.ChunkSize, "chunk-size", o.ChunkSize, "data bytes per L1 chunk")
 	fs.IntVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "largest value accepted, in bytes")
 	fs.IntVar(&o.MaxConns, "max-conns", o.MaxConns, "maximum client connections over both ports (0: 65536)")
@@ -115,7 +132,8 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
 	fs.Var(&o.BackendTimeout, "backend-timeout", "how long one backend call may take")
 	fs.IntVar(&o.LockStripes, "lock-stripes", o.LockStripes, "number of striped key locks")
-	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
+	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }
 
 // loadOptions parses args: defaults, then -config FILE, then the flags set.

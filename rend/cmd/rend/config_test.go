@@ -3,6 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,5 +30,72 @@ func TestOptionsFileThenFlags(t *testing.T) {
 	}
 	if _, v, err := loadOptions([]string{"-version"}); err != nil || !v {
 		t.Fatal("-version")
+	}
+}
+
+// TestDeployExample: deploy/rend.toml loads as shipped (all commented out)
+// and, with every "# key = value" line uncommented, documents every key
+// with its real default.
+func TestDeployExample(t *testing.T) {
+	const example = "../../../deploy/rend.toml"
+	o, _, err := loadOptions([]string{"-config", example})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o != defaultOptions() {
+		t.Fatalf("as shipped: %+v, want the defaults %+v", o, defaultOptions())
+	}
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := regexp.MustCompile(`(?m)^# ([a-z0-9_]+ = .*)$`)
+	documented := map[string]bool{}
+	var uncommented strings.Builder
+	for _, m := range setting.FindAllStringSubmatch(string(b), -1) {
+		documented[strings.Fields(m[1])[0]] = true
+		uncommented.WriteString(m[1] + "\n")
+	}
+	ty := reflect.TypeOf(Options{})
+	for i := 0; i < ty.NumField(); i++ {
+		if key := ty.Field(i).Tag.Get("toml"); !documented[key] {
+			t.Errorf("deploy/rend.toml does not document %s", key)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "rend.toml")
+	os.WriteFile(path, []byte(uncommented.String()), 0o600)
+	if o, _, err = loadOptions([]string{"-config", path}); err != nil {
+		t.Fatal(err)
+	}
+	if o != defaultOptions() {
+		t.Fatalf("documented values %+v differ from the defaults %+v", o, defaultOptions())
+	}
+}
+
+// TestOptionErrorsNameTheKey: a bad file or flag value stops start-up with
+// an error that names the key.
+func TestOptionErrorsNameTheKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rend.toml")
+	for _, tc := range []struct{ file, key string }{
+		{"chunk_sise = 1\n", "chunk_sise"},
+		{"chunk_size = \"big\"\n", "chunk_size"},
+		{"chunk_size = 8\n", "chunk_size"},
+		{"backend_timeout = \"3x\"\n", "backend_timeout"},
+		{"backend_timeout = \"0s\"\n", "backend_timeout"},
+		{"idle_timeout = \"-1s\"\n", "idle_timeout"},
+		{"max_conns = -1\n", "max_conns"},
+		{"log_format = \"xml\"\n", "log_format"},
+		{"log_level = \"loud\"\n", "log_level"},
+		{"l2 = \"mnemonic\"\n", "l2"},
+		{"[l1]\naddr = 1\n", "l1"},
+	} {
+		os.WriteFile(path, []byte(tc.file), 0o600)
+		_, _, err := loadOptions([]string{"-config", path})
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: error %v does not name %s", tc.file, err, tc.key)
+		}
+	}
+	if _, _, err := loadOptions([]string{"-log-format", "xml"}); err == nil || !strings.Contains(err.Error(), "-log-format") {
+		t.Errorf("flag: error %v does not name -log-format", err)
 	}
 }

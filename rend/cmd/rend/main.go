@@ -12,26 +12,32 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/mcclient"
+	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/moneta-cache/moneta/shared/server"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// version is what -version prints and the "version" command answers.
-const version = "moneta-rend-0.1.0"
+// version is what -version prints and the "version" command answers; a
+// variable (not a constant) so that `make build` can stamp it with
+// -ldflags "-X main.version=...".
+var version = "moneta-rend-0.1.0"
 
 func main() {
-	opts, showVersion, err := loadOptions(os.Args[1:])
+	args := os.Args[1:]
+	opts, showVersion, err := loadOptions(args)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -43,16 +49,35 @@ func main() {
 		fmt.Println(version)
 		return
 	}
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(opts.LogLevel)) // validated already
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	level := new(slog.LevelVar)
+	level.UnmarshalText([]byte(opts.LogLevel)) // validated already
+	log := newLogger(os.Stderr, opts.LogFormat, level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, opts, log); err != nil {
+	// SIGHUP (systemd's ExecReload) rereads the configuration; without
+	// this handler Go's default would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := func() (Options, error) {
+		o, _, err := loadOptions(args)
+		return o, err
+	}
+	if err := run(ctx, opts, log, level, hup, reload); err != nil {
 		log.Error("rend: exiting", "err", err)
 		os.Exit(1)
 	}
+}
+
+// newLogger returns the process logger: text or json (validated), with a
+// level that SIGHUP can change.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
 }
 
 // proc is one running rend: backends, orchestrators, listeners.
@@ -66,29 +91,47 @@ type proc struct {
 	admin   *http.Server
 	// ctx ends background work (the invalidation retry loop) at exit.
 	ctx context.Context
+
+	// reg holds every metric of the process; client counts the requests
+	// clients sent (the l1 and l2 layers are counted by orca.Instrument).
+	reg    *prometheus.Registry
+	client *metrics.Commands
+	// level is the logger's level, changed by SIGHUP.
+	level *slog.LevelVar
+	// effective is opts as changed by reloads (stats settings reads it
+	// from connection goroutines while SIGHUP replaces it).
+	effective atomic.Pointer[Options]
+	started   time.Time
 }
 
-// run serves until ctx ends, then shuts down gracefully.
-func run(ctx context.Context, opts Options, log *slog.Logger) error {
+// run serves until ctx ends, then shuts down gracefully. Each value on hup
+// reloads the configuration through load.
+func run(ctx context.Context, opts Options, log *slog.Logger, level *slog.LevelVar, hup <-chan os.Signal, load func() (Options, error)) error {
 	bg, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := &proc{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats), ctx: bg}
+	p := &proc{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats), ctx: bg,
+		level: level, started: time.Now()}
+	p.effective.Store(&opts)
 	defer p.closeBackends()
 	errc := make(chan error, 3)
 	if err := p.start(errc); err != nil {
 		p.shutdown()
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("rend: shutting down")
-	case err := <-errc:
-		log.Error("rend: listener failed", "err", err)
-		p.shutdown()
-		return err
+	for {
+		select {
+		case <-hup:
+			p.reload(load)
+		case <-ctx.Done():
+			log.Info("rend: shutting down")
+			p.shutdown()
+			return nil
+		case err := <-errc:
+			log.Error("rend: listener failed", "err", err)
+			p.shutdown()
+			return err
+		}
 	}
-	p.shutdown()
-	return nil
 }
 
 func (p *proc) start(errc chan<- error) error {
@@ -113,17 +156,22 @@ func (p *proc) start(errc chan<- error) error {
 	}
 	locks := orca.NewLocks(o.LockStripes)
 	pending := new(orca.Pending)
+	p.registerMetrics(pending)
+	// Every backend call, the orchestrators' and the retry loop's, is
+	// counted per layer.
+	l1 := orca.Instrument(p.l1, metrics.NewCommands(p.reg, metricsNS, "l1"))
+	var l2 orca.Backend
 	if p.l2 != nil {
+		l2 = orca.Instrument(p.l2, metrics.NewCommands(p.reg, metricsNS, "l2"))
 		// Retry the L1 invalidations that failed (see orca.Pending).
-		go pending.Run(p.ctx, p.l1, 100*time.Millisecond, p.log)
+		go pending.Run(p.ctx, l1, 100*time.Millisecond, p.log)
 	}
-	started := time.Now()
 	newOrca := func(mode orca.Mode) (*orca.Orca, error) {
-		cfg := orca.Config{Mode: mode, L1: p.l1, Locks: locks, Stats: p.stats, Pending: pending,
+		cfg := orca.Config{Mode: mode, L1: l1, Locks: locks, Stats: p.stats, Pending: pending,
 			ChunkSize: o.ChunkSize, MaxItemSize: o.MaxItemSize, Version: version,
-			Started: started, ConnStats: p.conns.AppendStats, Logger: p.log}
+			Started: p.started, ConnStats: p.conns.AppendStats, Logger: p.log}
 		if mode != orca.L1Only {
-			cfg.L2 = p.l2
+			cfg.L2 = l2
 		}
 		return orca.New(cfg)
 	}
@@ -148,7 +196,7 @@ func (p *proc) start(errc chan<- error) error {
 			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
 			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
 			Stats:           p.conns, Logger: p.log, Name: l.name,
-		}, h)
+		}, &observed{next: h, p: p, mode: l.mode})
 		if err != nil {
 			return err
 		}
@@ -167,9 +215,10 @@ func (p *proc) start(errc chan<- error) error {
 	if o.Admin != "" {
 		ln, err := addr.Listen(o.Admin, 0)
 		if err != nil {
-			return err
+			return fmt.Errorf("admin listener: %w", err)
 		}
 		p.admin = &http.Server{Handler: p.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		p.log.Info("rend: admin", "addr", o.Admin)
 		go func() {
 			if err := p.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("admin: %w", err)
@@ -228,10 +277,13 @@ func state(c *mcclient.Client) *backendState {
 }
 
 // adminMux serves /healthz (200 when every backend is up, 503 otherwise,
-// with each backend's state), /stats (the stats command's lines as JSON)
-// and /debug/pprof/.
+// with each backend's state), /stats (the stats command's counters as
+// JSON) and, from shared/metrics, /metrics, /metrics.json and /debug/pprof/.
 func (p *proc) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
+	// The more specific patterns below win over this one, so rend's
+	// /healthz (per-backend detail) replaces the generic one.
+	mux.Handle("/", metrics.AdminMux(p.reg, nil))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
 			Status string        `json:"status"`
@@ -248,16 +300,11 @@ func (p *proc) adminMux() *http.ServeMux {
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]string{}
-		for _, s := range p.conns.AppendStats(p.stats.AppendStats(nil)) {
+		for _, s := range p.extraStats(p.conns.AppendStats(p.stats.AppendStats(nil))) {
 			out[s.Name] = s.Value
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/moneta-cache/moneta/rend/orca"
+	"github.com/moneta-cache/moneta/shared/mcclient"
+	"github.com/moneta-cache/moneta/shared/metrics"
+	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metricsNS prefixes every rend metric name.
+const metricsNS = "rend"
+
+// registerMetrics creates the registry and everything in it except the
+// per-layer backend metrics (start wraps the backends with those). The
+// counters kept elsewhere (orca.Stats, server.Stats, the backend pools) are
+// read at scrape time, so exporting them costs the request path nothing.
+func (p *proc) registerMetrics(pending *orca.Pending) {
+	p.reg = prometheus.NewRegistry()
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metricsNS, Name: "build_info",
+		Help: "Always 1; the version label says which rend runs.", ConstLabels: prometheus.Labels{"version": version}})
+	build.Set(1)
+	p.reg.MustRegister(build)
+	p.client = metrics.NewCommands(p.reg, metricsNS, "client")
+	p.reg.MustRegister(orca.Collector(metricsNS, p.stats, pending), serverCollector(p.conns), poolCollector("l1", p.l1))
+	if p.l2 != nil {
+		p.reg.MustRegister(poolCollector("l2", p.l2))
+	}
+}
+
+// serverCollector exports the client connection counters of both ports.
+func serverCollector(st *server.Stats) prometheus.Collector {
+	s := metrics.NewSnapshot(func() *server.Stats { return st })
+	n := func(name string) string { return metricsNS + "_" + name }
+	s.Gauge(n("connections_current"), "Open client connections.", nil, func(s *server.Stats) float64 { return float64(s.CurrConns.Load()) })
+	s.Gauge(n("connections_max"), "The client connection limit.", nil, func(s *server.Stats) float64 { return float64(s.MaxConns.Load()) })
+	s.Counter(n("connections_accepted_total"), "Client connections accepted (rejected ones included).", nil, func(s *server.Stats) float64 { return float64(s.TotalConns.Load()) })
+	s.Counter(n("connections_rejected_total"), "Client connections refused for exceeding max_conns.", nil, func(s *server.Stats) float64 { return float64(s.RejectedConns.Load()) })
+	s.Counter(n("accept_errors_total"), "Failed accept calls (EMFILE and friends).", nil, func(s *server.Stats) float64 { return float64(s.AcceptErrors.Load()) })
+	const closed = "Client connections closed by rend, by reason."
+	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "idle_timeout"}, func(s *server.Stats) float64 { return float64(s.IdleTimeouts.Load()) })
+	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "read_timeout"}, func(s *server.Stats) float64 { return float64(s.ReadTimeouts.Load()) })
+	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "write_error"}, func(s *server.Stats) float64 { return float64(s.WriteErrors.Load()) })
+	s.Counter(n("bytes_read_total"), "Bytes read from clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesRead.Load()) })
+	s.Counter(n("bytes_written_total"), "Bytes written to clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesWritten.Load()) })
+	s.Counter(n("parsed_requests_total"), "Requests parsed from clients (noop and quit included).", nil, func(s *server.Stats) float64 { return float64(s.Requests.Load()) })
+	s.Counter(n("protocol_errors_total"), "Malformed client requests answered by the codec.", nil, func(s *server.Stats) float64 { return float64(s.ProtocolErrors.Load()) })
+	s.Counter(n("handler_errors_total"), "Requests whose handler returned an error (a backend failed).", nil, func(s *server.Stats) float64 { return float64(s.HandlerErrors.Load()) })
+	s.Counter(n("panics_total"), "Handler or codec panics (each closed its connection).", nil, func(s *server.Stats) float64 { return float64(s.Panics.Load()) })
+	return s
+}
+
+// poolCollector exports one backend's connection pool, from one Stats()
+// snapshot per scrape.
+func poolCollector(layer string, c *mcclient.Client) prometheus.Collector {
+	s := metrics.NewSnapshot(c.Stats)
+	n := func(name string) string { return metricsNS + "_" + name }
+	l := prometheus.Labels{"layer": layer}
+	s.Gauge(n("backend_up"), "1 while at least one connection to the backend is up.", l, func(s mcclient.PoolStats) float64 { return float64(min(s.ConnsUp, 1)) })
+	s.Gauge(n("pool_conns"), "Connections configured to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.Conns) })
+	s.Gauge(n("pool_conns_up"), "Connections to the backend currently up.", l, func(s mcclient.PoolStats) float64 { return float64(s.ConnsUp) })
+	s.Gauge(n("pool_in_flight"), "Backend calls queued or awaiting replies.", l, func(s mcclient.PoolStats) float64 { return float64(s.InFlight) })
+	s.Counter(n("pool_requests_total"), "Requests sent to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.Requests) })
+	s.Counter(n("pool_errors_total"), "Backend calls that failed in transport (timeouts included).", l, func(s mcclient.PoolStats) float64 { return float64(s.Errors) })
+	s.Counter(n("pool_timeouts_total"), "Backend calls that timed out.", l, func(s mcclient.PoolStats) float64 { return float64(s.Timeouts) })
+	s.Counter(n("pool_canceled_total"), "Backend calls whose context ended first.", l, func(s mcclient.PoolStats) float64 { return float64(s.Canceled) })
+	s.Counter(n("pool_stalls_total"), "Backend connections dropped for answering nothing within the timeout.", l, func(s mcclient.PoolStats) float64 { return float64(s.Stalls) })
+	s.Counter(n("pool_reconnects_total"), "Backend connections re-established after a drop.", l, func(s mcclient.PoolStats) float64 { return float64(s.Reconnects) })
+	s.Counter(n("pool_dial_errors_total"), "Failed connection attempts to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.DialErrors) })
+	s.Counter(n("pool_flushes_total"), "Socket writes to the backend (requests/flushes shows pipelining).", l, func(s mcclient.PoolStats) float64 { return float64(s.Flushes) })
+	return s
+}
+
+// observed is the client-facing Handler of one port: it answers
+// "stats settings", adds rend's extra fields to "stats", and counts every
+// request in the client layer's metrics (from counters resolved at start,
+// so it adds no allocation).
+type observed struct {
+	next protocol.Handler
+	p    *proc
+	mode orca.Mode
+}
+
+func (h *observed) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	start := time.Now()
+	var err error
+	if req.Command == protocol.CmdStats && string(req.Args) == "settings" {
+		resp.Stats = h.p.settings(resp.Stats, h.mode)
+	} else {
+		err = h.next.Handle(ctx, req, resp)
+		if req.Command == protocol.CmdStats && len(req.Args) == 0 && err == nil && resp.Status == protocol.StatusOK {
+			resp.Stats = h.p.extraStats(resp.Stats)
+		}
+	}
+	h.p.client.Request(req, resp, err, start)
+	return err
+}
+
+// extraStats appends the general stats fields that come from the client
+// layer's metrics and the backend pools (the same numbers /metrics shows),
+// named as memcached names them where it has them.
+func (p *proc) extraStats(dst []protocol.Stat) []protocol.Stat {
+	add := func(name string, v uint64) {
+		dst = append(dst, protocol.Stat{Name: name, Value: strconv.FormatUint(v, 10)})
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		tv := func(t syscall.Timeval) string { return fmt.Sprintf("%d.%06d", t.Sec, t.Usec) }
+		dst = append(dst, protocol.Stat{Name: "rusage_user", Value: tv(ru.Utime)}, protocol.Stat{Name: "rusage_system", Value: tv(ru.Stime)})
+	}
+	add("threads", uint64(runtime.GOMAXPROCS(0)))
+	c := p.client
+	for _, f := range []struct {
+		cmd        protocol.Command
+		name       string
+		hit, miss  metrics.Outcome
+		badvalName string
+	}{
+		{protocol.CmdDelete, "delete", metrics.OutcomeOK, metrics.OutcomeNotFound, ""},
+		{protocol.CmdIncr, "incr", metrics.OutcomeOK, metrics.OutcomeNotFound, ""},
+		{protocol.CmdDecr, "decr", metrics.OutcomeOK, metrics.OutcomeNotFound, ""},
+		{protocol.CmdCas, "cas", metrics.OutcomeOK, metrics.OutcomeNotFound, "cas_badval"},
+		{protocol.CmdTouch, "touch", metrics.OutcomeOK, metrics.OutcomeNotFound, ""},
+	} {
+		add(f.name+"_hits", c.Requests(f.cmd, f.hit))
+		add(f.name+"_misses", c.Requests(f.cmd, f.miss))
+		if f.badvalName != "" {
+			add(f.badvalName, c.Requests(f.cmd, metrics.OutcomeExists))
+		}
+	}
+	var backendErrors uint64
+	for cmd := protocol.Command(1); int(cmd) < protocol.NumCommands; cmd++ {
+		backendErrors += c.Requests(cmd, metrics.OutcomeBackendError)
+	}
+	add("backend_error_replies", backendErrors)
+	pool := func(layer string, cl *mcclient.Client) {
+		if cl == nil {
+			return
+		}
+		s := cl.Stats()
+		add(layer+"_conns_up", uint64(s.ConnsUp))
+		add(layer+"_in_flight", uint64(s.InFlight))
+		add(layer+"_reconnects", s.Reconnects)
+	}
+	pool("l1", p.l1)
+	pool("l2", p.l2)
+	return dst
+}
+
+// settings appends "stats settings": the effective configuration, one line
+// per option under its TOML key (memcached's name where memcached has the
+// setting: maxconns, item_size_max, idle_timeout in seconds), with unset
+// addresses as NULL (memcached's word for an unset domain_socket).
+func (p *proc) settings(dst []protocol.Stat, mode orca.Mode) []protocol.Stat {
+	o := *p.effective.Load()
+	if o.MaxConns == 0 {
+		o.MaxConns = server.DefaultMaxConns
+	}
+	if o.L2 == "" {
+		o.BatchListen = "" // no batch port without L2
+	}
+	rename := map[string]string{"max_conns": "maxconns", "max_item_size": "item_size_max"}
+	add := func(k, v string) { dst = append(dst, protocol.Stat{Name: k, Value: v}) }
+	add("mode", mode.String())
+	v := reflect.ValueOf(o)
+	for i := 0; i < v.NumField(); i++ {
+		key := v.Type().Field(i).Tag.Get("toml")
+		if r, ok := rename[key]; ok {
+			key = r
+		}
+		var val string
+		switch x := v.Field(i).Interface().(type) {
+		case string:
+			val = x
+			if val == "" {
+				val = "NULL"
+			}
+		case int:
+			val = strconv.Itoa(x)
+		case Duration:
+			val = x.String()
+			if key == "idle_timeout" {
+				val = strconv.FormatInt(int64(time.Duration(x)/time.Second), 10)
+			}
+		default:
+			val = fmt.Sprint(x)
+		}
+		add(key, val)
+	}
+	add("num_threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
+	add("cas_enabled", "yes")
+	return dst
+}
+
+// reload rereads the configuration (file, then the original flags) on
+// SIGHUP and applies what can change safely while serving: the log level.
+// The listeners, backends, limits and sizes are fixed once serving starts
+// (shared/server reads max_conns and idle_timeout from its Config), so a
+// changed value there is logged as needing a restart and not applied. A
+// file that does not load or validate changes nothing.
+func (p *proc) reload(load func() (Options, error)) {
+	next, err := load()
+	if err != nil {
+		p.log.Error("rend: SIGHUP: configuration not reloaded", "err", err)
+		return
+	}
+	cur := *p.effective.Load()
+	cv, nv := reflect.ValueOf(&cur).Elem(), reflect.ValueOf(next)
+	applied, restart := []string{}, []string{}
+	for i := 0; i < cv.NumField(); i++ {
+		if cv.Field(i).Equal(nv.Field(i)) {
+			continue
+		}
+		key := cv.Type().Field(i).Tag.Get("toml")
+		switch key {
+		case "log_level":
+			var lvl slog.Level
+			lvl.UnmarshalText([]byte(next.LogLevel)) // validated by load
+			p.level.Set(lvl)
+			cv.Field(i).Set(nv.Field(i))
+			applied = append(applied, key+"="+next.LogLevel)
+		default:
+			restart = append(restart, fmt.Sprintf("%s=%v", key, nv.Field(i)))
+		}
+	}
+	p.effective.Store(&cur)
+	// At least info, so that the line shows whatever level was just set
+	// (an operator who raised it to error still sees that it took).
+	lvl := max(slog.LevelInfo, p.level.Level())
+	p.log.Log(context.Background(), lvl, "rend: SIGHUP: configuration reloaded", "applied", applied, "needs_restart", restart)
+}

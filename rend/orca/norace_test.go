@@ -1,0 +1,5 @@
+//go:build !race
+
+package orca
+
+const raceEnabled = false
