@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -19,6 +20,22 @@ const (
 	stateIdle                // waiting for the first byte of the next request
 	stateClosed              // closed by Shutdown while idle
 )
+
+// headSize is the buffer an idle connection waits in. A request that
+// fits (a get, a delete, a touch: anything but a value-carrying write or a
+// long multi-get) is read whole by the one read that ends the wait, and is
+// answered without any further read; a one-byte buffer cost every request
+// a second read syscall, and a read deadline set and cleared. 64 bytes keep
+// an idle connection nearly free (practice 5).
+//
+// A longer burst (a pipeline) overflows head, and the request that straddles
+// its end needs another read while replies to the requests before it are
+// buffered. Those replies must go out before the server blocks, but not
+// before it has to: rawRead first reads without waiting, so a burst that is
+// already in the socket is still answered with one write. A connection that
+// offers no raw access (a net.Pipe in tests) waits in one byte instead, as
+// that split can then never leave replies buffered.
+const headSize = 64
 
 // maxPooledBytes bounds what a burst may hold and still go back to the
 // pool. A burst that carried a 1 MiB value or a 10,000-key get keeps its
@@ -60,12 +77,16 @@ type conn struct {
 
 	codec Codec  // chosen by the first byte of the connection
 	b     *burst // borrowed buffers, nil while idle
+	// raw reads the socket without waiting (see headSize); nil if nc has
+	// no syscall.RawConn. headCap is how much of head the idle read uses.
+	raw     syscall.RawConn
+	headCap int
 
-	// first holds the first byte of a request, read while idle so that
-	// waiting costs one byte of buffer; pending says the bufio reader has
-	// not been given it yet.
-	first   [1]byte
-	pending bool
+	// head holds what the read that ended the idle wait returned: the
+	// start of a request, often all of it. head[headOff:headLen] is what
+	// the bufio reader has not been given yet.
+	head             [headSize]byte
+	headOff, headLen uint8
 
 	// reqSeq numbers requests; deadlineSeq is the request the current read
 	// deadline was set for. The deadline is set on the first socket read
@@ -73,6 +94,8 @@ type conn struct {
 	// requests already buffered cost no deadline update.
 	reqSeq, deadlineSeq uint64
 	readDeadline        bool // a read deadline is set on nc
+	// writeDeadline is the write deadline set on nc (zero: none yet).
+	writeDeadline time.Time
 
 	// Local counts, added to Stats at each flush (one atomic per batch,
 	// not per syscall).
@@ -101,7 +124,7 @@ func (c *conn) serve() {
 	}
 }
 
-// waitRequest waits, holding no buffers, for the first byte of the next
+// waitRequest waits, holding no buffers, for the first bytes of the next
 // request. It reports false if the connection should close.
 //
 // This frame and serve's are on the goroutine's stack while it idles. They
@@ -117,18 +140,18 @@ func (c *conn) waitRequest() bool {
 	var n int
 	var err error
 	for n == 0 && err == nil {
-		n, err = c.nc.Read(c.first[:])
+		n, err = c.nc.Read(c.head[:c.headCap])
 	}
 	if n == 0 {
 		c.idleFailed(err)
 		return false
 	}
-	// With the byte came an error maybe; the next read reports it again.
+	// With the bytes came an error maybe; the next read reports it again.
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false // Shutdown closed the connection meanwhile
 	}
-	c.nread++
-	c.pending = true
+	c.nread += uint64(n)
+	c.headOff, c.headLen = 0, uint8(n)
 	return true
 }
 
@@ -169,7 +192,7 @@ func (c *conn) acquire() {
 	b.bw.Reset(c)
 	c.b = b
 	if c.codec == nil {
-		c.codec = c.srv.newCodec(c.first[0])
+		c.codec = c.srv.newCodec(c.head[0])
 	}
 	c.codec.Reset(b.br, b.bw)
 }
@@ -203,7 +226,7 @@ func (c *conn) serveBurst() bool {
 			case errors.Is(err, protocol.ErrReplied):
 				// Already answered and the stream is in sync.
 				s.stats.ProtocolErrors.Add(1)
-				if b.br.Buffered() == 0 {
+				if c.drained() {
 					return c.flush()
 				}
 				continue
@@ -231,10 +254,17 @@ func (c *conn) serveBurst() bool {
 			c.flush()
 			return false
 		}
-		if b.br.Buffered() == 0 {
+		if c.drained() {
 			return c.flush()
 		}
 	}
+}
+
+// drained reports whether every byte read from the socket so far has been
+// parsed: nothing left in the bufio reader, nor in head (the bufio reader
+// takes head whole on its first fill, but a short Read could leave some).
+func (c *conn) drained() bool {
+	return c.b.br.Buffered() == 0 && c.headOff == c.headLen
 }
 
 // answer runs one request through the handler and encodes the reply. It
@@ -340,25 +370,39 @@ func (c *conn) close() {
 	s.wg.Done()
 }
 
-// Read is the io.Reader under the borrowed bufio.Reader: it yields the byte
+// Read is the io.Reader under the borrowed bufio.Reader: it yields the bytes
 // read while idle, then reads the socket.
 func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if c.pending {
-		c.pending = false
-		p[0] = c.first[0]
-		return 1, nil
+	if c.headOff < c.headLen {
+		n := copy(p, c.head[c.headOff:c.headLen])
+		c.headOff += uint8(n)
+		return n, nil
 	}
+	c.setReadDeadline()
 	// About to wait for the client: first send the replies it may be
 	// waiting for. A request split across packets must not hold back the
-	// answers to the requests before it.
+	// answers to the requests before it. But if the rest of a burst is
+	// already in the socket, read it first: its replies join this write.
 	if c.b != nil && c.b.bw.Buffered() > 0 {
+		if c.raw != nil {
+			if n, err, wait := c.rawRead(p); !wait {
+				return n, err
+			}
+		}
 		if err := c.b.bw.Flush(); err != nil {
 			return 0, err
 		}
 	}
+	n, err := c.nc.Read(p)
+	c.nread += uint64(n)
+	return n, err
+}
+
+// setReadDeadline arms ReadTimeout at the first socket read of a request.
+func (c *conn) setReadDeadline() {
 	if c.deadlineSeq != c.reqSeq {
 		c.deadlineSeq = c.reqSeq
 		if d := c.srv.cfg.ReadTimeout; d > 0 {
@@ -369,20 +413,51 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.readDeadline = false
 		}
 	}
-	n, err := c.nc.Read(p)
+}
+
+// rawRead reads what the socket holds into p without waiting. wait reports
+// that it holds nothing (the caller then flushes and reads normally).
+func (c *conn) rawRead(p []byte) (n int, err error, wait bool) {
+	var serr error
+	rerr := c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, serr = syscall.Read(int(fd), p)
+			if serr != syscall.EINTR {
+				return true // never wait here
+			}
+		}
+	})
+	switch {
+	case rerr != nil: // closed, or the read deadline passed
+		return 0, rerr, false
+	case serr == syscall.EAGAIN:
+		return 0, nil, true
+	case serr != nil:
+		return 0, serr, false
+	case n == 0:
+		return 0, io.EOF, false
+	}
 	c.nread += uint64(n)
-	return n, err
+	return n, nil, false
 }
 
 // Write is the io.Writer under the borrowed bufio.Writer. Each socket
-// write gets WriteTimeout, so a client that stops reading cannot pin the
-// connection (and its borrowed buffers) forever.
+// write gets at least 3/4 of WriteTimeout, so a client that stops reading
+// cannot pin the connection (and its borrowed buffers) forever.
+//
+// The deadline is moved only once a quarter of WriteTimeout has passed
+// since it was set, not on every write: setting it re-arms a runtime timer
+// (locks and a heap update), which at one write per request was a visible
+// part of a small request's cost.
 func (c *conn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
 	if d := c.srv.cfg.WriteTimeout; d > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(d))
+		if now := time.Now(); c.writeDeadline.Sub(now) < d-d/4 {
+			c.writeDeadline = now.Add(d)
+			c.nc.SetWriteDeadline(c.writeDeadline)
+		}
 	}
 	n, err := c.nc.Write(p)
 	c.nwritten += uint64(n)

@@ -13,10 +13,11 @@
 // is answered with one write.
 //
 // Idle connections are nearly free. A connection owns a goroutine, a socket,
-// a codec and a one-byte buffer; it waits for the first byte of its next
-// request in that byte. The bufio reader and writer, the Request and the
-// Response come from a pool when that byte arrives and go back when the
-// burst of requests is answered and nothing more is buffered.
+// a codec and a 64-byte buffer; it waits for the first bytes of its next
+// request in that buffer (which often receives the whole request). The bufio
+// reader and writer, the Request and the Response come from a pool when those
+// bytes arrive and go back when the burst of requests is answered and nothing
+// more is buffered.
 //
 // One Server serves one Handler, on as many listeners as Serve is called
 // with. Listeners that need different handlers (rend's regular and batch
@@ -42,6 +43,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/addr"
@@ -236,7 +238,12 @@ func (s *Server) startConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	c := &conn{srv: s, nc: nc}
+	c := &conn{srv: s, nc: nc, headCap: 1}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw, c.headCap = raw, headSize
+		}
+	}
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()
