@@ -45,10 +45,39 @@ type l1 struct {
 	pool      *pool
 }
 
-// pool recycles backend requests and responses. Responses that held a lot
-// of value bytes are dropped rather than kept alive in the pool.
+// pool recycles backend requests and responses, batches and scratch
+// buffers, so that an L1 read or write allocates nothing in the steady
+// state. Responses that held a lot of value bytes, and scratch buffers
+// grown by a large value, are dropped rather than kept alive in the pool.
 type pool struct {
-	reqs, resps sync.Pool
+	reqs, resps, batches, bufs sync.Pool
+}
+
+// maxPooledBuf bounds the scratch buffers the pool keeps.
+const maxPooledBuf = 64 << 10
+
+// buf returns an empty scratch buffer; give it back with putBuf.
+func (p *pool) buf() *[]byte {
+	if b, ok := p.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	return new([]byte)
+}
+
+func (p *pool) putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	p.bufs.Put(b)
+}
+
+// batch returns an empty batch; give it back with release.
+func (p *pool) batch() *batch {
+	if b, ok := p.batches.Get().(*batch); ok {
+		return b
+	}
+	return &batch{p: p}
 }
 
 func (p *pool) req() *protocol.Request {
@@ -100,12 +129,19 @@ func (b *batch) add(cmd protocol.Command) *protocol.Request {
 	return r
 }
 
+// release returns the batch, its requests and its responses to the pool.
 func (b *batch) release() {
 	for i := range b.reqs {
 		b.p.putReq(b.reqs[i])
 		b.p.putResp(b.resps[i])
 	}
+	if len(b.reqs) > 4096 {
+		return // a huge item's chunk list: let the slices go
+	}
+	clear(b.reqs)
+	clear(b.resps)
 	b.reqs, b.resps = b.reqs[:0], b.resps[:0]
+	b.p.batches.Put(b)
 }
 
 func (l *l1) do(ctx context.Context, b *batch) error {
@@ -177,15 +213,17 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 // newExp, when hasExp, also sets a new expiry (gat): chunks are read with
 // gat, and the headers are rewritten with the new expiry after their chunks.
 func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64) error {
-	var hdrs []found
-	hdrs, hresp, err := l.headers(ctx, keys, hdrs)
+	// Room on the stack for the headers of a short get: the common case
+	// then allocates nothing here.
+	var hdrArr, pendArr [4]found
+	hdrs, hresp, err := l.headers(ctx, keys, hdrArr[:0])
 	if err != nil {
 		return err
 	}
 	defer l.pool.putResp(hresp)
 
 	for attempt := 0; ; attempt++ {
-		var pending []found
+		pending := pendArr[:0]
 		for _, f := range hdrs {
 			if f.h.Chunks == 0 {
 				if hasExp {
@@ -251,9 +289,10 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 // batch (memcached executes one connection's commands in order, so the
 // header never promises an expiry its chunks do not have).
 func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *protocol.Response, hasExp bool, newExp int64) (failed []found, err error) {
-	b := batch{p: l.pool}
+	b := l.pool.batch()
 	defer b.release()
-	var kbuf []byte
+	var kb [chunk.MaxChunkKeyLen]byte
+	kbuf := kb[:0]
 	for i := range pending {
 		f := &pending[i]
 		if f.h.Chunks == 0 {
@@ -271,20 +310,21 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		}
 	}
 	nChunkReqs := len(b.reqs)
-	var hdrBuf []byte
 	if hasExp {
+		hdrBuf := l.pool.buf()
+		defer l.pool.putBuf(hdrBuf)
 		for i := range pending {
 			h := pending[i].h
 			h.Exptime = max(newExp, 0)
-			hdrBuf = chunk.AppendHeader(hdrBuf[:0], &h)
+			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
 			r.AddKey(keys[pending[i].idx])
-			r.Value = r.CopyBytes(hdrBuf)
+			r.Value = r.CopyBytes(*hdrBuf)
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
 		}
 	}
-	if err := l.do(ctx, &b); err != nil {
+	if err := l.do(ctx, b); err != nil {
 		return nil, err
 	}
 	ri := 0
@@ -303,11 +343,11 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			failed = append(failed, *f)
 			continue
 		}
-		value := make([]byte, f.h.Length)
+		// Check every chunk before using any: a value is whole or a miss.
 		ok := true
 		for c := range resp.Hits {
 			hit := &resp.Hits[c]
-			data, err := chunk.CheckChunk(&f.h, hit.Index, hit.Value)
+			_, err := chunk.CheckChunk(&f.h, hit.Index, hit.Value)
 			if err == chunk.ErrToken {
 				l.stats.ChunkTokenMismatches.Add(1)
 			}
@@ -315,8 +355,6 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 				ok = false
 				break
 			}
-			start, _ := f.h.Span(c)
-			copy(value[start:], data)
 		}
 		if !ok {
 			failed = append(failed, *f)
@@ -325,6 +363,18 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		exp := f.h.Exptime
 		if hasExp {
 			exp = max(newExp, 0)
+		}
+		if f.h.Chunks == 1 {
+			// One chunk (checked above: token, then exactly the value) is
+			// the whole value: copy it straight into out's pooled arena,
+			// allocating nothing.
+			out.AppendHit(f.idx, resp.Hits[0].Value[chunk.TokenSize:], f.h.Flags, f.h.Version, exp)
+			continue
+		}
+		value := make([]byte, f.h.Length)
+		for c := range resp.Hits {
+			start, _ := f.h.Span(c)
+			copy(value[start:], resp.Hits[c].Value[chunk.TokenSize:]) // checked above
 		}
 		// The assembled value is handed to the response as is (no second
 		// copy): it was allocated for this hit and is owned by out from now.
@@ -375,26 +425,27 @@ func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it ite
 			return protocol.StatusNotStored, nil
 		}
 	}
-	b := batch{p: l.pool}
+	b := l.pool.batch()
 	defer b.release()
-	var base chunk.Base
-	var kbuf, vbuf []byte
+	vbuf := l.pool.buf()
+	defer l.pool.putBuf(vbuf)
 	if h.Chunks > 0 {
-		base = chunk.KeyBase(key, &h.Token)
+		base := chunk.KeyBase(key, &h.Token)
+		var kb [chunk.MaxChunkKeyLen]byte
 		for c := 0; c < h.Chunks; c++ {
 			r := b.add(protocol.CmdSet)
-			kbuf = chunk.AppendChunkKey(kbuf[:0], &base, c)
-			r.AddKey(kbuf)
-			vbuf = chunk.AppendChunk(vbuf[:0], &h, it.value, c)
-			r.Value = r.CopyBytes(vbuf)
+			r.AddKey(chunk.AppendChunkKey(kb[:0], &base, c))
+			*vbuf = chunk.AppendChunk((*vbuf)[:0], &h, it.value, c)
+			r.Value = r.CopyBytes(*vbuf)
 			r.Exptime, r.HasExptime = it.exp, true
 		}
 	}
 	r := b.add(cmd)
 	r.AddKey(key)
-	r.Value = r.CopyBytes(chunk.AppendHeader(vbuf[:0], &h))
+	*vbuf = chunk.AppendHeader((*vbuf)[:0], &h)
+	r.Value = r.CopyBytes(*vbuf)
 	r.Exptime, r.HasExptime = it.exp, true
-	if err := l.do(ctx, &b); err != nil {
+	if err := l.do(ctx, b); err != nil {
 		return 0, err
 	}
 	chunksOK := true
@@ -430,7 +481,7 @@ func (l *l1) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
 	if h.Chunks == 0 {
 		return
 	}
-	b := batch{p: l.pool}
+	b := l.pool.batch()
 	defer b.release()
 	base := chunk.KeyBase(key, &h.Token)
 	var kbuf []byte
@@ -438,7 +489,7 @@ func (l *l1) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
 		kbuf = chunk.AppendChunkKey(kbuf[:0], &base, c)
 		b.add(protocol.CmdDelete).AddKey(kbuf)
 	}
-	_ = l.do(ctx, &b)
+	_ = l.do(ctx, b)
 }
 
 // delete removes key's header (its chunks become unreachable and expire or
@@ -477,7 +528,7 @@ func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) 
 		return false, nil
 	}
 	h := hdrs[0].h
-	b := batch{p: l.pool}
+	b := l.pool.batch()
 	defer b.release()
 	if h.Chunks > 0 {
 		base := chunk.KeyBase(key, &h.Token)
@@ -494,7 +545,7 @@ func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) 
 	r.AddKey(key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
 	r.Exptime, r.HasExptime = newExp, true
-	if err := l.do(ctx, &b); err != nil {
+	if err := l.do(ctx, b); err != nil {
 		return false, err
 	}
 	for i := 0; i < h.Chunks; i++ {

@@ -336,11 +336,17 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	}
 
 	// The misses go to L2 in one batch.
-	hit := make([]bool, len(keys))
+	// Stack room for a short get's bookkeeping: no allocation then.
+	var hitArr [16]bool
+	var missArr [16]int
+	hit, missIdx := hitArr[:0], missArr[:0]
+	if len(keys) > len(hitArr) {
+		hit, missIdx = make([]bool, 0, len(keys)), make([]int, 0, len(keys)-nL1)
+	}
+	hit = hit[:len(keys)]
 	for i := range resp.Hits {
 		hit[resp.Hits[i].Index] = true
 	}
-	missIdx := make([]int, 0, len(keys)-nL1)
 	l2req := o.pool.req()
 	defer o.pool.putReq(l2req)
 	l2req.Command = protocol.CmdGet

@@ -1,0 +1,142 @@
+package orca
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/moneta-cache/moneta/shared/memstore"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// l1OnlyMem returns an l1only orchestrator over an in-process L1 (default
+// chunk size), so allocation counts measure the orchestrator's L1 path.
+func l1OnlyMem(tb testing.TB) *Orca {
+	o, err := New(Config{Mode: L1Only, L1: memBackend{memstore.New(memstore.Options{})}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return o
+}
+
+// l1GetAllocs stores a value of n bytes and returns the allocations of one
+// get of it.
+func l1GetAllocs(tb testing.TB, o *Orca, n int) float64 {
+	ctx := context.Background()
+	val := bytes.Repeat([]byte{'v'}, n)
+	set := &protocol.Request{Command: protocol.CmdSet, Value: val}
+	set.AddKey([]byte("key"))
+	if err := o.Handle(ctx, set, new(protocol.Response)); err != nil {
+		tb.Fatal(err)
+	}
+	get := &protocol.Request{Command: protocol.CmdGet}
+	get.AddKey([]byte("key"))
+	resp := new(protocol.Response)
+	run := func() {
+		resp.Reset()
+		if err := o.Handle(ctx, get, resp); err != nil || len(resp.Hits) != 1 || !bytes.Equal(resp.Hits[0].Value, val) {
+			tb.Fatalf("get: %v %+v", err, resp)
+		}
+	}
+	run()
+	return testing.AllocsPerRun(200, run)
+}
+
+// TestL1GetAllocs: an L1 hit of an inline or a one-chunk value (up to the
+// chunk size: the common small value) allocates nothing in orca; a longer
+// value allocates its assembled buffer and nothing else.
+func TestL1GetAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts vary under the race detector")
+	}
+	o := l1OnlyMem(t)
+	for _, tc := range []struct {
+		size int
+		max  float64
+	}{{100, 0}, {1024, 0}, {5000, 1}} {
+		if got := l1GetAllocs(t, o, tc.size); got > tc.max {
+			t.Errorf("get of a %d-byte value: %v allocs, want at most %v", tc.size, got, tc.max)
+		}
+	}
+}
+
+// okBackend answers every request StatusOK and keeps nothing, so that the
+// allocations of a write are orca's alone.
+type okBackend struct{}
+
+func (okBackend) Handle(context.Context, *protocol.Request, *protocol.Response) error { return nil }
+func (okBackend) Do(_ context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	for i := range reqs {
+		resps[i].Reset()
+	}
+	return nil
+}
+func (okBackend) Healthy() bool { return true }
+
+// TestL1SetAllocs: writing a value into L1 (chunks and header) allocates
+// nothing in orca, whatever its size.
+func TestL1SetAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts vary under the race detector")
+	}
+	o, err := New(Config{Mode: L1Only, L1: okBackend{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, size := range []int{100, 1024, 5000} {
+		set := &protocol.Request{Command: protocol.CmdSet, Value: bytes.Repeat([]byte{'v'}, size)}
+		set.AddKey([]byte("key"))
+		resp := new(protocol.Response)
+		run := func() {
+			resp.Reset()
+			if err := o.Handle(ctx, set, resp); err != nil || resp.Status != protocol.StatusOK {
+				t.Fatalf("set: %v %v", err, resp.Status)
+			}
+		}
+		run()
+		if got := testing.AllocsPerRun(200, run); got != 0 {
+			t.Errorf("set of a %d-byte value: %v allocs, want 0", size, got)
+		}
+	}
+}
+
+func BenchmarkL1OnlyGet(b *testing.B) {
+	for _, size := range []int{100, 1024, 5000} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			o := l1OnlyMem(b)
+			ctx := context.Background()
+			set := &protocol.Request{Command: protocol.CmdSet, Value: bytes.Repeat([]byte{'v'}, size)}
+			set.AddKey([]byte("key"))
+			o.Handle(ctx, set, new(protocol.Response))
+			get := &protocol.Request{Command: protocol.CmdGet}
+			get.AddKey([]byte("key"))
+			resp := new(protocol.Response)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp.Reset()
+				o.Handle(ctx, get, resp)
+			}
+		})
+	}
+}
+
+func BenchmarkL1OnlySet(b *testing.B) {
+	for _, size := range []int{100, 1024, 5000} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			o := l1OnlyMem(b)
+			ctx := context.Background()
+			set := &protocol.Request{Command: protocol.CmdSet, Value: bytes.Repeat([]byte{'v'}, size)}
+			set.AddKey([]byte("key"))
+			resp := new(protocol.Response)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp.Reset()
+				o.Handle(ctx, set, resp)
+			}
+		})
+	}
+}
+
+func byteSize(n int) string { return fmt.Sprintf("%05dB", n) }
