@@ -46,7 +46,9 @@ pids+=($!)
 cat <<MSG
 
 moneta is running:
-  clients   memcached protocol on 127.0.0.1:11211   (try: printf 'set k 0 0 2\r\nhi\r\nget k\r\n' | nc -q1 127.0.0.1 11211)
+  clients   memcached protocol on 127.0.0.1:11211
+            try: bin/mcload -addr 127.0.0.1:11211 -duration 5s -preload -verify
+            or:  exec 3<>/dev/tcp/127.0.0.1/11211; printf 'set k 0 0 2\r\nhi\r\nget k\r\n' >&3; timeout 1 cat <&3
   batch     bulk loaders on       127.0.0.1:11212
   admin     http://127.0.0.1:11299/metrics  /healthz  /debug/pprof/   (mnemonic: 127.0.0.1:11298)
   data      ./var/  (L1 memcached ${L1_MEMORY_MB} MiB, L2 RocksDB in ./var/mnemonic)
