@@ -36,6 +36,13 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		}
 	}
 	now := time.Now()
+	if s.writeSlots != nil && isWrite(req.Command) {
+		// Bound the writes running at once (see Options.WriteConcurrency).
+		// Taken before any stripe lock, and held by no one who waits for
+		// another slot, so it cannot deadlock with them.
+		s.writeSlots <- struct{}{}
+		defer func() { <-s.writeSlots }()
+	}
 	var err error
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets:
@@ -68,6 +75,16 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		s.log.Error("storage failure", "cmd", req.Command.String(), "err", err)
 	}
 	return err
+}
+
+// isWrite reports whether cmd writes to RocksDB (gat may: it sets a TTL).
+func isWrite(cmd protocol.Command) bool {
+	switch cmd {
+	case protocol.CmdGat, protocol.CmdGats, protocol.CmdTouch, protocol.CmdDelete,
+		protocol.CmdIncr, protocol.CmdDecr:
+		return true
+	}
+	return cmd.IsStorage()
 }
 
 // item is a visible record read from a shard. Its data aliases the RocksDB

@@ -86,6 +86,10 @@ type Options struct {
 	// BackgroundJobs is the number of flush and compaction threads per shard
 	// (RocksDB shares one thread pool, sized by the largest setting).
 	BackgroundJobs int
+	// WriteConcurrency bounds the write requests executing at once, so a
+	// bulk writer on many connections cannot take every core from reads;
+	// RocksDB commits concurrent writes as one group anyway. 0: unbounded.
+	WriteConcurrency int
 	// Version is what the version command answers.
 	Version string
 	// Logger receives the store's logs; nil means slog.Default().
@@ -186,6 +190,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BackgroundJobs < 1 || o.BackgroundJobs > 64 {
 		bad("background_jobs: %d is not in 1..64", o.BackgroundJobs)
+	}
+	if o.WriteConcurrency < 0 {
+		bad("write_concurrency: negative")
 	}
 	if o.MinBlobSize < 0 {
 		bad("min_blob_size: negative")

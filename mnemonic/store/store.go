@@ -32,6 +32,9 @@ type Store struct {
 	start  time.Time
 	stats  counters
 
+	// writeSlots bounds concurrent writes (nil: unbounded).
+	writeSlots chan struct{}
+
 	// locks serialise writes per key (see the package doc).
 	locks [lockStripes]sync.Mutex
 
@@ -65,6 +68,9 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{opts: o, log: o.Logger, start: time.Now()}
+	if o.WriteConcurrency > 0 {
+		s.writeSlots = make(chan struct{}, o.WriteConcurrency)
+	}
 	var err error
 	if s.vers, err = openVersions(o.Dir, time.Now()); err != nil {
 		return nil, fmt.Errorf("cannot open RocksDB at %s: versions: %w", o.Dir, err)

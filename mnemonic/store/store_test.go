@@ -453,7 +453,9 @@ func TestValidate(t *testing.T) {
 // TestCASRace runs concurrent read-modify-write increments through gets+cas;
 // the final count must equal the number of successful cas operations.
 func TestCASRace(t *testing.T) {
-	s := openTest(t, testOptions(t.TempDir()))
+	o := testOptions(t.TempDir())
+	o.WriteConcurrency = 2 // also exercises the write slots
+	s := openTest(t, o)
 	set(t, s, protocol.CmdSet, "c", "0", 0, 0)
 	const workers, tries = 8, 200
 	var mu sync.Mutex

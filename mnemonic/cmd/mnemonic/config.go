@@ -29,6 +29,7 @@ type Config struct {
 	WriteBufferBytes     int64   `toml:"write_buffer_bytes"`
 	BloomBitsPerKey      float64 `toml:"bloom_bits_per_key"`
 	BackgroundJobs       int     `toml:"background_jobs"`
+	WriteConcurrency     int     `toml:"write_concurrency"`
 
 	MaxProcs        int      `toml:"max_procs"`
 	GCPercent       int      `toml:"gc_percent"`
@@ -90,6 +91,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.WriteBufferBytes, "write-buffer-bytes", c.WriteBufferBytes, "memtable size per shard (0: 64 MiB, less for a small budget)")
 	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key (0: 14)")
 	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads (0: 2)")
+	fs.IntVar(&c.WriteConcurrency, "write-concurrency", c.WriteConcurrency, "write requests executing at once (0: unbounded)")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage (0: 400)")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections (0: 65536)")

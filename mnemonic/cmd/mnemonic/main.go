@@ -67,7 +67,8 @@ func run(args []string) int {
 		MaxItemSize: cfg.MaxItemSize, CompactionStyle: cfg.CompactionStyle, BlobFiles: cfg.BlobFiles,
 		MinBlobSize: cfg.MinBlobSize, Compression: cfg.Compression, WriteBufferBytes: cfg.WriteBufferBytes,
 		BloomBitsPerKey: cfg.BloomBitsPerKey, BackgroundJobs: cfg.BackgroundJobs,
-		Version: version, Logger: log,
+		WriteConcurrency: cfg.WriteConcurrency,
+		Version:          version, Logger: log,
 	}
 	// A leveled or universal store has no budget; an operator who picked
 	// one in the file should not have to zero the fifo default as well.
@@ -173,14 +174,15 @@ wait:
 // already does.
 //
 // Every RocksDB call is a cgo call that keeps its P until it returns or
-// sysmon hands the P off, which can take milliseconds when sysmon has backed
-// off. With GOMAXPROCS equal to the core count, two writers inside WAL
-// writes leave a 2-core host with no P for the reads whose bytes have
-// arrived: measured, read p99 under a bulk overwrite went from ~2.7 ms to
-// ~1.1 ms with more Ps than cores (bench/results/mnemonic-overwrite.md).
-// The Go heap is tiny (values live in RocksDB's memory), so the default GC
-// target means several collections a second under writes; 400% costs a
-// few megabytes and cuts them to a fraction.
+// sysmon hands the P off, which takes up to milliseconds once sysmon has
+// backed off. With GOMAXPROCS equal to the core count, two writers inside
+// WAL writes can leave no P for a read whose bytes have arrived; spare Ps
+// let the kernel schedule it at once. (On the shared 2-core test machine
+// the difference stayed within run-to-run noise; see
+// bench/results/mnemonic-overwrite.md.) The Go heap is tiny (values live in
+// RocksDB's memory), so the default GC target means several collections a
+// second under writes; 400% costs a few megabytes and cuts them to a
+// fraction.
 func tuneRuntime(cfg Config) {
 	if os.Getenv("GOMAXPROCS") == "" {
 		n := cfg.MaxProcs
