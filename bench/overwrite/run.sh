@@ -27,6 +27,8 @@ declare -A configs=(
 	[leveled-blob]="-compaction-style leveled -max-disk-bytes 0 -blob-files"
 	[universal]="-compaction-style universal -max-disk-bytes 0"
 	[fifo-procs2]=""
+	[fifo-wc1]="-write-concurrency 1"
+	[fifo-cache2g]="-block-cache-bytes 2147483648"
 )
 # Environment for the run (client and started server): fifo-procs2 keeps
 # mnemonic at GOMAXPROCS=2 (the client's default on 2 cores anyway), to
