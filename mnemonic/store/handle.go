@@ -29,8 +29,10 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		resp.ServerError("shutting down")
 		return errClosed
 	}
+	// The codecs check keys per protocol: binary keys and base64 meta keys
+	// may hold any byte, so only the length is the store's business.
 	for _, k := range req.Keys {
-		if !protocol.ValidKey(k, protocol.DefaultMaxKeyLen) {
+		if len(k) == 0 || len(k) > protocol.DefaultMaxKeyLen {
 			resp.ClientError(msgBadKey)
 			return nil
 		}

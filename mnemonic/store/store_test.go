@@ -124,6 +124,10 @@ func TestSetGetFlagsCAS(t *testing.T) {
 	// Empty values are values.
 	set(t, s, protocol.CmdSet, "empty", "", 0, 0)
 	wantValue(t, s, "empty", "")
+	// Binary and base64 meta keys may hold any byte.
+	set(t, s, protocol.CmdSet, "a key\x00\n", "bin", 0, 0)
+	wantValue(t, s, "a key\x00\n", "bin")
+	wantStatus(t, set(t, s, protocol.CmdSet, strings.Repeat("k", 251), "v", 0, 0), protocol.StatusClientError)
 }
 
 func TestAddReplaceAppendPrepend(t *testing.T) {
@@ -612,4 +616,17 @@ func TestShardStats(t *testing.T) {
 	if s.stats.cmdSet.Load() != 0 {
 		t.Fatal("stats reset left cmd_set")
 	}
+}
+
+func TestSyncWrites(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	o.SyncWrites = true
+	s := openTest(t, o)
+	for i := 0; i < 20; i++ {
+		wantStatus(t, set(t, s, protocol.CmdSet, fmt.Sprint("k", i), "v", 0, 0), protocol.StatusOK)
+	}
+	s.Close()
+	s = openTest(t, o)
+	wantValue(t, s, "k19", "v")
 }
