@@ -108,7 +108,9 @@ func (it *item) release() {
 // that is expired or flushed is a miss (and counted); the caller releases
 // the item when ok.
 func (s *Store) lookup(sh *shard, key []byte, now time.Time) (it item, ok bool, err error) {
+	start := s.clock()
 	sl, err := sh.db.Get(s.ro, key)
+	s.observe(sh, ShardGet, start, err)
 	if err != nil {
 		return item{}, false, err
 	}
@@ -134,13 +136,39 @@ func (s *Store) lookup(sh *shard, key []byte, now time.Time) (it item, ok bool, 
 func (s *Store) put(sh *shard, key []byte, h header, data ...[]byte) error {
 	buf := recordPool.Get().(*[]byte)
 	rec := appendRecord((*buf)[:0], h, data...)
+	start := s.clock()
 	err := sh.db.Put(s.wo, key, rec)
+	s.observe(sh, ShardPut, start, err)
 	if cap(rec) <= maxPooledRecord {
 		*buf = rec[:0]
 		recordPool.Put(buf)
 	}
 	s.stats.totalItems.Add(1)
 	return err
+}
+
+// del deletes key from sh, observed like Get and Put.
+func (s *Store) del(sh *shard, key []byte) error {
+	start := s.clock()
+	err := sh.db.Delete(s.wo, key)
+	s.observe(sh, ShardDelete, start, err)
+	return err
+}
+
+// clock returns the start time of a RocksDB call, or the zero time when
+// nobody observes shards, so an unobserved store pays no clock reads.
+func (s *Store) clock() time.Time {
+	if s.opts.ObserveShard == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// observe reports one RocksDB call of sh to Options.ObserveShard.
+func (s *Store) observe(sh *shard, op ShardOp, start time.Time, err error) {
+	if s.opts.ObserveShard != nil {
+		s.opts.ObserveShard(sh.idx, op, time.Since(start), err)
+	}
 }
 
 // recordPool holds record buffers so a write does not allocate the size of
@@ -196,7 +224,7 @@ func (s *Store) gat(req *protocol.Request, resp *protocol.Response, now time.Tim
 		if req.HasExptime {
 			h.expiry = clampExpiry(abs)
 			if expired {
-				err = sh.db.Delete(s.wo, key)
+				err = s.del(sh, key)
 			} else {
 				err = s.put(sh, key, h, it.data)
 			}
@@ -233,7 +261,7 @@ func (s *Store) touch(req *protocol.Request, resp *protocol.Response, now time.T
 	s.stats.touchHits.Add(1)
 	abs, expired := protocol.AbsExpiry(req.Exptime, now)
 	if expired {
-		err = sh.db.Delete(s.wo, key)
+		err = s.del(sh, key)
 	} else {
 		h := it.h
 		h.expiry = clampExpiry(abs)
@@ -348,7 +376,7 @@ func (s *Store) store(req *protocol.Request, resp *protocol.Response, now time.T
 		if expired {
 			// memcached answers STORED for an item born expired, and the
 			// old value is gone.
-			err = sh.db.Delete(s.wo, key)
+			err = s.del(sh, key)
 			h.cas = 0
 		} else {
 			h.flags, h.expiry = req.Flags, clampExpiry(abs)
@@ -385,7 +413,7 @@ func (s *Store) delete(req *protocol.Request, resp *protocol.Response, now time.
 		resp.Status = protocol.StatusExists
 		return nil
 	}
-	if err := sh.db.Delete(s.wo, key); err != nil {
+	if err := s.del(sh, key); err != nil {
 		return err
 	}
 	s.stats.deleteHits.Add(1)

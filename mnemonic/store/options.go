@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -97,7 +98,27 @@ type Options struct {
 	// ConnStats, if set, appends the server's connection counters
 	// (curr_connections, ...) to a stats reply; the store knows none.
 	ConnStats func([]protocol.Stat) []protocol.Stat
+	// ObserveShard, if set, is called after every RocksDB Get, Put and
+	// Delete with the shard's index, the call's duration and its error,
+	// from the request's goroutine. It must be cheap and not block (an
+	// atomic add into pre-resolved metrics): it runs inside the key's
+	// stripe lock.
+	ObserveShard func(shard int, op ShardOp, d time.Duration, err error)
 }
+
+// ShardOp is the kind of RocksDB call ObserveShard reports.
+type ShardOp uint8
+
+const (
+	ShardGet ShardOp = iota
+	ShardPut
+	ShardDelete
+	NumShardOps
+)
+
+var shardOpNames = [NumShardOps]string{"get", "put", "delete"}
+
+func (op ShardOp) String() string { return shardOpNames[op] }
 
 // EnsureDefaults fills unset fields with defaults.
 func (o *Options) EnsureDefaults() {

@@ -21,6 +21,22 @@ type counters struct {
 	deleteHits, deleteMisses, cmdFlush                   atomic.Uint64
 }
 
+// Counters is a snapshot of the store's memcached-style counters that
+// /metrics exports beside the per-command metrics (which cannot tell an
+// expired or flushed miss from an absent key).
+type Counters struct {
+	GetExpired, GetFlushed, ItemsWritten uint64
+}
+
+// Counters returns the current counters.
+func (s *Store) Counters() Counters {
+	return Counters{GetExpired: s.stats.getExpired.Load(), GetFlushed: s.stats.getFlushed.Load(),
+		ItemsWritten: s.stats.totalItems.Load()}
+}
+
+// BlockCacheBytes is the memory the shared block cache uses now.
+func (s *Store) BlockCacheBytes() uint64 { return s.cache.GetUsage() }
+
 // reset zeroes every counter (stats reset).
 func (c *counters) reset() {
 	for _, v := range []*atomic.Uint64{
@@ -42,6 +58,18 @@ type ShardStats struct {
 	PendingCompactionBytes uint64
 	L0Files                uint64
 	MemtableBytes          uint64
+	// WriteStopped is true while RocksDB stops writes (too many L0 files
+	// or memtables, too much pending compaction); DelayedWriteRate is the
+	// rate, in bytes/s, writes are slowed to, 0 when they are not.
+	WriteStopped     bool
+	DelayedWriteRate uint64
+	// StallSeconds is the cumulative time writes were stalled (stopped or
+	// delayed) since the shard was opened.
+	StallSeconds       float64
+	RunningCompactions uint64
+	RunningFlushes     uint64
+	// BackgroundErrors counts failed flushes and compactions since open.
+	BackgroundErrors uint64
 }
 
 // ShardStats returns the figures of every shard.
@@ -63,8 +91,39 @@ func (s *Store) ShardStats() []ShardStats {
 		st.L0Files, _ = strconv.ParseUint(strings.TrimSpace(sh.db.GetProperty("rocksdb.num-files-at-level0")), 10, 64)
 		st.MemtableBytes, _ = sh.db.GetIntProperty("rocksdb.cur-size-all-mem-tables")
 		st.DiskBytes = dirBytes(sh.dir)
+		stopped, _ := sh.db.GetIntProperty("rocksdb.is-write-stopped")
+		st.WriteStopped = stopped != 0
+		st.DelayedWriteRate, _ = sh.db.GetIntProperty("rocksdb.actual-delayed-write-rate")
+		st.RunningCompactions, _ = sh.db.GetIntProperty("rocksdb.num-running-compactions")
+		st.RunningFlushes, _ = sh.db.GetIntProperty("rocksdb.num-running-flushes")
+		st.BackgroundErrors, _ = sh.db.GetIntProperty("rocksdb.background-errors")
+		// The stall time is only in the text of rocksdb.dbstats (the map
+		// form, with db.write_stall_micros, is not in the C API).
+		st.StallSeconds = parseStall(sh.db.GetProperty("rocksdb.dbstats"))
 	}
 	return out
+}
+
+// parseStall reads the cumulative stall time from the text of the
+// rocksdb.dbstats property, a line "Cumulative stall: 00:00:1.250 H:M:S,
+// 0.1 percent". It returns 0 if the line is missing or malformed.
+func parseStall(dbstats string) float64 {
+	_, rest, ok := strings.Cut(dbstats, "Cumulative stall: ")
+	if !ok {
+		return 0
+	}
+	hms, _, ok := strings.Cut(rest, " H:M:S")
+	parts := strings.Split(hms, ":")
+	if !ok || len(parts) != 3 {
+		return 0
+	}
+	h, err1 := strconv.ParseUint(parts[0], 10, 64)
+	m, err2 := strconv.ParseUint(parts[1], 10, 64)
+	sec, err3 := strconv.ParseFloat(parts[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0
+	}
+	return float64(h*3600+m*60) + sec
 }
 
 // DiskBytes is the total size of the data directory, as the budget counts it.
@@ -180,6 +239,11 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 		u(p+"pending_compaction_bytes", sh.PendingCompactionBytes)
 		u(p+"l0_files", sh.L0Files)
 		u(p+"memtable_bytes", sh.MemtableBytes)
+		add(p+"write_stopped", strconv.FormatBool(sh.WriteStopped))
+		u(p+"delayed_write_rate", sh.DelayedWriteRate)
+		add(p+"stall_seconds", strconv.FormatFloat(sh.StallSeconds, 'f', 3, 64))
+		u(p+"running_compactions", sh.RunningCompactions)
+		u(p+"background_errors", sh.BackgroundErrors)
 	}
 }
 

@@ -47,6 +47,7 @@ type Store struct {
 // shard is one RocksDB instance. Its options own the compaction filter,
 // which must outlive the DB, so they are destroyed only after Close.
 type shard struct {
+	idx  int // position in Store.shards, the label of its metrics
 	dir  string
 	db   *grocksdb.DB
 	opts *grocksdb.Options
@@ -84,7 +85,7 @@ func Open(o Options) (*Store, error) {
 	filter := &expiryFilter{flush: s.flush}
 	wbs := layout(&o).writeBuffer
 	for i := 0; i < o.Shards; i++ {
-		sh := &shard{dir: filepath.Join(o.Dir, fmt.Sprintf("shard-%03d", i))}
+		sh := &shard{idx: i, dir: filepath.Join(o.Dir, fmt.Sprintf("shard-%03d", i))}
 		sh.opts = base.Clone()
 		sh.opts.SetCompactionFilter(filter)
 		// Keys spread evenly, so equal memtables would fill and flush in

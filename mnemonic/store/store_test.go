@@ -630,3 +630,50 @@ func TestSyncWrites(t *testing.T) {
 	s = openTest(t, o)
 	wantValue(t, s, "k19", "v")
 }
+
+// TestShardStatsAndObserver: every RocksDB call is reported with its
+// shard, and the per-shard figures (stall time parsed from dbstats
+// included) can be read.
+func TestShardStatsAndObserver(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[ShardOp]map[int]int{}
+	o := Options{Dir: t.TempDir(), Shards: 2, MaxDiskBytes: 64 << 20, BlockCacheBytes: 1 << 20,
+		ObserveShard: func(shard int, op ShardOp, d time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[op] == nil {
+				seen[op] = map[int]int{}
+			}
+			seen[op][shard]++
+		}}
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		k := []byte(fmt.Sprintf("k%d", i))
+		s.Handle(ctx, &protocol.Request{Command: protocol.CmdSet, Keys: [][]byte{k}, Value: []byte("v")}, &protocol.Response{})
+		s.Handle(ctx, &protocol.Request{Command: protocol.CmdDelete, Keys: [][]byte{k}}, &protocol.Response{})
+	}
+	mu.Lock()
+	for _, op := range []ShardOp{ShardGet, ShardPut, ShardDelete} {
+		if len(seen[op]) != 2 {
+			t.Errorf("%v seen on shards %v, want both", op, seen[op])
+		}
+	}
+	mu.Unlock()
+	st := s.ShardStats()
+	if len(st) != 2 || st[0].MemtableBytes == 0 || st[0].WriteStopped {
+		t.Fatalf("shard stats %+v", st)
+	}
+	if db := s.shards[0].db.GetProperty("rocksdb.dbstats"); !strings.Contains(db, "Cumulative stall: 00:00:0.000 H:M:S") {
+		t.Errorf("dbstats has no stall line in the parsed format:\n%s", db)
+	} else if got := parseStall(db); got != 0 {
+		t.Errorf("idle shard stalled %v s", got)
+	}
+	if got := parseStall("x\nCumulative stall: 01:02:3.500 H:M:S, 0.1 percent\n"); got != 3723.5 {
+		t.Errorf("parseStall = %v", got)
+	}
+}
