@@ -103,14 +103,14 @@ func (e *env) startTarget(kind string) (*target, error) {
 	case "memcached":
 		port := e.port()
 		t.addr = fmt.Sprintf("127.0.0.1:%d", port)
-		if err := add(e.start(kind, memcachedArgs("-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", mem, "-t", thr, "-c", "60000")...)); err != nil {
+		if err := add(e.start(kind, memcachedArgs("-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", mem, "-t", thr, "-c", "19500")...)); err != nil {
 			return fail(err)
 		}
 	case "extstore":
 		d := e.scratch(kind)
 		port := e.port()
 		t.addr = fmt.Sprintf("127.0.0.1:%d", port)
-		if err := add(e.start(kind, memcachedArgs("-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", mem, "-t", thr, "-c", "60000",
+		if err := add(e.start(kind, memcachedArgs("-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", mem, "-t", thr, "-c", "19500",
 			"-o", "ext_path="+filepath.Join(d, "extstore")+":8g")...)); err != nil {
 			return fail(err)
 		}
