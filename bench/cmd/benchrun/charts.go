@@ -42,7 +42,13 @@ func barChart(path, title, ylabel string, series []string, groups []barGroup) er
 		p.Legend.Add(name, b)
 	}
 	p.Legend.Top = true
+	p.Legend.Left = true
 	p.NominalX(labels...)
+	// Room on both sides for the outer bars of each group, and above the
+	// tallest bar for the legend.
+	p.X.Min, p.X.Max = -0.6, float64(len(groups))-0.4
+	p.Y.Min = 0
+	p.Y.Max *= 1.25
 	return p.Save(7*vg.Inch, 4*vg.Inch, path)
 }
 
