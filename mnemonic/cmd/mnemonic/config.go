@@ -1,12 +1,18 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"strings"
 	"time"
 
+	"github.com/moneta-cache/moneta/mnemonic/store"
+	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/config"
+	"github.com/moneta-cache/moneta/shared/server"
 )
 
 // Config is mnemonic's configuration: the TOML file's keys, and the flags
@@ -36,7 +42,9 @@ type Config struct {
 	MaxConns        int      `toml:"max_conns"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
-	LogLevel        string   `toml:"log_level"`
+	// LogLevel is the one key SIGHUP applies without a restart.
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
 }
 
 // defaultConfig is what mnemonic runs with when there is no file and no
@@ -47,13 +55,110 @@ func defaultConfig() Config {
 		Data:            "./var/mnemonic",
 		Shards:          4,
 		Admin:           "127.0.0.1:11298",
-		MaxDiskBytes:    10 << 30,
-		CompactionStyle: "fifo",
-		Compression:     "lz4",
-		MaxItemSize:     1 << 20,
-		ShutdownTimeout: Duration(10 * time.Second),
-		LogLevel:        "info",
+		MaxDiskBytes:    store.DefaultMaxDiskBytes,
+		CompactionStyle: store.DefaultCompactionStyle,
+		Compression:     store.DefaultCompression,
+		MaxItemSize:     store.DefaultMaxItemSize,
+		// The store's constant defaults are spelled out (rather than left
+		// 0 for the store to fill) so that deploy/mnemonic.toml and
+		// `stats settings` show real numbers.
+		BlockCacheBytes:      store.DefaultBlockCacheBytes,
+		RateLimitBytesPerSec: store.DefaultRateLimitBytesPerSec,
+		MinBlobSize:          store.DefaultMinBlobSize,
+		WriteBufferBytes:     store.DefaultWriteBufferBytes,
+		BloomBitsPerKey:      store.DefaultBloomBitsPerKey,
+		BackgroundJobs:       store.DefaultBackgroundJobs,
+		GCPercent:            defaultGCPercent,
+		MaxConns:             server.DefaultMaxConns,
+		ShutdownTimeout:      Duration(10 * time.Second),
+		LogLevel:             "info",
+		LogFormat:            "text",
 	}
+}
+
+// defaultGCPercent: see tuneRuntime.
+const defaultGCPercent = 400
+
+// storeOptions builds the store's options from c, with defaults filled.
+func (c Config) storeOptions(version string, log *slog.Logger) store.Options {
+	o := store.Options{
+		Dir: c.Data, Shards: c.Shards, MaxDiskBytes: c.MaxDiskBytes, SyncWrites: c.SyncWrites,
+		BlockCacheBytes: c.BlockCacheBytes, RateLimitBytesPerSec: c.RateLimitBytesPerSec,
+		MaxItemSize: c.MaxItemSize, CompactionStyle: c.CompactionStyle, BlobFiles: c.BlobFiles,
+		MinBlobSize: c.MinBlobSize, Compression: c.Compression, WriteBufferBytes: c.WriteBufferBytes,
+		BloomBitsPerKey: c.BloomBitsPerKey, BackgroundJobs: c.BackgroundJobs,
+		WriteConcurrency: c.WriteConcurrency,
+		Version:          version, Logger: log,
+	}
+	// A leveled or universal store has no budget; an operator who picked
+	// one in the file should not have to zero the fifo default as well.
+	if o.CompactionStyle != "" && o.CompactionStyle != store.CompactionFIFO && c.MaxDiskBytes == defaultConfig().MaxDiskBytes {
+		o.MaxDiskBytes = 0
+	}
+	o.EnsureDefaults()
+	return o
+}
+
+// effective returns c as the process runs it: the store's adjustments
+// (max_disk_bytes 0 for leveled) and filled defaults written back, so
+// `stats settings` shows what is in force.
+func (c Config) effective(o store.Options) Config {
+	c.MaxDiskBytes, c.CompactionStyle, c.Compression = o.MaxDiskBytes, o.CompactionStyle, o.Compression
+	c.BlockCacheBytes, c.RateLimitBytesPerSec, c.MinBlobSize = o.BlockCacheBytes, o.RateLimitBytesPerSec, o.MinBlobSize
+	c.WriteBufferBytes, c.BloomBitsPerKey, c.BackgroundJobs = o.WriteBufferBytes, o.BloomBitsPerKey, o.BackgroundJobs
+	c.MaxItemSize, c.Shards = o.MaxItemSize, o.Shards
+	if c.MaxConns == 0 {
+		c.MaxConns = server.DefaultMaxConns
+	}
+	if c.GCPercent == 0 {
+		c.GCPercent = defaultGCPercent
+	}
+	return c
+}
+
+// Validate reports every setting that cannot work, each naming its TOML key
+// and flag, since either may have set it.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key string, v any, want string) {
+		errs = append(errs, fmt.Errorf("%s (-%s) %v: %s", key, strings.ReplaceAll(key, "_", "-"), v, want))
+	}
+	if _, _, err := addr.Parse(c.Listen); err != nil {
+		bad("listen", fmt.Sprintf("%q", c.Listen), err.Error())
+	}
+	if c.Admin != "" {
+		if _, _, err := addr.Parse(c.Admin); err != nil {
+			bad("admin", fmt.Sprintf("%q", c.Admin), err.Error())
+		}
+	}
+	if c.MaxProcs < 0 {
+		bad("max_procs", c.MaxProcs, "want 0 (automatic) or more")
+	}
+	if c.GCPercent < 0 {
+		bad("gc_percent", c.GCPercent, "want 0 (the default) or more")
+	}
+	if c.MaxConns < 0 {
+		bad("max_conns", c.MaxConns, "want 0 (the default limit) or more")
+	}
+	if c.IdleTimeout < 0 {
+		bad("idle_timeout", c.IdleTimeout, "want 0 (never) or more")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout", c.ShutdownTimeout, "want 0 or more")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format", fmt.Sprintf("%q", c.LogFormat), "want text or json")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log_level", fmt.Sprintf("%q", c.LogLevel), "want debug, info, warn or error")
+	}
+	// The store's own checks name their keys too.
+	o := c.storeOptions("", slog.Default())
+	if err := o.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Duration is a time.Duration written as "30s" in TOML and on flags.
@@ -82,22 +187,23 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.MaxDiskBytes, "max-disk-bytes", c.MaxDiskBytes, "disk budget; past it the oldest data is evicted (fifo only; 0 with leveled/universal)")
 	fs.BoolVar(&c.SyncWrites, "sync-writes", c.SyncWrites, "fsync the WAL before acknowledging each write")
 	fs.Int64Var(&c.BlockCacheBytes, "block-cache-bytes", c.BlockCacheBytes, "shared block cache size (0: 256 MiB)")
-	fs.Int64Var(&c.RateLimitBytesPerSec, "rate-limit-bytes-per-sec", c.RateLimitBytesPerSec, "flush+compaction write rate limit for all shards (0: 256 MiB/s)")
+	fs.Int64Var(&c.RateLimitBytesPerSec, "rate-limit-bytes-per-sec", c.RateLimitBytesPerSec, "flush+compaction write rate limit for all shards")
 	fs.IntVar(&c.MaxItemSize, "max-item-size", c.MaxItemSize, "largest value accepted, in bytes")
 	fs.StringVar(&c.CompactionStyle, "compaction-style", c.CompactionStyle, "fifo, leveled or universal")
 	fs.BoolVar(&c.BlobFiles, "blob-files", c.BlobFiles, "key-value separation into blob files (leveled/universal only)")
-	fs.IntVar(&c.MinBlobSize, "min-blob-size", c.MinBlobSize, "smallest value put in a blob file (0: 512)")
+	fs.IntVar(&c.MinBlobSize, "min-blob-size", c.MinBlobSize, "smallest value put in a blob file")
 	fs.StringVar(&c.Compression, "compression", c.Compression, "none, lz4, snappy or zstd")
-	fs.Int64Var(&c.WriteBufferBytes, "write-buffer-bytes", c.WriteBufferBytes, "memtable size per shard (0: 64 MiB, less for a small budget)")
-	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key (0: 14)")
-	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads (0: 2)")
+	fs.Int64Var(&c.WriteBufferBytes, "write-buffer-bytes", c.WriteBufferBytes, "memtable size per shard (lowered to fit a small fifo budget)")
+	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key")
+	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads")
 	fs.IntVar(&c.WriteConcurrency, "write-concurrency", c.WriteConcurrency, "write requests executing at once (0: unbounded)")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
-	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage (0: 400)")
-	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections (0: 65536)")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections")
 	fs.Var(&c.IdleTimeout, "idle-timeout", "close connections idle this long (0: never)")
 	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM waits for in-flight requests")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 }
 
 // loadConfig builds the configuration from defaults, then the file named by
@@ -126,6 +232,9 @@ func loadConfig(args []string) (cfg Config, showVersion bool, err error) {
 	set := config.Set(fs)
 	if err := overrideSet(&cfg, &fromFlags, set); err != nil {
 		return Config{}, false, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, false, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return cfg, false, nil
 }

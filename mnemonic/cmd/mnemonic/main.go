@@ -4,8 +4,8 @@
 //	mnemonic [-config FILE] [-listen ADDR] [-data DIR] [-shards N] [-admin ADDR] ...
 //
 // SIGTERM or SIGINT: stop accepting, let in-flight requests finish, flush
-// the memtables and close RocksDB. SIGHUP is logged and otherwise ignored
-// (settings are read at start).
+// the memtables and close RocksDB. SIGHUP rereads the configuration file
+// and applies log_level; other changed keys are logged as needing a restart.
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,7 +29,6 @@ import (
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/moneta-cache/moneta/shared/server"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -53,38 +53,19 @@ func run(args []string) int {
 		fmt.Println("mnemonic", version)
 		return 0
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "mnemonic: log_level: %v\n", err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	level := new(slog.LevelVar)
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
+	log := newLogger(os.Stderr, cfg.LogFormat, level)
 	tuneRuntime(cfg)
 
-	opts := store.Options{
-		Dir: cfg.Data, Shards: cfg.Shards, MaxDiskBytes: cfg.MaxDiskBytes, SyncWrites: cfg.SyncWrites,
-		BlockCacheBytes: cfg.BlockCacheBytes, RateLimitBytesPerSec: cfg.RateLimitBytesPerSec,
-		MaxItemSize: cfg.MaxItemSize, CompactionStyle: cfg.CompactionStyle, BlobFiles: cfg.BlobFiles,
-		MinBlobSize: cfg.MinBlobSize, Compression: cfg.Compression, WriteBufferBytes: cfg.WriteBufferBytes,
-		BloomBitsPerKey: cfg.BloomBitsPerKey, BackgroundJobs: cfg.BackgroundJobs,
-		WriteConcurrency: cfg.WriteConcurrency,
-		Version:          version, Logger: log,
-	}
-	// A leveled or universal store has no budget; an operator who picked
-	// one in the file should not have to zero the fifo default as well.
-	if opts.CompactionStyle != "" && opts.CompactionStyle != store.CompactionFIFO && cfg.MaxDiskBytes == defaultConfig().MaxDiskBytes {
-		opts.MaxDiskBytes = 0
-	}
-	opts.EnsureDefaults()
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "mnemonic: invalid configuration: %v\n", err)
-		return 2
-	}
-	if _, _, err := addr.Parse(cfg.Listen); err != nil {
-		fmt.Fprintf(os.Stderr, "mnemonic: listen: %v\n", err)
-		return 2
-	}
-
+	opts := cfg.storeOptions(version, log)
+	p := &daemon{log: log, level: level, reg: prometheus.NewRegistry()}
+	eff := cfg.effective(opts)
+	p.effective.Store(&eff)
+	// The shard metrics exist before the store opens: it reports every
+	// RocksDB call to them.
+	p.shards = newShardMetrics(p.reg, opts.Shards)
+	opts.ObserveShard = p.shards.observe
 	stats := new(server.Stats)
 	opts.ConnStats = stats.AppendStats
 	st, err := store.Open(opts)
@@ -92,11 +73,8 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
 		return 1
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cmds := metrics.NewCommands(reg, "mnemonic", "l2")
-	handler := observed(st, cmds)
+	p.st = st
+	p.registerMetrics(stats)
 
 	srv, err := server.New(server.Config{
 		MaxConns:        cfg.MaxConns,
@@ -106,7 +84,7 @@ func run(args []string) int {
 		Logger:          log,
 		Stats:           stats,
 		Name:            "mnemonic",
-	}, handler)
+	}, p)
 	if err != nil {
 		st.Close()
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
@@ -121,7 +99,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
 		return 1
 	}
-	admin, err := metrics.StartAdmin(cfg.Admin, metrics.AdminMux(reg, health(st)), log)
+	admin, err := metrics.StartAdmin(cfg.Admin, metrics.AdminMux(p.reg, health(st)), log)
 	if err != nil {
 		ln.Close()
 		st.Close()
@@ -141,7 +119,12 @@ wait:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				log.Info("SIGHUP ignored: settings are read at start; restart to apply a new configuration")
+				// systemd's ExecReload: reread the file with the
+				// original flags on top, as at start.
+				p.reload(func() (Config, error) {
+					c, _, err := loadConfig(args)
+					return c, err
+				})
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -194,7 +177,7 @@ func tuneRuntime(cfg Config) {
 	if os.Getenv("GOGC") == "" {
 		p := cfg.GCPercent
 		if p <= 0 {
-			p = 400
+			p = defaultGCPercent
 		}
 		debug.SetGCPercent(p)
 	}
@@ -223,20 +206,12 @@ func health(st *store.Store) metrics.Health {
 	}
 }
 
-// observed records every request's command, outcome and latency.
-func observed(h protocol.Handler, cmds *metrics.Commands) protocol.Handler {
-	return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-		start := time.Now()
-		err := h.Handle(ctx, req, resp)
-		o := metrics.OutcomeOf(resp.Status)
-		if req.Command.IsRead() && resp.Status == protocol.StatusOK {
-			cmds.Keys(req.Command, len(resp.Hits), len(req.Keys)-len(resp.Hits))
-			o = metrics.OutcomeHit
-			if len(resp.Hits) == 0 {
-				o = metrics.OutcomeMiss
-			}
-		}
-		cmds.Observe(req.Command, o, start)
-		return err
-	})
+// newLogger returns the process logger: text or json (validated), with a
+// level that SIGHUP can change.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
 }

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/moneta-cache/moneta/mnemonic/store"
+	"github.com/moneta-cache/moneta/shared/metrics"
+	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metricsNS prefixes every mnemonic metric name.
+const metricsNS = "mnemonic"
+
+// shardMetrics count each shard's RocksDB calls. Every child is resolved
+// when they are created, so observing a call is an index and atomic adds.
+type shardMetrics struct {
+	ops     [][store.NumShardOps]prometheus.Counter
+	errs    [][store.NumShardOps]prometheus.Counter
+	latency [][store.NumShardOps]prometheus.Observer
+}
+
+func newShardMetrics(reg prometheus.Registerer, shards int) *shardMetrics {
+	ops := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricsNS, Name: "shard_ops_total",
+		Help: "RocksDB calls by shard and operation (get, put, delete)."}, []string{"shard", "op"})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricsNS, Name: "shard_errors_total",
+		Help: "RocksDB calls that failed, by shard and operation."}, []string{"shard", "op"})
+	lat := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metricsNS, Name: "shard_op_seconds",
+		Help: "RocksDB call latency by shard and operation.", Buckets: metrics.LatencyBuckets}, []string{"shard", "op"})
+	reg.MustRegister(ops, errs, lat)
+	m := &shardMetrics{
+		ops:     make([][store.NumShardOps]prometheus.Counter, shards),
+		errs:    make([][store.NumShardOps]prometheus.Counter, shards),
+		latency: make([][store.NumShardOps]prometheus.Observer, shards),
+	}
+	for i := 0; i < shards; i++ {
+		sh := strconv.Itoa(i)
+		for op := store.ShardOp(0); op < store.NumShardOps; op++ {
+			m.ops[i][op] = ops.WithLabelValues(sh, op.String())
+			m.errs[i][op] = errs.WithLabelValues(sh, op.String())
+			m.latency[i][op] = lat.WithLabelValues(sh, op.String())
+		}
+	}
+	return m
+}
+
+// observe fits store.Options.ObserveShard.
+func (m *shardMetrics) observe(shard int, op store.ShardOp, d time.Duration, err error) {
+	m.ops[shard][op].Inc()
+	m.latency[shard][op].Observe(d.Seconds())
+	if err != nil {
+		m.errs[shard][op].Inc()
+	}
+}
+
+// rocksCollector exports each shard's RocksDB figures, read from the
+// properties at scrape time (one ShardStats call per scrape), so they cost
+// the request path nothing.
+type rocksCollector struct {
+	st    *store.Store
+	descs []rocksFigure
+	cache *prometheus.Desc
+}
+
+type rocksFigure struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+	get  func(*store.ShardStats) float64
+}
+
+func newRocksCollector(st *store.Store) *rocksCollector {
+	c := &rocksCollector{st: st, cache: prometheus.NewDesc(metricsNS+"_block_cache_bytes",
+		"Memory used by the block cache all shards share.", nil, nil)}
+	fig := func(name, help string, typ prometheus.ValueType, get func(*store.ShardStats) float64) {
+		c.descs = append(c.descs, rocksFigure{prometheus.NewDesc(metricsNS+"_rocksdb_"+name, help, []string{"shard"}, nil), typ, get})
+	}
+	g, k := prometheus.GaugeValue, prometheus.CounterValue
+	fig("estimated_keys", "Estimated keys (overwritten and expired records not yet compacted included).", g, func(s *store.ShardStats) float64 { return float64(s.Keys) })
+	fig("disk_bytes", "Bytes of every file in the shard's directory (what the disk budget counts).", g, func(s *store.ShardStats) float64 { return float64(s.DiskBytes) })
+	fig("live_data_bytes", "Bytes of table and blob files.", g, func(s *store.ShardStats) float64 { return float64(s.LiveDataBytes) })
+	fig("memtable_bytes", "Bytes of the active and immutable memtables.", g, func(s *store.ShardStats) float64 { return float64(s.MemtableBytes) })
+	fig("pending_compaction_bytes", "Estimated bytes compaction has to rewrite.", g, func(s *store.ShardStats) float64 { return float64(s.PendingCompactionBytes) })
+	fig("l0_files", "Table files in level 0 (many of them slow reads and then stall writes).", g, func(s *store.ShardStats) float64 { return float64(s.L0Files) })
+	fig("write_stopped", "1 while RocksDB stops writes to the shard.", g, func(s *store.ShardStats) float64 {
+		if s.WriteStopped {
+			return 1
+		}
+		return 0
+	})
+	fig("delayed_write_rate_bytes", "Rate writes are slowed to, in bytes/s; 0 when they are not delayed.", g, func(s *store.ShardStats) float64 { return float64(s.DelayedWriteRate) })
+	fig("stall_seconds_total", "Time writes were stalled (stopped or delayed) since start.", k, func(s *store.ShardStats) float64 { return s.StallSeconds })
+	fig("running_compactions", "Compactions running now.", g, func(s *store.ShardStats) float64 { return float64(s.RunningCompactions) })
+	fig("running_flushes", "Memtable flushes running now.", g, func(s *store.ShardStats) float64 { return float64(s.RunningFlushes) })
+	fig("background_errors_total", "Flushes and compactions that failed since start.", k, func(s *store.ShardStats) float64 { return float64(s.BackgroundErrors) })
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *rocksCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range c.descs {
+		ch <- f.desc
+	}
+	ch <- c.cache
+}
+
+// Collect implements prometheus.Collector. A closed store (shutting down)
+// exports nothing rather than stale figures.
+func (c *rocksCollector) Collect(ch chan<- prometheus.Metric) {
+	shards := c.st.ShardStats()
+	if shards == nil {
+		return
+	}
+	for i := range shards {
+		label := strconv.Itoa(i)
+		for _, f := range c.descs {
+			ch <- prometheus.MustNewConstMetric(f.desc, f.typ, f.get(&shards[i]), label)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.cache, prometheus.GaugeValue, float64(c.st.BlockCacheBytes()))
+}
+
+// serverCollector exports the client connection counters server.Stats
+// keeps, read at scrape time.
+func serverCollector(st *server.Stats) prometheus.Collector {
+	s := metrics.NewSnapshot(func() *server.Stats { return st })
+	n := func(name string) string { return metricsNS + "_" + name }
+	s.Gauge(n("connections_current"), "Open client connections.", nil, func(s *server.Stats) float64 { return float64(s.CurrConns.Load()) })
+	s.Gauge(n("connections_max"), "The client connection limit.", nil, func(s *server.Stats) float64 { return float64(s.MaxConns.Load()) })
+	s.Counter(n("connections_accepted_total"), "Client connections accepted (rejected ones included).", nil, func(s *server.Stats) float64 { return float64(s.TotalConns.Load()) })
+	s.Counter(n("connections_rejected_total"), "Client connections refused for exceeding max_conns.", nil, func(s *server.Stats) float64 { return float64(s.RejectedConns.Load()) })
+	s.Counter(n("accept_errors_total"), "Failed accept calls (EMFILE and friends).", nil, func(s *server.Stats) float64 { return float64(s.AcceptErrors.Load()) })
+	const closed = "Client connections closed by mnemonic, by reason."
+	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "idle_timeout"}, func(s *server.Stats) float64 { return float64(s.IdleTimeouts.Load()) })
+	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "read_timeout"}, func(s *server.Stats) float64 { return float64(s.ReadTimeouts.Load()) })
+	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "write_error"}, func(s *server.Stats) float64 { return float64(s.WriteErrors.Load()) })
+	s.Counter(n("bytes_read_total"), "Bytes read from clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesRead.Load()) })
+	s.Counter(n("bytes_written_total"), "Bytes written to clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesWritten.Load()) })
+	s.Counter(n("parsed_requests_total"), "Requests parsed from clients (noop and quit included).", nil, func(s *server.Stats) float64 { return float64(s.Requests.Load()) })
+	s.Counter(n("protocol_errors_total"), "Malformed client requests answered by the codec.", nil, func(s *server.Stats) float64 { return float64(s.ProtocolErrors.Load()) })
+	s.Counter(n("handler_errors_total"), "Requests that failed in the store (RocksDB errors).", nil, func(s *server.Stats) float64 { return float64(s.HandlerErrors.Load()) })
+	s.Counter(n("panics_total"), "Handler or codec panics (each closed its connection).", nil, func(s *server.Stats) float64 { return float64(s.Panics.Load()) })
+	return s
+}
+
+// storeCollector exports the store's counters that the per-command metrics
+// cannot tell apart (a miss on an expired or flushed record).
+func storeCollector(st *store.Store) prometheus.Collector {
+	s := metrics.NewSnapshot(st.Counters)
+	n := func(name string) string { return metricsNS + "_" + name }
+	s.Counter(n("get_expired_total"), "Reads that found an expired record (answered as misses).", nil, func(c store.Counters) float64 { return float64(c.GetExpired) })
+	s.Counter(n("get_flushed_total"), "Reads that found a record flush_all invalidated (answered as misses).", nil, func(c store.Counters) float64 { return float64(c.GetFlushed) })
+	s.Counter(n("items_written_total"), "Records written (memcached's total_items).", nil, func(c store.Counters) float64 { return float64(c.ItemsWritten) })
+	return s
+}
+
+// daemon is the running mnemonic's state that the handler, the admin
+// listener and SIGHUP share.
+type daemon struct {
+	log    *slog.Logger
+	level  *slog.LevelVar
+	st     *store.Store
+	reg    *prometheus.Registry
+	cmds   *metrics.Commands
+	shards *shardMetrics
+	// effective is the configuration in force, replaced by reloads and
+	// read by `stats settings` from connection goroutines.
+	effective atomic.Pointer[Config]
+}
+
+// registerMetrics fills p.reg; p.shards must exist (store.Open needed its
+// observer) and is registered already.
+func (p *daemon) registerMetrics(conns *server.Stats) {
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metricsNS, Name: "build_info",
+		Help: "Always 1; the version label says which mnemonic runs.", ConstLabels: prometheus.Labels{"version": version}})
+	build.Set(1)
+	p.reg.MustRegister(build, newRocksCollector(p.st), serverCollector(conns), storeCollector(p.st))
+	p.cmds = metrics.NewCommands(p.reg, metricsNS, "l2")
+}
+
+// Handle answers "stats settings" with the whole configuration, adds the
+// process's fields to "stats", and counts every request per command and
+// outcome (pre-resolved counters: no allocation).
+func (p *daemon) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	start := time.Now()
+	var err error
+	if req.Command == protocol.CmdStats && string(req.Args) == "settings" {
+		resp.Status = protocol.StatusOK
+		resp.Stats = p.settings(resp.Stats)
+	} else {
+		err = p.st.Handle(ctx, req, resp)
+		if req.Command == protocol.CmdStats && len(req.Args) == 0 && err == nil && resp.Status == protocol.StatusOK {
+			resp.Stats = p.extraStats(resp.Stats)
+		}
+	}
+	p.cmds.Request(req, resp, err, start)
+	return err
+}
+
+// extraStats appends what the store does not know: the thread count and
+// each shard's RocksDB call counts (the numbers /metrics shows).
+func (p *daemon) extraStats(dst []protocol.Stat) []protocol.Stat {
+	add := func(name string, v uint64) {
+		dst = append(dst, protocol.Stat{Name: name, Value: strconv.FormatUint(v, 10)})
+	}
+	add("threads", uint64(runtime.GOMAXPROCS(0)))
+	for i := range p.shards.ops {
+		for op := store.ShardOp(0); op < store.NumShardOps; op++ {
+			add(fmt.Sprintf("shard_%d_%s_ops", i, op), metrics.Count(p.shards.ops[i][op]))
+		}
+	}
+	return dst
+}
+
+// settings appends "stats settings": the effective configuration, one line
+// per key under its TOML name (memcached's name where memcached has the
+// setting: maxconns, item_size_max, idle_timeout in seconds), with an unset
+// address as NULL, as memcached shows an unset domain_socket.
+func (p *daemon) settings(dst []protocol.Stat) []protocol.Stat {
+	c := *p.effective.Load()
+	rename := map[string]string{"max_conns": "maxconns", "max_item_size": "item_size_max"}
+	add := func(k, v string) { dst = append(dst, protocol.Stat{Name: k, Value: v}) }
+	v := reflect.ValueOf(c)
+	for i := 0; i < v.NumField(); i++ {
+		key := v.Type().Field(i).Tag.Get("toml")
+		if r, ok := rename[key]; ok {
+			key = r
+		}
+		var val string
+		switch x := v.Field(i).Interface().(type) {
+		case string:
+			val = x
+			if val == "" {
+				val = "NULL"
+			}
+		case Duration:
+			val = x.String()
+			if key == "idle_timeout" {
+				val = strconv.FormatInt(int64(time.Duration(x)/time.Second), 10)
+			}
+		default:
+			val = fmt.Sprint(x)
+		}
+		add(key, val)
+	}
+	add("num_threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
+	add("cas_enabled", "yes")
+	return dst
+}
+
+// reload rereads the configuration (file, then the original flags) on
+// SIGHUP and applies what can change while serving: the log level. The
+// listener, data directory, RocksDB options and server limits are fixed
+// once the store is open and the server runs, so a changed value there is
+// logged as needing a restart and not applied. A file that does not load or
+// validate changes nothing.
+func (p *daemon) reload(load func() (Config, error)) {
+	next, err := load()
+	if err != nil {
+		p.log.Error("SIGHUP: configuration not reloaded", "err", err)
+		return
+	}
+	cur := *p.effective.Load()
+	// Compare like with like: the effective config has the store's
+	// defaults filled in.
+	next = next.effective(next.storeOptions(version, p.log))
+	cv, nv := reflect.ValueOf(&cur).Elem(), reflect.ValueOf(next)
+	applied, restart := []string{}, []string{}
+	for i := 0; i < cv.NumField(); i++ {
+		if cv.Field(i).Equal(nv.Field(i)) {
+			continue
+		}
+		key := cv.Type().Field(i).Tag.Get("toml")
+		switch key {
+		case "log_level":
+			var lvl slog.Level
+			lvl.UnmarshalText([]byte(next.LogLevel)) // validated by load
+			p.level.Set(lvl)
+			cv.Field(i).Set(nv.Field(i))
+			applied = append(applied, key+"="+next.LogLevel)
+		default:
+			restart = append(restart, fmt.Sprintf("%s=%v", key, nv.Field(i)))
+		}
+	}
+	p.effective.Store(&cur)
+	// At least info, so the line shows whatever level was just set (an
+	// operator who raised it to error still sees that it took).
+	lvl := max(slog.LevelInfo, p.level.Level())
+	p.log.Log(context.Background(), lvl, "SIGHUP: configuration reloaded", "applied", applied, "needs_restart", restart)
+}
