@@ -81,9 +81,16 @@ func startMnemonic(t testing.TB, data string, extra ...string) *proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	p := &proc{t: t, addr: "unix:" + filepath.Join(sockDir, "m.sock"), data: data, done: make(chan struct{})}
-	p.args = append([]string{"-listen", p.addr, "-data", data, "-admin", "", "-shards", "2",
-		"-max-disk-bytes", fmt.Sprint(256 << 20), "-block-cache-bytes", fmt.Sprint(8 << 20), "-log-level", "warn"}, extra...)
+	sock := "unix:" + filepath.Join(sockDir, "m.sock")
+	return startArgs(t, sock, data, append([]string{"-listen", sock, "-data", data, "-admin", "", "-shards", "2",
+		"-max-disk-bytes", fmt.Sprint(256 << 20), "-block-cache-bytes", fmt.Sprint(8 << 20), "-log-level", "warn"}, extra...))
+}
+
+// startArgs runs mnemonic with exactly args (which make it listen on listen)
+// and waits until it accepts connections.
+func startArgs(t testing.TB, listen, data string, args []string) *proc {
+	t.Helper()
+	p := &proc{t: t, addr: listen, data: data, done: make(chan struct{}), args: args}
 	p.cmd, p.stderr = command(p.args...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
