@@ -49,7 +49,8 @@ type burst struct {
 	bw   *bufio.Writer
 	req  protocol.Request
 	resp protocol.Response
-	big  bool // grew past maxPooledBytes: do not pool
+	gets *getBatch // get batching state; nil until the burst first batches
+	big  bool      // grew past maxPooledBytes: do not pool
 }
 
 // oversized reports whether the last request or reply grew the burst's
@@ -62,6 +63,9 @@ func (b *burst) oversized() bool {
 	}
 	for i := range b.resp.Hits {
 		n += len(b.resp.Hits[i].Value)
+	}
+	if b.gets != nil {
+		n += b.gets.size()
 	}
 	return n > maxPooledBytes || cap(b.resp.Hits) > 4096 || cap(b.req.Keys) > 4096
 }
@@ -81,6 +85,9 @@ type conn struct {
 	// no syscall.RawConn. headCap is how much of head the idle read uses.
 	raw     syscall.RawConn
 	headCap int
+	// batchGets: the handler is a GetBatcher and the connection speaks
+	// text, so buffered gets may be served together (serveGets).
+	batchGets bool
 
 	// head holds what the read that ended the idle wait returned: the
 	// start of a request, often all of it. head[headOff:headLen] is what
@@ -193,6 +200,7 @@ func (c *conn) acquire() {
 	c.b = b
 	if c.codec == nil {
 		c.codec = c.srv.newCodec(c.head[0])
+		c.batchGets = c.srv.gets != nil && c.head[0] != binaryMagic
 	}
 	c.codec.Reset(b.br, b.bw)
 }
@@ -212,6 +220,9 @@ func (c *conn) release() {
 	}
 	b.req.Reset()
 	b.resp.Reset()
+	if b.gets != nil {
+		b.gets.reset()
+	}
 	c.srv.bursts.Put(b)
 }
 
@@ -222,26 +233,25 @@ func (c *conn) serveBurst() bool {
 	for {
 		c.reqSeq++
 		if err := c.codec.ReadRequest(&b.req); err != nil {
-			switch {
-			case errors.Is(err, protocol.ErrReplied):
-				// Already answered and the stream is in sync.
-				s.stats.ProtocolErrors.Add(1)
-				if c.drained() {
-					return c.flush()
-				}
-				continue
-			case errors.Is(err, protocol.ErrClose):
-				s.stats.ProtocolErrors.Add(1)
-			default:
-				c.readFailed(err)
+			if !c.requestError(err) {
+				// Replies to the requests before this one may still be
+				// buffered; they are owed even though the connection ends.
+				c.flush()
+				return false
 			}
-			// Replies to the requests before this one may still be
-			// buffered; they are owed even though the connection ends.
-			c.flush()
-			return false
+			if c.drained() {
+				return c.flush()
+			}
+			continue
 		}
 		c.nreqs++
-		if !c.answer(&b.req, &b.resp) {
+		var ok bool
+		if c.batchGets && isGet(&b.req) && c.nextIsGet() {
+			ok = c.serveGets()
+		} else {
+			ok = c.answer(&b.req, &b.resp)
+		}
+		if !ok {
 			c.flush()
 			return false
 		}
@@ -267,6 +277,23 @@ func (c *conn) drained() bool {
 	return c.b.br.Buffered() == 0 && c.headOff == c.headLen
 }
 
+// requestError accounts for an error from ReadRequest. It reports whether
+// the stream is still in sync (the codec answered a malformed request);
+// otherwise the connection must close.
+func (c *conn) requestError(err error) bool {
+	s := c.srv
+	switch {
+	case errors.Is(err, protocol.ErrReplied):
+		s.stats.ProtocolErrors.Add(1)
+		return true
+	case errors.Is(err, protocol.ErrClose):
+		s.stats.ProtocolErrors.Add(1)
+	default:
+		c.readFailed(err)
+	}
+	return false
+}
+
 // answer runs one request through the handler and encodes the reply. It
 // reports false if the connection must close.
 func (c *conn) answer(req *protocol.Request, resp *protocol.Response) bool {
@@ -283,10 +310,17 @@ func (c *conn) answer(req *protocol.Request, resp *protocol.Response) bool {
 			c.handlerFailed(req, resp, err)
 		}
 	}
+	return c.writeResponse(req, resp)
+}
+
+// writeResponse encodes the reply to req. It reports false if the
+// connection must close.
+func (c *conn) writeResponse(req *protocol.Request, resp *protocol.Response) bool {
 	if err := c.codec.WriteResponse(req, resp); err != nil {
 		if c.werr == nil {
 			// Not a socket error: the codec could not encode the reply,
 			// and the stream may now hold half of it.
+			s := c.srv
 			s.log.Error("server: encoding reply failed; closing connection",
 				"server", s.cfg.Name, "cmd", req.Command.String(), "err", err)
 		}

@@ -44,6 +44,11 @@ func (c *lineCodec) ReadRequest(req *protocol.Request) error {
 	if len(f) == 0 {
 		f = []string{""}
 	}
+	if f[0] == "get" && len(f) > 1 && f[1][0] == '!' {
+		// "get !cmd args": a line that starts as a get but reads as
+		// "cmd args" (for batch_test.go).
+		f = append([]string{f[1][1:]}, f[2:]...)
+	}
 	switch f[0] {
 	case "get", "set", "fail", "block", "panic", "ctx":
 		req.Command = map[string]protocol.Command{

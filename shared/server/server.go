@@ -12,6 +12,11 @@
 // waiting for the client. A pipeline of N requests that arrives in one read
 // is answered with one write.
 //
+// A Handler that also implements GetBatcher receives the text get requests
+// of a pipeline that are already buffered back to back in one call, so it
+// can fetch all their keys with one backend round trip; each still gets its
+// own reply, in order.
+//
 // Idle connections are nearly free. A connection owns a goroutine, a socket,
 // a codec and a 64-byte buffer; it waits for the first bytes of its next
 // request in that buffer (which often receives the whole request). The bufio
@@ -78,6 +83,7 @@ var (
 type Server struct {
 	cfg   Config
 	h     protocol.Handler
+	gets  GetBatcher // h, if it batches gets; else nil
 	stats *Stats
 	log   *slog.Logger
 
@@ -140,6 +146,7 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 		acceptLog:  logLimiter{interval: time.Second},
 		handlerLog: logLimiter{interval: time.Second},
 	}
+	s.gets, _ = h.(GetBatcher)
 	lim := cfg.Limits
 	s.newCodec = func(first byte) Codec {
 		if first == binaryMagic {

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/memstore"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// batchHandler is a testHandler that also batches gets: it records the
+// size of every HandleGets call and answers each request as Handle would.
+// A get of key "down" fails with a handler error.
+type batchHandler struct {
+	*testHandler
+	mu      sync.Mutex
+	batches []int
+}
+
+func (h *batchHandler) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if string(req.Key()) == "down" {
+		return errors.New("backend down")
+	}
+	return h.testHandler.Handle(ctx, req, resp)
+}
+
+func (h *batchHandler) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	h.mu.Lock()
+	h.batches = append(h.batches, len(reqs))
+	h.mu.Unlock()
+	for i, req := range reqs {
+		if !isGet(req) || errs[i] != nil || len(resps[i].Hits) != 0 || resps[i].Status != protocol.StatusOK {
+			panic("HandleGets given a non-get or a dirty response/error")
+		}
+		errs[i] = h.Handle(ctx, req, resps[i])
+	}
+}
+
+func (h *batchHandler) sizes() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.batches)
+}
+
+// pipelined sends reqs in one write and checks that the replies are want,
+// in order.
+func pipelined(t *testing.T, ln *pipeListener, reqs string, want ...string) {
+	t.Helper()
+	c := ln.dial(t)
+	go c.Write([]byte(reqs))
+	r := bufio.NewReader(c)
+	for i, w := range want {
+		if got := readLine(t, r, c); got != w {
+			t.Fatalf("reply %d = %q, want %q", i, got, w)
+		}
+	}
+}
+
+// Gets buffered back to back are handed over together; anything else ends
+// a batch and is answered on its own, in order.
+func TestGetBatching(t *testing.T) {
+	h := &batchHandler{testHandler: newTestHandler()}
+	_, ln, _ := startLoop(t, Config{}, h)
+	pipelined(t, ln, "get a 1\r\nget b 2\r\nget c 3\r\nset d 4\r\nget e 5\r\nget f 6\r\nget g 7\r\n",
+		"ok a 1\r\n", "ok b 2\r\n", "ok c 3\r\n", "ok d 4\r\n", "ok e 5\r\n", "ok f 6\r\n", "ok g 7\r\n")
+	if got := h.sizes(); !slices.Equal(got, []int{3, 3}) {
+		t.Errorf("batches %v, want [3 3]", got)
+	}
+
+	// A lone get (nothing buffered behind it) goes to Handle.
+	h.batches = nil
+	pipelined(t, ln, "get a 1\r\n", "ok a 1\r\n")
+	if got := h.sizes(); len(got) != 0 {
+		t.Errorf("batches %v for a lone get", got)
+	}
+
+	// Long pipelines are cut at maxGetBatch.
+	h.batches = nil
+	var req strings.Builder
+	var want []string
+	for i := range maxGetBatch + 10 {
+		fmt.Fprintf(&req, "get k%d v%d\r\n", i, i)
+		want = append(want, fmt.Sprintf("ok k%d v%d\r\n", i, i))
+	}
+	pipelined(t, ln, req.String(), want...)
+	if got := h.sizes(); !slices.Equal(got, []int{maxGetBatch, 10}) {
+		t.Errorf("batches %v, want [%d 10]", got, maxGetBatch)
+	}
+}
+
+// A handler error fails only its own request of a batch.
+func TestGetBatchHandlerError(t *testing.T) {
+	h := &batchHandler{testHandler: newTestHandler()}
+	_, ln, _ := startLoop(t, Config{}, h)
+	pipelined(t, ln, "get a 1\r\nget down\r\nget b 2\r\n",
+		"ok a 1\r\n", "server_error down "+HandlerErrorMessage+"\r\n", "ok b 2\r\n")
+}
+
+// A request read ahead that the codec rejects is answered after the
+// replies to the gets before it; the stream goes on (ErrReplied) or ends
+// with those replies sent (ErrClose).
+func TestGetBatchReadAheadErrors(t *testing.T) {
+	h := &batchHandler{testHandler: newTestHandler()}
+	_, ln, _ := startLoop(t, Config{}, h)
+	pipelined(t, ln, "get a 1\r\nget b 2\r\nget !bad\r\nget c 3\r\n",
+		"ok a 1\r\n", "ok b 2\r\n", "ERROR\r\n", "ok c 3\r\n")
+
+	c := ln.dial(t)
+	go c.Write([]byte("get a 1\r\nget !close\r\nget never\r\n"))
+	r := bufio.NewReader(c)
+	for _, want := range []string{"ok a 1\r\n", "CLOSING\r\n"} {
+		if got := readLine(t, r, c); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	expectEOF(t, c)
+}
+
+// A non-get read ahead (the look-ahead only checks a line's start) is
+// answered on its own after the batch.
+func TestGetBatchReadAheadNonGet(t *testing.T) {
+	h := &batchHandler{testHandler: newTestHandler()}
+	_, ln, _ := startLoop(t, Config{}, h)
+	// "get !set x 9" reads as "set x 9".
+	pipelined(t, ln, "get a 1\r\nget !set x 9\r\nget b 2\r\n", "ok a 1\r\n", "ok x 9\r\n", "ok b 2\r\n")
+	if got := h.sizes(); len(got) == 0 || got[0] != 1 {
+		t.Errorf("batches %v, want the first of size 1", got)
+	}
+}
+
+// memBatcher is a memstore whose gets the server may batch; it answers a
+// batch one request at a time, so replies must equal a plain server's.
+type memBatcher struct {
+	*memstore.Store
+	batched atomic.Int64
+}
+
+func (m *memBatcher) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	m.batched.Add(int64(len(reqs)))
+	for i, req := range reqs {
+		errs[i] = m.Handle(ctx, req, resps[i])
+	}
+}
+
+// TestGetBatchingSameBytes runs pipelines through the real text codec on a
+// batching and a plain server, over TCP: the replies must be byte for byte
+// the same, malformed gets among them included.
+func TestGetBatchingSameBytes(t *testing.T) {
+	mb := &memBatcher{Store: memstore.New(memstore.Options{})}
+	batching := startTCPServer(t, mb)
+	plain := startTCPServer(t, memstore.New(memstore.Options{}))
+	long := strings.Repeat("k", 251)
+	for _, pipeline := range []string{
+		"set a 5 0 1\r\nx\r\nset b 6 0 2\r\nyy\r\nget a\r\nget a b\r\ngets a\r\nget zz\r\nget b\r\nquit\r\n",
+		"get a\r\nget " + long + "\r\nget b\r\nget\r\nget a\r\nquit\r\n",
+		"get a\r\ngets a b a\r\nbogus\r\nget b\r\nset c 0 0 1 noreply\r\nz\r\nget c\r\nget a b c\r\nquit\r\n",
+		strings.Repeat("get a\r\nget b\r\n", 100) + "delete a\r\n" + strings.Repeat("get a\r\n", 10) + "quit\r\n",
+	} {
+		// The sets come first and are longer than the buffer an idle
+		// connection reads into, so the whole pipeline is buffered by the
+		// time the gets are read.
+		in := "set a 5 0 1\r\nx\r\nset b 6 0 2\r\nyy\r\nset pad 0 0 64\r\n" + strings.Repeat("p", 64) + "\r\n" + pipeline
+		want := exchange(t, plain, in)
+		got := exchange(t, batching, in)
+		if got != want {
+			t.Errorf("pipeline %.40q...: batching server answered\n%q\nplain server\n%q", pipeline, got, want)
+		}
+	}
+	if mb.batched.Load() == 0 {
+		t.Error("nothing was batched")
+	}
+}
+
+func startTCPServer(t *testing.T, h protocol.Handler) string {
+	t.Helper()
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
+}
+
+// exchange sends in (one write) and returns everything answered until the
+// server closes the connection.
+func exchange(t *testing.T, addr, in string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
