@@ -297,7 +297,57 @@ func (o *Orca) invalidate(ctx context.Context, key []byte) {
 
 // get serves get/gets (and gat without a new exptime).
 func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	keys := req.Keys
+	layer, err := o.lookup(ctx, req.Keys, resp)
+	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
+		return o.fail(resp, layer, err)
+	}
+	// A failed L2 read still serves the L1 hits, if there are any (a text
+	// multi-get cannot report a per-key error); the rest read as misses.
+	return nil
+}
+
+// HandleGets serves several get/gets requests that a client pipelined
+// (server.GetBatcher) with one lookup of all their keys: one L1 multi-get
+// and one L2 batch instead of one of each per request. Each request gets
+// exactly what get would have given it alone, failures included: an L1
+// failure in l1only mode fails them all, a failed L2 read fails those that
+// had no L1 hit.
+func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	if len(reqs) == 1 {
+		errs[0] = o.get(ctx, reqs[0], resps[0])
+		return
+	}
+	all := o.pool.req()
+	defer o.pool.putReq(all)
+	for _, r := range reqs {
+		all.Keys = append(all.Keys, r.Keys...)
+	}
+	defer clear(all.Keys) // they alias the client's requests
+	found := o.pool.resp()
+	defer o.pool.putResp(found)
+	layer, err := o.lookup(ctx, all.Keys, found)
+	// found.Hits are in key order, so each request's hits are a run.
+	h, off := 0, 0
+	for i, r := range reqs {
+		end, resp := off+len(r.Keys), resps[i]
+		for ; h < len(found.Hits) && found.Hits[h].Index < end; h++ {
+			x := &found.Hits[h]
+			y := resp.AppendHit(x.Index-off, x.Value, x.Flags, x.CAS, x.Exptime)
+			y.Win, y.Stale, y.Won = x.Win, x.Stale, x.Won
+		}
+		if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
+			errs[i] = o.fail(resp, layer, err)
+		}
+		off = end
+	}
+}
+
+// lookup reads keys into resp: L1 first, then (with L2) the misses from L2
+// in one batch, filling L1 per the policy; resp.Hits end in key order. A
+// failure is returned with its layer, resp keeping what was found before
+// it: nothing after an L1 failure in l1only mode, the L1 hits after a
+// failed L2 read. The caller decides what the client sees.
+func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response) (layer string, err error) {
 	o.stats.CmdGet.Add(uint64(len(keys)))
 	var l1err error
 	if o.pol.l2 && !o.l1.be.Healthy() {
@@ -307,7 +357,7 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 		l1err = o.l1.get(ctx, keys, resp, false, 0)
 	}
 	if l1err != nil && !o.pol.l2 {
-		return o.fail(resp, "L1", l1err)
+		return "L1", l1err
 	}
 	if l1err != nil {
 		o.stats.L2Fallbacks.Add(1)
@@ -332,7 +382,7 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
 	}()
 	if !o.pol.l2 || nL1 == len(keys) {
-		return nil
+		return "", nil
 	}
 
 	// The misses go to L2 in one batch.
@@ -371,15 +421,10 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	defer o.pool.putResp(l2resp)
 	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
 		o.stats.L2Errors.Add(1)
-		if nL1 > 0 {
-			// Serve the L1 hits; the rest read as misses (a text
-			// multi-get cannot report a per-key error).
-			return nil
-		}
 		if err == nil {
 			err = errors.New(l2resp.Message)
 		}
-		return o.fail(resp, "L2", err)
+		return "L2", err
 	}
 	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))
 	o.stats.L2Misses.Add(uint64(len(missIdx) - len(l2resp.Hits)))
@@ -390,7 +435,7 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
 		o.fill(ctx, l2req.Keys, l2resp.Hits)
 	}
-	return nil
+	return "", nil
 }
 
 // fill copies L2 hits into L1 with add (the caller holds their stripes
