@@ -61,6 +61,56 @@ func TestL1GetAllocs(t *testing.T) {
 	}
 }
 
+// TestL1BatchAllocs: a 16-key multi-get and 16 pipelined gets served
+// together (HandleGets) allocate nothing in orca either.
+func TestL1BatchAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts vary under the race detector")
+	}
+	o := l1OnlyMem(t)
+	ctx := context.Background()
+	multi := &protocol.Request{Command: protocol.CmdGet}
+	reqs := make([]*protocol.Request, 16)
+	resps := make([]*protocol.Response, 16)
+	for i := range reqs {
+		k := []byte(fmt.Sprintf("key%d", i))
+		set := &protocol.Request{Command: protocol.CmdSet, Value: bytes.Repeat([]byte{'v'}, 1000+i)}
+		set.AddKey(k)
+		if err := o.Handle(ctx, set, new(protocol.Response)); err != nil {
+			t.Fatal(err)
+		}
+		multi.AddKey(k)
+		reqs[i] = &protocol.Request{Command: protocol.CmdGet}
+		reqs[i].AddKey(k)
+		resps[i] = new(protocol.Response)
+	}
+	resp := new(protocol.Response)
+	errs := make([]error, len(reqs))
+	runMulti := func() {
+		resp.Reset()
+		if err := o.Handle(ctx, multi, resp); err != nil || len(resp.Hits) != 16 {
+			t.Fatalf("multi-get: %v, %d hits", err, len(resp.Hits))
+		}
+	}
+	runBatch := func() {
+		for _, r := range resps {
+			r.Reset()
+		}
+		o.HandleGets(ctx, reqs, resps, errs)
+		for i, r := range resps {
+			if errs[i] != nil || len(r.Hits) != 1 || len(r.Hits[0].Value) != 1000+i {
+				t.Fatalf("batched get %d: %v %+v", i, errs[i], r)
+			}
+		}
+	}
+	for name, run := range map[string]func(){"multi-get": runMulti, "batched gets": runBatch} {
+		run()
+		if got := testing.AllocsPerRun(100, run); got != 0 {
+			t.Errorf("%s of 16 keys: %v allocs, want 0", name, got)
+		}
+	}
+}
+
 // okBackend answers every request StatusOK and keeps nothing, so that the
 // allocations of a write are orca's alone.
 type okBackend struct{}

@@ -50,7 +50,7 @@ type l1 struct {
 // state. Responses that held a lot of value bytes, and scratch buffers
 // grown by a large value, are dropped rather than kept alive in the pool.
 type pool struct {
-	reqs, resps, batches, bufs sync.Pool
+	reqs, resps, batches, bufs, scratch sync.Pool
 }
 
 // maxPooledBuf bounds the scratch buffers the pool keeps.
@@ -70,6 +70,38 @@ func (p *pool) putBuf(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	p.bufs.Put(b)
+}
+
+// getScratch is l1.get's working lists, pooled.
+type getScratch struct {
+	hdrs, pending []found
+	// used is the most entries either list held since it was pooled:
+	// putGetScratch clears that many, not the whole capacity.
+	used int
+}
+
+// keep records the lists' current lengths in used.
+func (sc *getScratch) keep() {
+	sc.used = max(sc.used, len(sc.hdrs), len(sc.pending))
+}
+
+func (p *pool) getScratch() *getScratch {
+	if sc, ok := p.scratch.Get().(*getScratch); ok {
+		return sc
+	}
+	return new(getScratch)
+}
+
+func (p *pool) putGetScratch(sc *getScratch) {
+	if cap(sc.hdrs) > 4096 || cap(sc.pending) > 4096 {
+		return
+	}
+	// The headers alias responses that go back to the pool.
+	sc.keep()
+	clear(sc.hdrs[:min(sc.used, cap(sc.hdrs))])
+	clear(sc.pending[:min(sc.used, cap(sc.pending))])
+	sc.used = 0
+	p.scratch.Put(sc)
 }
 
 // batch returns an empty batch; give it back with release.
@@ -213,17 +245,20 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 // newExp, when hasExp, also sets a new expiry (gat): chunks are read with
 // gat, and the headers are rewritten with the new expiry after their chunks.
 func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64) error {
-	// Room on the stack for the headers of a short get: the common case
-	// then allocates nothing here.
-	var hdrArr, pendArr [4]found
-	hdrs, hresp, err := l.headers(ctx, keys, hdrArr[:0])
+	// Pooled lists: a get of many keys (a multi-get, or the gets of a
+	// pipeline served together) allocates nothing here either.
+	sc := l.pool.getScratch()
+	defer l.pool.putGetScratch(sc)
+	hdrs, hresp, err := l.headers(ctx, keys, sc.hdrs[:0])
+	sc.hdrs = hdrs
+	sc.keep()
 	if err != nil {
 		return err
 	}
 	defer l.pool.putResp(hresp)
 
 	for attempt := 0; ; attempt++ {
-		pending := pendArr[:0]
+		pending := sc.pending[:0]
 		for _, f := range hdrs {
 			if f.h.Chunks == 0 {
 				if hasExp {
@@ -235,6 +270,8 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 			}
 			pending = append(pending, f)
 		}
+		sc.pending = pending
+		sc.keep()
 		if len(pending) == 0 {
 			return nil
 		}
@@ -277,6 +314,8 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 			l.stats.TornRetries.Add(1)
 			hdrs = append(hdrs, a)
 		}
+		sc.hdrs = hdrs
+		sc.keep()
 		if len(hdrs) == 0 {
 			return nil
 		}
