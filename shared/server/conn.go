@@ -85,6 +85,12 @@ type conn struct {
 	// no syscall.RawConn. headCap is how much of head the idle read uses.
 	raw     syscall.RawConn
 	headCap int
+	// rawFn is the callback of raw.Read, bound once (a closure per call
+	// allocated), and rawP, rawN, rawErr its argument and results.
+	rawFn  func(fd uintptr) bool
+	rawP   []byte
+	rawN   int
+	rawErr error
 	// batchGets: the handler is a GetBatcher and the connection speaks
 	// text, so buffered gets may be served together (serveGets).
 	batchGets bool
@@ -218,7 +224,13 @@ func (c *conn) release() {
 	if b.big {
 		return
 	}
+	// Keep the value buffer (bounded by oversized): Request.Reset drops
+	// it, and then the first set of every burst allocated one. The codecs
+	// read each value into it afresh, and nothing of the finished burst
+	// refers to it any more.
+	v := b.req.Value[:0]
 	b.req.Reset()
+	b.req.Value = v
 	b.resp.Reset()
 	if b.gets != nil {
 		b.gets.reset()
@@ -452,15 +464,13 @@ func (c *conn) setReadDeadline() {
 // rawRead reads what the socket holds into p without waiting. wait reports
 // that it holds nothing (the caller then flushes and reads normally).
 func (c *conn) rawRead(p []byte) (n int, err error, wait bool) {
-	var serr error
-	rerr := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, serr = syscall.Read(int(fd), p)
-			if serr != syscall.EINTR {
-				return true // never wait here
-			}
-		}
-	})
+	if c.rawFn == nil {
+		c.rawFn = c.readNow
+	}
+	c.rawP = p
+	rerr := c.raw.Read(c.rawFn)
+	n, serr := c.rawN, c.rawErr
+	c.rawP, c.rawErr = nil, nil
 	switch {
 	case rerr != nil: // closed, or the read deadline passed
 		return 0, rerr, false
@@ -473,6 +483,16 @@ func (c *conn) rawRead(p []byte) (n int, err error, wait bool) {
 	}
 	c.nread += uint64(n)
 	return n, nil, false
+}
+
+// readNow is rawRead's raw.Read callback: one read of the socket into rawP.
+func (c *conn) readNow(fd uintptr) bool {
+	for {
+		c.rawN, c.rawErr = syscall.Read(int(fd), c.rawP)
+		if c.rawErr != syscall.EINTR {
+			return true // never wait here
+		}
+	}
 }
 
 // Write is the io.Writer under the borrowed bufio.Writer. Each socket
