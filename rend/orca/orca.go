@@ -323,19 +323,30 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 		all.Keys = append(all.Keys, r.Keys...)
 	}
 	defer clear(all.Keys) // they alias the client's requests
-	found := o.pool.resp()
-	defer o.pool.putResp(found)
-	layer, err := o.lookup(ctx, all.Keys, found)
-	// found.Hits are in key order, so each request's hits are a run.
+	// Look everything up into the first response. Its hits are then in key
+	// order, so each request's hits are a run: the first keeps its own,
+	// the others move to their request's response with their values left
+	// in the first one's arena (no copy; GetBatcher allows it). Failing a
+	// response resets only its lengths, so the arena stays intact.
+	first := resps[0]
+	layer, err := o.lookup(ctx, all.Keys, first)
+	found := first.Hits
 	h, off := 0, 0
 	for i, r := range reqs {
 		end, resp := off+len(r.Keys), resps[i]
-		for ; h < len(found.Hits) && found.Hits[h].Index < end; h++ {
-			x := &found.Hits[h]
-			y := resp.AppendHit(x.Index-off, x.Value, x.Flags, x.CAS, x.Exptime)
-			y.Win, y.Stale, y.Won = x.Win, x.Stale, x.Won
+		start := h
+		for h < len(found) && found[h].Index < end {
+			h++
 		}
-		if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
+		if i == 0 {
+			first.Hits = found[:h]
+		} else {
+			for _, x := range found[start:h] {
+				x.Index -= off
+				resp.Hits = append(resp.Hits, x)
+			}
+		}
+		if err != nil && (layer == "L1" || h == start) {
 			errs[i] = o.fail(resp, layer, err)
 		}
 		off = end

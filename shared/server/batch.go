@@ -22,6 +22,10 @@ type GetBatcher interface {
 	// The requests arrived together, so the client cannot tell in which
 	// order, or whether concurrently, they were served. resps arrive Reset
 	// and errs nil.
+	//
+	// The hits of one response may point into the memory of another of the
+	// same call (one lookup filled them all), so the server encodes every
+	// reply of the batch before it reuses any of the responses.
 	HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error)
 }
 
