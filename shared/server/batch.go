@@ -29,8 +29,14 @@ type GetBatcher interface {
 	HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error)
 }
 
-// maxGetBatch bounds the requests of one HandleGets call.
-const maxGetBatch = 64
+// maxGetBatch bounds the requests of one HandleGets call, and
+// maxGetBatchKeys the keys: no more requests are read ahead once the batch
+// has that many (each request alone is bounded by Limits.MaxKeys), so a
+// pipeline of huge multi-gets is not all looked up at once.
+const (
+	maxGetBatch     = 64
+	maxGetBatchKeys = 1024
+)
 
 // getBatch is the per-burst state of get batching, allocated the first time
 // a burst batches and pooled with it.
@@ -129,6 +135,7 @@ func (c *conn) serveGets() bool {
 	g := b.gets
 	list := append(g.list[:0], &b.req)
 	lresp := append(g.lresp[:0], &b.resp)
+	keys := len(b.req.Keys)
 
 	// Read ahead. The codec writes into capW meanwhile, so that if it
 	// answers a malformed request itself, that answer waits for the
@@ -137,7 +144,7 @@ func (c *conn) serveGets() bool {
 	var other *protocol.Request // read ahead, not a get after all
 	var otherResp *protocol.Response
 	c.codec.Reset(b.br, g.capW)
-	for len(list) < maxGetBatch && c.nextIsGet() {
+	for len(list) < maxGetBatch && keys < maxGetBatchKeys && c.nextIsGet() {
 		r, resp := g.spare(len(list) - 1)
 		c.reqSeq++
 		if readErr = c.codec.ReadRequest(r); readErr != nil {
@@ -149,6 +156,7 @@ func (c *conn) serveGets() bool {
 			break
 		}
 		list, lresp = append(list, r), append(lresp, resp)
+		keys += len(r.Keys)
 	}
 	c.codec.Reset(b.br, b.bw)
 	g.capW.Flush()

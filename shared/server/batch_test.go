@@ -144,10 +144,19 @@ func TestGetBatchReadAheadNonGet(t *testing.T) {
 type memBatcher struct {
 	*memstore.Store
 	batched atomic.Int64
+	mu      sync.Mutex
+	keys    []int // keys per HandleGets call
 }
 
 func (m *memBatcher) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
 	m.batched.Add(int64(len(reqs)))
+	n := 0
+	for _, r := range reqs {
+		n += len(r.Keys)
+	}
+	m.mu.Lock()
+	m.keys = append(m.keys, n)
+	m.mu.Unlock()
 	for i, req := range reqs {
 		errs[i] = m.Handle(ctx, req, resps[i])
 	}
@@ -215,4 +224,26 @@ func exchange(t *testing.T, addr, in string) string {
 		t.Fatal(err)
 	}
 	return string(out)
+}
+
+// Read-ahead stops once a batch holds maxGetBatchKeys keys.
+func TestGetBatchKeyCap(t *testing.T) {
+	mb := &memBatcher{Store: memstore.New(memstore.Options{})}
+	addr := startTCPServer(t, mb)
+	var keys strings.Builder
+	for i := range maxGetBatchKeys * 3 / 5 {
+		fmt.Fprintf(&keys, " k%d", i)
+	}
+	// A first request longer than the idle buffer, so the rest is
+	// buffered when the gets are read.
+	in := "set pad 0 0 64\r\n" + strings.Repeat("p", 64) + "\r\n" + strings.Repeat("get"+keys.String()+"\r\n", 4) + "quit\r\n"
+	if out := exchange(t, addr, in); out != "STORED\r\n"+strings.Repeat("END\r\n", 4) {
+		t.Fatalf("replies %q", out)
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	n := maxGetBatchKeys * 3 / 5
+	if !slices.Equal(mb.keys, []int{2 * n, 2 * n}) {
+		t.Errorf("keys per batch %v, want [%d %d]", mb.keys, 2*n, 2*n)
+	}
 }
