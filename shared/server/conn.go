@@ -170,7 +170,7 @@ func (c *conn) waitRequest() bool {
 
 //go:noinline
 func (c *conn) setIdleDeadline() {
-	if d := c.srv.cfg.IdleTimeout; d > 0 {
+	if d := time.Duration(c.srv.idleTimeout.Load()); d > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(d))
 		c.readDeadline = true
 	} else if c.readDeadline {

@@ -82,6 +82,10 @@ var (
 // Server serves one protocol.Handler on any number of listeners.
 type Server struct {
 	cfg   Config
+	// maxConns and idleTimeout start as cfg's and change with SetLimits
+	// (SIGHUP), so the accept loop and connections read them atomically.
+	maxConns    atomic.Int64
+	idleTimeout atomic.Int64 // time.Duration
 	h     protocol.Handler
 	gets  GetBatcher // h, if it batches gets; else nil
 	stats *Stats
@@ -146,6 +150,8 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 		acceptLog:  logLimiter{interval: time.Second},
 		handlerLog: logLimiter{interval: time.Second},
 	}
+	s.maxConns.Store(int64(cfg.MaxConns))
+	s.idleTimeout.Store(int64(cfg.IdleTimeout))
 	s.gets, _ = h.(GetBatcher)
 	lim := cfg.Limits
 	s.newCodec = func(first byte) Codec {
@@ -235,7 +241,7 @@ func (s *Server) startConn(nc net.Conn) {
 	s.stats.TotalConns.Add(1)
 	// Add first, then compare: concurrent accept loops (several listeners,
 	// several servers sharing Stats) cannot both slip under the limit.
-	if n := s.stats.CurrConns.Add(1); n > int64(s.cfg.MaxConns) {
+	if n := s.stats.CurrConns.Add(1); n > s.maxConns.Load() {
 		s.stats.CurrConns.Add(-1)
 		s.stats.RejectedConns.Add(1)
 		// A fresh socket's send buffer is empty, so this write does not
@@ -331,5 +337,19 @@ func (s *Server) closeConnsLocked(idleOnly bool) {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) || !idleOnly {
 			c.nc.Close()
 		}
+	}
+}
+
+// SetLimits changes the connection limit and the idle timeout of a running
+// server, for a configuration reload. Connections already open above a
+// lowered limit stay open; the new idle timeout applies from each
+// connection's next wait. Values below 1 (maxConns) or 0 (idle) are ignored.
+func (s *Server) SetLimits(maxConns int, idle time.Duration) {
+	if maxConns >= 1 {
+		s.maxConns.Store(int64(maxConns))
+		s.stats.MaxConns.Store(int64(maxConns))
+	}
+	if idle >= 0 {
+		s.idleTimeout.Store(int64(idle))
 	}
 }
