@@ -33,7 +33,8 @@ type Options struct {
 	L2Conns         int      `toml:"l2_conns"`
 	BackendTimeout  Duration `toml:"backend_timeout"`
 	LockStripes     int      `toml:"lock_stripes"`
-	// LogLevel is the one option SIGHUP applies without a restart.
+	// LogLevel, MaxConns and IdleTimeout are the options SIGHUP applies
+	// without a restart.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
 }

@@ -205,11 +205,11 @@ func (p *proc) settings(dst []protocol.Stat, mode orca.Mode) []protocol.Stat {
 }
 
 // reload rereads the configuration (file, then the original flags) on
-// SIGHUP and applies what can change safely while serving: the log level.
-// The listeners, backends, limits and sizes are fixed once serving starts
-// (shared/server reads max_conns and idle_timeout from its Config), so a
-// changed value there is logged as needing a restart and not applied. A
-// file that does not load or validate changes nothing.
+// SIGHUP and applies what can change safely while serving: the log level,
+// max_conns and idle_timeout (server.SetLimits). The listeners, backends
+// and sizes are fixed once serving starts, so a changed value there is
+// logged as needing a restart and not applied. A file that does not load or
+// validate changes nothing.
 func (p *proc) reload(load func() (Options, error)) {
 	next, err := load()
 	if err != nil {
@@ -231,6 +231,16 @@ func (p *proc) reload(load func() (Options, error)) {
 			p.level.Set(lvl)
 			cv.Field(i).Set(nv.Field(i))
 			applied = append(applied, key+"="+next.LogLevel)
+		case "max_conns", "idle_timeout":
+			maxConns := next.MaxConns
+			if maxConns == 0 {
+				maxConns = server.DefaultMaxConns
+			}
+			for _, srv := range p.servers {
+				srv.SetLimits(maxConns, time.Duration(next.IdleTimeout))
+			}
+			cv.Field(i).Set(nv.Field(i))
+			applied = append(applied, fmt.Sprintf("%s=%v", key, nv.Field(i)))
 		default:
 			restart = append(restart, fmt.Sprintf("%s=%v", key, nv.Field(i)))
 		}

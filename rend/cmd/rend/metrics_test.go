@@ -224,7 +224,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 }
 
 // TestAdminOffAndReload: -admin "" starts no admin listener; SIGHUP
-// applies a new log level from the file, reports what needs a restart, and
+// applies a new log level and connection limit from the file, reports what needs a restart, and
 // keeps the configuration when the file no longer loads; logs are JSON
 // with -log-format json.
 func TestAdminOffAndReload(t *testing.T) {
@@ -254,7 +254,7 @@ func TestAdminOffAndReload(t *testing.T) {
 		}
 	}
 
-	write("log_level = \"debug\"\nlog_format = \"json\"\nchunk_size = 2048\n")
+	write("log_level = \"debug\"\nlog_format = \"json\"\nchunk_size = 2048\nmax_conns = 5000\n")
 	hup()
 	eventually(t, 10*time.Second, "log level applied", func() bool { return c.stats("settings")["log_level"] == "debug" })
 	if got := c.stats("settings")["chunk_size"]; got != "1024" {
@@ -274,7 +274,10 @@ func TestAdminOffAndReload(t *testing.T) {
 			break
 		}
 	}
-	if strings.Join(reloaded.Applied, ",") != "log_level=debug" || strings.Join(reloaded.NeedsRestart, ",") != "chunk_size=2048" {
+	if got := c.stats("settings")["maxconns"]; got != "5000" {
+		t.Errorf("maxconns %q after reload", got)
+	}
+	if strings.Join(reloaded.Applied, ",") != "max_conns=5000,log_level=debug" || strings.Join(reloaded.NeedsRestart, ",") != "chunk_size=2048" {
 		t.Errorf("reload logged applied=%v needs_restart=%v", reloaded.Applied, reloaded.NeedsRestart)
 	}
 
