@@ -1,3 +1,11 @@
 package mctest
+
 import "testing"
-func TestStart(t *testing.T){ m:=Start(t); t.Log(m.Addr); m.Restart(); n:=StartTCP(t); t.Log(n.Addr)}
+
+func TestStart(t *testing.T) {
+	m := Start(t)
+	t.Log(m.Addr)
+	m.Restart()
+	n := StartTCP(t)
+	t.Log(n.Addr)
+}

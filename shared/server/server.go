@@ -81,15 +81,15 @@ var (
 
 // Server serves one protocol.Handler on any number of listeners.
 type Server struct {
-	cfg   Config
+	cfg Config
 	// maxConns and idleTimeout start as cfg's and change with SetLimits
 	// (SIGHUP), so the accept loop and connections read them atomically.
 	maxConns    atomic.Int64
 	idleTimeout atomic.Int64 // time.Duration
-	h     protocol.Handler
-	gets  GetBatcher // h, if it batches gets; else nil
-	stats *Stats
-	log   *slog.Logger
+	h           protocol.Handler
+	gets        GetBatcher // h, if it batches gets; else nil
+	stats       *Stats
+	log         *slog.Logger
 
 	// newCodec builds a connection's codec from its first byte. Tests of
 	// the connection loop substitute a codec of their own.
