@@ -42,7 +42,8 @@ type Config struct {
 	MaxConns        int      `toml:"max_conns"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
-	// LogLevel is the one key SIGHUP applies without a restart.
+	// LogLevel, MaxConns and IdleTimeout are the keys SIGHUP applies
+	// without a restart.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
 }

@@ -90,6 +90,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
 		return 2
 	}
+	p.srv = srv
 	if dir := socketDir(cfg.Listen); dir != "" {
 		os.MkdirAll(dir, 0o750)
 	}

@@ -165,6 +165,8 @@ func storeCollector(st *store.Store) prometheus.Collector {
 // daemon is the running mnemonic's state that the handler, the admin
 // listener and SIGHUP share.
 type daemon struct {
+	// srv is set once the server exists, before SIGHUP is handled.
+	srv    *server.Server
 	log    *slog.Logger
 	level  *slog.LevelVar
 	st     *store.Store
@@ -258,10 +260,10 @@ func (p *daemon) settings(dst []protocol.Stat) []protocol.Stat {
 }
 
 // reload rereads the configuration (file, then the original flags) on
-// SIGHUP and applies what can change while serving: the log level. The
-// listener, data directory, RocksDB options and server limits are fixed
-// once the store is open and the server runs, so a changed value there is
-// logged as needing a restart and not applied. A file that does not load or
+// SIGHUP and applies what can change while serving: the log level, and
+// max_conns and idle_timeout (server.SetLimits). The listener, data
+// directory and RocksDB options are fixed once the store is open, so a
+// changed value there is logged as needing a restart and not applied. A file that does not load or
 // validate changes nothing.
 func (p *daemon) reload(load func() (Config, error)) {
 	next, err := load()
@@ -287,6 +289,14 @@ func (p *daemon) reload(load func() (Config, error)) {
 			p.level.Set(lvl)
 			cv.Field(i).Set(nv.Field(i))
 			applied = append(applied, key+"="+next.LogLevel)
+		case "max_conns", "idle_timeout":
+			maxConns := next.MaxConns
+			if maxConns == 0 {
+				maxConns = server.DefaultMaxConns
+			}
+			p.srv.SetLimits(maxConns, time.Duration(next.IdleTimeout))
+			cv.Field(i).Set(nv.Field(i))
+			applied = append(applied, fmt.Sprintf("%s=%v", key, nv.Field(i)))
 		default:
 			restart = append(restart, fmt.Sprintf("%s=%v", key, nv.Field(i)))
 		}
