@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"strings"
 	"time"
 
@@ -230,33 +229,11 @@ func loadConfig(args []string) (cfg Config, showVersion bool, err error) {
 			return Config{}, false, err
 		}
 	}
-	set := config.Set(fs)
-	if err := overrideSet(&cfg, &fromFlags, set); err != nil {
+	if err := config.Override(&cfg, &fromFlags, config.Set(fs)); err != nil {
 		return Config{}, false, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, false, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return cfg, false, nil
-}
-
-// overrideSet copies into dst the fields of src whose flags were set, found
-// by TOML key, so a new key needs only its struct field and its flag.
-func overrideSet(dst, src *Config, set map[string]bool) error {
-	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
-	byKey := make(map[string]int)
-	for i := 0; i < dv.NumField(); i++ {
-		byKey[dv.Type().Field(i).Tag.Get("toml")] = i
-	}
-	for name := range set {
-		if name == "config" || name == "version" {
-			continue
-		}
-		i, ok := byKey[config.FlagToKey(name)]
-		if !ok {
-			return fmt.Errorf("flag -%s has no configuration key", name)
-		}
-		dv.Field(i).Set(sv.Field(i))
-	}
-	return nil
 }

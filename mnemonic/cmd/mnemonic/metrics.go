@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
+	"github.com/moneta-cache/moneta/shared/config"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/moneta-cache/moneta/shared/server"
@@ -229,31 +229,8 @@ func (p *daemon) extraStats(dst []protocol.Stat) []protocol.Stat {
 // address as NULL, as memcached shows an unset domain_socket.
 func (p *daemon) settings(dst []protocol.Stat) []protocol.Stat {
 	c := *p.effective.Load()
-	rename := map[string]string{"max_conns": "maxconns", "max_item_size": "item_size_max"}
 	add := func(k, v string) { dst = append(dst, protocol.Stat{Name: k, Value: v}) }
-	v := reflect.ValueOf(c)
-	for i := 0; i < v.NumField(); i++ {
-		key := v.Type().Field(i).Tag.Get("toml")
-		if r, ok := rename[key]; ok {
-			key = r
-		}
-		var val string
-		switch x := v.Field(i).Interface().(type) {
-		case string:
-			val = x
-			if val == "" {
-				val = "NULL"
-			}
-		case Duration:
-			val = x.String()
-			if key == "idle_timeout" {
-				val = strconv.FormatInt(int64(time.Duration(x)/time.Second), 10)
-			}
-		default:
-			val = fmt.Sprint(x)
-		}
-		add(key, val)
-	}
+	config.Settings(c, add)
 	add("num_threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
 	add("cas_enabled", "yes")
 	return dst
@@ -275,32 +252,23 @@ func (p *daemon) reload(load func() (Config, error)) {
 	// Compare like with like: the effective config has the store's
 	// defaults filled in.
 	next = next.effective(next.storeOptions(version, p.log))
-	cv, nv := reflect.ValueOf(&cur).Elem(), reflect.ValueOf(next)
-	applied, restart := []string{}, []string{}
-	for i := 0; i < cv.NumField(); i++ {
-		if cv.Field(i).Equal(nv.Field(i)) {
-			continue
-		}
-		key := cv.Type().Field(i).Tag.Get("toml")
+	applied, restart := config.Reload(&cur, next, func(key string) bool {
 		switch key {
 		case "log_level":
 			var lvl slog.Level
 			lvl.UnmarshalText([]byte(next.LogLevel)) // validated by load
 			p.level.Set(lvl)
-			cv.Field(i).Set(nv.Field(i))
-			applied = append(applied, key+"="+next.LogLevel)
+			return true
 		case "max_conns", "idle_timeout":
 			maxConns := next.MaxConns
 			if maxConns == 0 {
 				maxConns = server.DefaultMaxConns
 			}
 			p.srv.SetLimits(maxConns, time.Duration(next.IdleTimeout))
-			cv.Field(i).Set(nv.Field(i))
-			applied = append(applied, fmt.Sprintf("%s=%v", key, nv.Field(i)))
-		default:
-			restart = append(restart, fmt.Sprintf("%s=%v", key, nv.Field(i)))
+			return true
 		}
-	}
+		return false
+	})
 	p.effective.Store(&cur)
 	// At least info, so the line shows whatever level was just set (an
 	// operator who raised it to error still sees that it took).

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"strings"
 	"time"
 
@@ -159,22 +158,9 @@ func loadOptions(args []string) (opts Options, showVersion bool, err error) {
 			return Options{}, false, err
 		}
 	}
-	// Copy each flag the operator set over the file's value, matching flag
-	// to field by TOML key so a new option needs only a field and a flag.
-	dv, sv := reflect.ValueOf(&opts).Elem(), reflect.ValueOf(&fromFlags).Elem()
-	field := make(map[string]int)
-	for i := 0; i < dv.NumField(); i++ {
-		field[dv.Type().Field(i).Tag.Get("toml")] = i
-	}
-	for name := range config.Set(fs) {
-		if name == "config" || name == "version" {
-			continue
-		}
-		i, ok := field[config.FlagToKey(name)]
-		if !ok {
-			return Options{}, false, fmt.Errorf("flag -%s has no configuration key", name)
-		}
-		dv.Field(i).Set(sv.Field(i))
+	// Copy each flag the operator set over the file's value.
+	if err := config.Override(&opts, &fromFlags, config.Set(fs)); err != nil {
+		return Options{}, false, err
 	}
 	return opts, false, opts.Validate()
 }

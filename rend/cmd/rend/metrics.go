@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/orca"
+	"github.com/moneta-cache/moneta/shared/config"
 	"github.com/moneta-cache/moneta/shared/mcclient"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -171,34 +171,9 @@ func (p *proc) settings(dst []protocol.Stat, mode orca.Mode) []protocol.Stat {
 	if o.L2 == "" {
 		o.BatchListen = "" // no batch port without L2
 	}
-	rename := map[string]string{"max_conns": "maxconns", "max_item_size": "item_size_max"}
 	add := func(k, v string) { dst = append(dst, protocol.Stat{Name: k, Value: v}) }
 	add("mode", mode.String())
-	v := reflect.ValueOf(o)
-	for i := 0; i < v.NumField(); i++ {
-		key := v.Type().Field(i).Tag.Get("toml")
-		if r, ok := rename[key]; ok {
-			key = r
-		}
-		var val string
-		switch x := v.Field(i).Interface().(type) {
-		case string:
-			val = x
-			if val == "" {
-				val = "NULL"
-			}
-		case int:
-			val = strconv.Itoa(x)
-		case Duration:
-			val = x.String()
-			if key == "idle_timeout" {
-				val = strconv.FormatInt(int64(time.Duration(x)/time.Second), 10)
-			}
-		default:
-			val = fmt.Sprint(x)
-		}
-		add(key, val)
-	}
+	config.Settings(o, add)
 	add("num_threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
 	add("cas_enabled", "yes")
 	return dst
@@ -217,20 +192,13 @@ func (p *proc) reload(load func() (Options, error)) {
 		return
 	}
 	cur := *p.effective.Load()
-	cv, nv := reflect.ValueOf(&cur).Elem(), reflect.ValueOf(next)
-	applied, restart := []string{}, []string{}
-	for i := 0; i < cv.NumField(); i++ {
-		if cv.Field(i).Equal(nv.Field(i)) {
-			continue
-		}
-		key := cv.Type().Field(i).Tag.Get("toml")
+	applied, restart := config.Reload(&cur, next, func(key string) bool {
 		switch key {
 		case "log_level":
 			var lvl slog.Level
 			lvl.UnmarshalText([]byte(next.LogLevel)) // validated by load
 			p.level.Set(lvl)
-			cv.Field(i).Set(nv.Field(i))
-			applied = append(applied, key+"="+next.LogLevel)
+			return true
 		case "max_conns", "idle_timeout":
 			maxConns := next.MaxConns
 			if maxConns == 0 {
@@ -239,12 +207,10 @@ func (p *proc) reload(load func() (Options, error)) {
 			for _, srv := range p.servers {
 				srv.SetLimits(maxConns, time.Duration(next.IdleTimeout))
 			}
-			cv.Field(i).Set(nv.Field(i))
-			applied = append(applied, fmt.Sprintf("%s=%v", key, nv.Field(i)))
-		default:
-			restart = append(restart, fmt.Sprintf("%s=%v", key, nv.Field(i)))
+			return true
 		}
-	}
+		return false
+	})
 	p.effective.Store(&cur)
 	// At least info, so that the line shows whatever level was just set
 	// (an operator who raised it to error still sees that it took).
