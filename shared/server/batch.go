@@ -4,18 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 
+	"github.com/moneta-cache/moneta/shared/binproto"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // GetBatcher is an optional interface of a Handler. A client that
-// pipelines reads sends get after get without waiting for the replies; a
-// handler that fetches from a backend would then pay one backend round trip
-// per request, one after the other. When the read buffer already holds
-// further whole get requests behind the one just read, the server reads
-// them too (up to maxGetBatch) and hands them over in one HandleGets call,
-// so the handler can look all their keys up at once. Replies still go out
-// one per request, in order.
+// pipelines reads sends get after get without waiting for the replies (the
+// binary protocol's multi-get is a run of getkq packets); a handler that
+// fetches from a backend would then pay one backend round trip per request,
+// one after the other. When the read buffer already holds further whole get
+// requests behind the one just read (text get/gets lines, binary
+// get/getq/getk/getkq packets), the server reads them too (up to
+// maxGetBatch) and hands them over in one HandleGets call, so the handler
+// can look all their keys up at once. Replies still go out one per request,
+// in order.
 type GetBatcher interface {
 	// HandleGets answers reqs (each CmdGet or CmdGets), filling resps[i]
 	// and setting errs[i] as Handle(ctx, reqs[i], resps[i]) would have.
@@ -107,10 +111,11 @@ func isGet(req *protocol.Request) bool {
 	return req.Command == protocol.CmdGet || req.Command == protocol.CmdGets
 }
 
-// nextIsGet reports whether the read buffer starts with a whole text get or
-// gets line, which ReadRequest can then parse without reading the socket.
-// It only looks at the plain form ("get k..." with no leading spaces): any
-// other request is simply not batched.
+// nextIsGet reports whether the read buffer starts with a whole get
+// request, which ReadRequest can then parse without reading the socket: a
+// text get or gets line in its plain form ("get k..." with no leading
+// spaces), or a binary get, getq, getk or getkq packet. Any other request is
+// simply not batched.
 func (c *conn) nextIsGet() bool {
 	br := c.b.br
 	n := br.Buffered()
@@ -118,6 +123,17 @@ func (c *conn) nextIsGet() bool {
 		return false
 	}
 	buf, _ := br.Peek(n) // Peek of what is buffered never reads
+	if c.binary {
+		if n < binproto.HeaderLen || buf[0] != binaryMagic {
+			return false
+		}
+		switch binproto.Opcode(buf[1]) {
+		case binproto.OpGet, binproto.OpGetQ, binproto.OpGetK, binproto.OpGetKQ:
+		default:
+			return false
+		}
+		return uint64(n) >= binproto.HeaderLen+uint64(binary.BigEndian.Uint32(buf[8:12]))
+	}
 	if !bytes.HasPrefix(buf, []byte("get ")) && !bytes.HasPrefix(buf, []byte("gets ")) {
 		return false
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moneta-cache/moneta/shared/binproto"
 	"github.com/moneta-cache/moneta/shared/memstore"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -245,5 +247,43 @@ func TestGetBatchKeyCap(t *testing.T) {
 	n := maxGetBatchKeys * 3 / 5
 	if !slices.Equal(mb.keys, []int{2 * n, 2 * n}) {
 		t.Errorf("keys per batch %v, want [%d %d]", mb.keys, 2*n, 2*n)
+	}
+}
+
+// binPacket encodes a binary request.
+func binPacket(op binproto.Opcode, key, extras, value string, opaque uint32) string {
+	h := make([]byte, binproto.HeaderLen)
+	h[0], h[1] = binaryMagic, byte(op)
+	binary.BigEndian.PutUint16(h[2:], uint16(len(key)))
+	h[4] = byte(len(extras))
+	binary.BigEndian.PutUint32(h[8:], uint32(len(extras)+len(key)+len(value)))
+	binary.BigEndian.PutUint32(h[12:], opaque)
+	return string(h) + extras + key + value
+}
+
+// TestGetBatchingSameBytesBinary: binary get/getq/getk/getkq runs (the
+// binary multi-get idiom ends in a noop) are batched and answered byte for
+// byte as a plain server answers them, malformed packets included.
+func TestGetBatchingSameBytesBinary(t *testing.T) {
+	mb := &memBatcher{Store: memstore.New(memstore.Options{})}
+	batching := startTCPServer(t, mb)
+	plain := startTCPServer(t, memstore.New(memstore.Options{}))
+	setExtras := string([]byte{0, 0, 0, 7, 0, 0, 0, 0}) // flags 7, no expiry
+	in := binPacket(binproto.OpSet, "a", setExtras, "va", 1) + binPacket(binproto.OpSet, "b", setExtras, "vbb", 2) +
+		binPacket(binproto.OpSet, "pad", setExtras, strings.Repeat("p", 64), 3)
+	for i := range 20 {
+		in += binPacket(binproto.OpGetKQ, "a", "", "", uint32(100+i)) + binPacket(binproto.OpGetKQ, "nope", "", "", uint32(200+i)) +
+			binPacket(binproto.OpGetQ, "b", "", "", uint32(300+i)) + binPacket(binproto.OpGetK, "b", "", "", uint32(400+i)) +
+			binPacket(binproto.OpGet, "nope", "", "", uint32(500+i))
+	}
+	// A get with extras is malformed: memcached answers an error.
+	in += binPacket(binproto.OpGetK, "a", "xxxx", "", 600) + binPacket(binproto.OpGetKQ, "a", "", "", 601)
+	in += binPacket(binproto.OpNoop, "", "", "", 700) + binPacket(binproto.OpQuit, "", "", "", 701)
+	want := exchange(t, plain, in)
+	if got := exchange(t, batching, in); got != want {
+		t.Errorf("batching server answered\n%q\nplain server\n%q", got, want)
+	}
+	if mb.batched.Load() == 0 {
+		t.Error("nothing was batched")
 	}
 }

@@ -91,9 +91,10 @@ type conn struct {
 	rawP   []byte
 	rawN   int
 	rawErr error
-	// batchGets: the handler is a GetBatcher and the connection speaks
-	// text, so buffered gets may be served together (serveGets).
-	batchGets bool
+	// batchGets: the handler is a GetBatcher, so buffered gets may be
+	// served together (serveGets); binary: the connection speaks the binary
+	// protocol (its first byte), which tells nextIsGet what to look for.
+	batchGets, binary bool
 
 	// head holds what the read that ended the idle wait returned: the
 	// start of a request, often all of it. head[headOff:headLen] is what
@@ -206,7 +207,8 @@ func (c *conn) acquire() {
 	c.b = b
 	if c.codec == nil {
 		c.codec = c.srv.newCodec(c.head[0])
-		c.batchGets = c.srv.gets != nil && c.head[0] != binaryMagic
+		c.batchGets = c.srv.gets != nil
+		c.binary = c.head[0] == binaryMagic
 	}
 	c.codec.Reset(b.br, b.bw)
 }
