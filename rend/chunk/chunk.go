@@ -72,11 +72,14 @@ const (
 	kindChunked = 1
 )
 
-// DefaultChunkSize is the data bytes per chunk. A chunk item is then about
-// 1024 + 16 (token) + ~32 (key) + ~60 (memcached's item overhead) bytes,
-// which fits memcached's 1184-byte slab class (the "~1 KiB" class with the
-// default growth factor 1.25).
-const DefaultChunkSize = 1024
+// DefaultChunkSize is the data bytes per chunk. A full chunk item is then
+// 48 (memcached 1.6's item header) + 8 (CAS) + 33 (key of at most 32 bytes,
+// NUL) + 16 (token) + 1064 + 2 (CRLF) = 1171 bytes, which fits memcached's
+// 1184-byte slab class (the "~1 KiB" class with the default growth factor
+// 1.25) with 13 bytes to spare. It is that large, not 1024, so that values
+// of up to 1028 bytes are inline (see Inline): a 1 KiB value is one item
+// and one get, not a header and a chunk read in two round trips.
+const DefaultChunkSize = 1064
 
 // Token identifies one write of one key.
 type Token [TokenSize]byte

@@ -199,7 +199,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	set := c.stats("settings")
 	for k, want := range map[string]string{
 		"listen": s.rend.regular, "batch_listen": s.rend.batch, "l1": s.mc.Addr, "l2": s.mn.ready,
-		"admin": s.rend.admin, "chunk_size": "1024", "item_size_max": "20971520", "maxconns": "65536",
+		"admin": s.rend.admin, "chunk_size": "1064", "item_size_max": "20971520", "maxconns": "65536",
 		"idle_timeout": "0", "backend_timeout": "2s", "log_level": "info", "mode": "l1l2",
 	} {
 		if set[k] != want {
@@ -257,7 +257,7 @@ func TestAdminOffAndReload(t *testing.T) {
 	write("log_level = \"debug\"\nlog_format = \"json\"\nchunk_size = 2048\nmax_conns = 5000\n")
 	hup()
 	eventually(t, 10*time.Second, "log level applied", func() bool { return c.stats("settings")["log_level"] == "debug" })
-	if got := c.stats("settings")["chunk_size"]; got != "1024" {
+	if got := c.stats("settings")["chunk_size"]; got != "1064" {
 		t.Errorf("chunk_size changed to %s without a restart", got)
 	}
 	eventually(t, 10*time.Second, "reload logged", func() bool { return strings.Contains(logText(), "configuration reloaded") })
