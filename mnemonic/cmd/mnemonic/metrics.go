@@ -128,29 +128,6 @@ func (c *rocksCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.cache, prometheus.GaugeValue, float64(c.st.BlockCacheBytes()))
 }
 
-// serverCollector exports the client connection counters server.Stats
-// keeps, read at scrape time.
-func serverCollector(st *server.Stats) prometheus.Collector {
-	s := metrics.NewSnapshot(func() *server.Stats { return st })
-	n := func(name string) string { return metricsNS + "_" + name }
-	s.Gauge(n("connections_current"), "Open client connections.", nil, func(s *server.Stats) float64 { return float64(s.CurrConns.Load()) })
-	s.Gauge(n("connections_max"), "The client connection limit.", nil, func(s *server.Stats) float64 { return float64(s.MaxConns.Load()) })
-	s.Counter(n("connections_accepted_total"), "Client connections accepted (rejected ones included).", nil, func(s *server.Stats) float64 { return float64(s.TotalConns.Load()) })
-	s.Counter(n("connections_rejected_total"), "Client connections refused for exceeding max_conns.", nil, func(s *server.Stats) float64 { return float64(s.RejectedConns.Load()) })
-	s.Counter(n("accept_errors_total"), "Failed accept calls (EMFILE and friends).", nil, func(s *server.Stats) float64 { return float64(s.AcceptErrors.Load()) })
-	const closed = "Client connections closed by mnemonic, by reason."
-	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "idle_timeout"}, func(s *server.Stats) float64 { return float64(s.IdleTimeouts.Load()) })
-	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "read_timeout"}, func(s *server.Stats) float64 { return float64(s.ReadTimeouts.Load()) })
-	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "write_error"}, func(s *server.Stats) float64 { return float64(s.WriteErrors.Load()) })
-	s.Counter(n("bytes_read_total"), "Bytes read from clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesRead.Load()) })
-	s.Counter(n("bytes_written_total"), "Bytes written to clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesWritten.Load()) })
-	s.Counter(n("parsed_requests_total"), "Requests parsed from clients (noop and quit included).", nil, func(s *server.Stats) float64 { return float64(s.Requests.Load()) })
-	s.Counter(n("protocol_errors_total"), "Malformed client requests answered by the codec.", nil, func(s *server.Stats) float64 { return float64(s.ProtocolErrors.Load()) })
-	s.Counter(n("handler_errors_total"), "Requests that failed in the store (RocksDB errors).", nil, func(s *server.Stats) float64 { return float64(s.HandlerErrors.Load()) })
-	s.Counter(n("panics_total"), "Handler or codec panics (each closed its connection).", nil, func(s *server.Stats) float64 { return float64(s.Panics.Load()) })
-	return s
-}
-
 // storeCollector exports the store's counters that the per-command metrics
 // cannot tell apart (a miss on an expired or flushed record).
 func storeCollector(st *store.Store) prometheus.Collector {
@@ -185,7 +162,7 @@ func (p *daemon) registerMetrics(conns *server.Stats) {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metricsNS, Name: "build_info",
 		Help: "Always 1; the version label says which mnemonic runs.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	p.reg.MustRegister(build, newRocksCollector(p.st), serverCollector(conns), storeCollector(p.st))
+	p.reg.MustRegister(build, newRocksCollector(p.st), server.Collector(metricsNS, "mnemonic", "Requests that failed in the store (RocksDB errors).", conns), storeCollector(p.st))
 	p.cmds = metrics.NewCommands(p.reg, metricsNS, "l2")
 }
 

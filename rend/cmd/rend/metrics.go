@@ -34,32 +34,10 @@ func (p *proc) registerMetrics(pending *orca.Pending) {
 	build.Set(1)
 	p.reg.MustRegister(build)
 	p.client = metrics.NewCommands(p.reg, metricsNS, "client")
-	p.reg.MustRegister(orca.Collector(metricsNS, p.stats, pending), serverCollector(p.conns), poolCollector("l1", p.l1))
+	p.reg.MustRegister(orca.Collector(metricsNS, p.stats, pending), server.Collector(metricsNS, "rend", "Requests whose handler returned an error (a backend failed).", p.conns), poolCollector("l1", p.l1))
 	if p.l2 != nil {
 		p.reg.MustRegister(poolCollector("l2", p.l2))
 	}
-}
-
-// serverCollector exports the client connection counters of both ports.
-func serverCollector(st *server.Stats) prometheus.Collector {
-	s := metrics.NewSnapshot(func() *server.Stats { return st })
-	n := func(name string) string { return metricsNS + "_" + name }
-	s.Gauge(n("connections_current"), "Open client connections.", nil, func(s *server.Stats) float64 { return float64(s.CurrConns.Load()) })
-	s.Gauge(n("connections_max"), "The client connection limit.", nil, func(s *server.Stats) float64 { return float64(s.MaxConns.Load()) })
-	s.Counter(n("connections_accepted_total"), "Client connections accepted (rejected ones included).", nil, func(s *server.Stats) float64 { return float64(s.TotalConns.Load()) })
-	s.Counter(n("connections_rejected_total"), "Client connections refused for exceeding max_conns.", nil, func(s *server.Stats) float64 { return float64(s.RejectedConns.Load()) })
-	s.Counter(n("accept_errors_total"), "Failed accept calls (EMFILE and friends).", nil, func(s *server.Stats) float64 { return float64(s.AcceptErrors.Load()) })
-	const closed = "Client connections closed by rend, by reason."
-	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "idle_timeout"}, func(s *server.Stats) float64 { return float64(s.IdleTimeouts.Load()) })
-	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "read_timeout"}, func(s *server.Stats) float64 { return float64(s.ReadTimeouts.Load()) })
-	s.Counter(n("connections_closed_total"), closed, prometheus.Labels{"reason": "write_error"}, func(s *server.Stats) float64 { return float64(s.WriteErrors.Load()) })
-	s.Counter(n("bytes_read_total"), "Bytes read from clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesRead.Load()) })
-	s.Counter(n("bytes_written_total"), "Bytes written to clients.", nil, func(s *server.Stats) float64 { return float64(s.BytesWritten.Load()) })
-	s.Counter(n("parsed_requests_total"), "Requests parsed from clients (noop and quit included).", nil, func(s *server.Stats) float64 { return float64(s.Requests.Load()) })
-	s.Counter(n("protocol_errors_total"), "Malformed client requests answered by the codec.", nil, func(s *server.Stats) float64 { return float64(s.ProtocolErrors.Load()) })
-	s.Counter(n("handler_errors_total"), "Requests whose handler returned an error (a backend failed).", nil, func(s *server.Stats) float64 { return float64(s.HandlerErrors.Load()) })
-	s.Counter(n("panics_total"), "Handler or codec panics (each closed its connection).", nil, func(s *server.Stats) float64 { return float64(s.Panics.Load()) })
-	return s
 }
 
 // poolCollector exports one backend's connection pool, from one Stats()
