@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/linxGnu/grocksdb"
+	"github.com/moneta-cache/moneta/shared/mctest"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -94,13 +95,7 @@ func wantMiss(t *testing.T, s *Store, key string) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	mctest.Eventually(t, d, what, cond)
 }
 
 func TestSetGetFlagsCAS(t *testing.T) {
