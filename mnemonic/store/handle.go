@@ -277,8 +277,8 @@ func (s *Store) touch(req *protocol.Request, resp *protocol.Response, now time.T
 
 // newVersion returns the CAS and stamp of a write: the client's CAS if it
 // chose one (meta E), else a fresh one; the stamp is always fresh.
-func (s *Store) newVersion(req *protocol.Request) (cas, stamp uint64, err error) {
-	stamp, err = s.vers.next()
+func (s *Store) newVersion(req *protocol.Request, now time.Time) (cas, stamp uint64, err error) {
+	stamp, err = s.vers.next(now)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -353,7 +353,7 @@ func (s *Store) store(req *protocol.Request, resp *protocol.Response, now time.T
 		s.stats.casHits.Add(1)
 	}
 
-	cas, stamp, err := s.newVersion(req)
+	cas, stamp, err := s.newVersion(req, now)
 	if err != nil {
 		return err
 	}
@@ -445,7 +445,7 @@ func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now tim
 		}
 		// Binary incr with an initial value, meta ma N: create the item.
 		abs, expired := protocol.AbsExpiry(req.Exptime, now)
-		cas, stamp, err := s.newVersion(req)
+		cas, stamp, err := s.newVersion(req, now)
 		if err != nil {
 			return err
 		}
@@ -496,7 +496,7 @@ func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now tim
 		}
 		digits = padded
 	}
-	cas, stamp, err := s.newVersion(req)
+	cas, stamp, err := s.newVersion(req, now)
 	if err != nil {
 		return err
 	}
@@ -555,8 +555,9 @@ func isSpace(c byte) bool {
 // what a client racing a flush_all can expect from memcached as well.
 //
 // Delayed by d seconds: memcached flushes items last written at or before
-// second T-1 (T = now+d) once second T-1 arrives. Stamps track unix
-// nanoseconds, so "written before T" is "stamp below T in nanoseconds".
+// second T-1 (T = now+d) once second T-1 arrives, and keeps every later
+// write. Stamps follow the clock in unix nanoseconds (see versions), so
+// "written before T" is "stamp below T in nanoseconds".
 func (s *Store) flushAll(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	s.stats.cmdFlush.Add(1)
 	var st flushState
@@ -564,7 +565,7 @@ func (s *Store) flushAll(req *protocol.Request, resp *protocol.Response, now tim
 		abs, _ := protocol.AbsExpiry(req.Exptime, now)
 		st = flushState{cutoff: uint64(abs) * uint64(time.Second), effective: (abs - 1) * int64(time.Second)}
 	} else {
-		stamp, err := s.vers.next()
+		stamp, err := s.vers.next(now)
 		if err != nil {
 			return err
 		}

@@ -147,6 +147,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.vers.close()
 	var errs []error
 	fo := grocksdb.NewDefaultFlushOptions()
 	fo.SetWait(true)

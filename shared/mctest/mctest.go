@@ -150,3 +150,21 @@ func FreePort(tb testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// Eventually polls cond until it holds, failing tb with what after d. It is
+// for conditions another process or goroutine makes true (a server that
+// restarted, a counter that moves); it never stands in for synchronisation
+// the test could do directly. The poll interval grows from 1 ms to 20 ms so
+// quick conditions are seen at once and slow ones do not spin.
+func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	pause := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}

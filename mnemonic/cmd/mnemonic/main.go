@@ -5,7 +5,8 @@
 //
 // SIGTERM or SIGINT: stop accepting, let in-flight requests finish, flush
 // the memtables and close RocksDB. SIGHUP rereads the configuration file
-// and applies log_level; other changed keys are logged as needing a restart.
+// and applies log_level, max_conns and idle_timeout; other changed keys are
+// logged as needing a restart.
 package main
 
 import (
