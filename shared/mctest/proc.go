@@ -114,16 +114,3 @@ func Build(dir, pkg string) (string, error) {
 	}
 	return out, nil
 }
-
-// Eventually polls cond every 20 ms until it holds, and fails the test if
-// it still does not after d.
-func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
