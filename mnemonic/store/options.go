@@ -31,7 +31,9 @@ const (
 	DefaultMaxDiskBytes         = 10 << 30
 	DefaultBlockCacheBytes      = 256 << 20
 	DefaultRateLimitBytesPerSec = 256 << 20
-	DefaultMaxItemSize          = 1 << 20
+	// DefaultMaxItemSize is rend's default limit (orca.DefaultMaxItemSize):
+	// with no flags on either, every value rend accepts is stored here.
+	DefaultMaxItemSize          = 20 << 20
 	DefaultWriteBufferBytes     = 64 << 20
 	DefaultBloomBitsPerKey      = 14
 	DefaultBackgroundJobs       = 2

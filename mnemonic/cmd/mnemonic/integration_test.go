@@ -268,18 +268,28 @@ func (c *textConn) has(key string) bool {
 	return true
 }
 
+// TestLargeValues runs mnemonic with no size flag (issue 10 item 2): it
+// stores every value rend accepts by default (up to 20 MiB), and one byte
+// more is refused and deletes the key's old value, as memcached does.
 func TestLargeValues(t *testing.T) {
 	p := startMnemonic(t, "")
 	c := dialText(t, p.addr)
-	limit := 1 << 20
-	big := strings.Repeat("a", limit)
-	c.do(fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", limit, big), "STORED")
-	c.send("get big\r\n")
-	c.expect(fmt.Sprintf("VALUE big 0 %d", limit))
-	if got := c.line(); got != big {
-		t.Fatalf("1 MiB value came back with %d bytes", len(got))
+	roundTrip := func(key string, n int) string {
+		t.Helper()
+		v := strings.Repeat(key[:1], n)
+		c.do(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, n, v), "STORED")
+		c.send("get " + key + "\r\n")
+		c.expect(fmt.Sprintf("VALUE %s 0 %d", key, n))
+		if got := c.line(); got != v {
+			t.Fatalf("%d-byte value came back with %d bytes", n, len(got))
+		}
+		c.expect("END")
+		return v
 	}
-	c.expect("END")
+	roundTrip("two", 2<<20)
+	limit := 20 << 20 // rend's default -max-item-size
+	big := roundTrip("big", limit)
+	c.do("set over 0 0 1\r\no\r\n", "STORED")
 	c.do(fmt.Sprintf("set over 0 0 %d\r\n%sb\r\n", limit+1, big), "SERVER_ERROR object too large for cache")
 	c.do("get over\r\n", "END")
 	// The stream is still in sync.
