@@ -184,11 +184,14 @@ func TestFleetBehindNutcracker(t *testing.T) {
 				// them, so its model of them is exact.
 				i := w + workers*rng.IntN(nkeys/workers)
 				k, onVictim := keys[i], owner[i] == victim
-				pc := &phases[phase.Load()]
-				pc.ops.Add(1)
+				// An outcome counts in the phase it completed in: the kill
+				// happens after the phase changes, so an op failed by it is
+				// never counted before it.
 				if rng.IntN(5) == 0 && !(onVictim && down.Load()) {
 					seq := states[i].seq + 1
 					err := mc.Set(&memcache.Item{Key: k, Value: fleetValue(k, i, seq)})
+					pc := &phases[phase.Load()]
+					pc.ops.Add(1)
 					if err != nil {
 						states[i].maybe = seq
 						pc.failed(onVictim)
@@ -198,6 +201,8 @@ func TestFleetBehindNutcracker(t *testing.T) {
 					continue
 				}
 				it, err := mc.Get(k)
+				pc := &phases[phase.Load()]
+				pc.ops.Add(1)
 				switch {
 				case errors.Is(err, memcache.ErrCacheMiss):
 					if onVictim {
