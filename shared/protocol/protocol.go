@@ -264,6 +264,15 @@ type Stat struct {
 }
 
 // Response is what a Handler answers.
+//
+// Ownership: a Hit's Value normally points into this Response's own arena
+// (AppendHit copies into it) and stays valid until the next Reset. The one
+// exception is a batch (server.GetBatcher.HandleGets): there the hits of
+// responses 2..n may point into the arena of the batch's first response,
+// because one lookup filled them all. A server that batches therefore
+// encodes every reply of the batch before it resets or reuses any of its
+// responses, and a handler must not Reset the first response of a batch
+// after handing hits of it to the others.
 type Response struct {
 	Status Status
 	// Hits are the items found, in request key order, for the get family.
@@ -406,7 +415,8 @@ func AbsExpiry(exptime int64, now time.Time) (abs int64, expired bool) {
 }
 
 // RemainingTTL is the meta "t" value for an absolute expiry: -1 for never,
-// else the seconds left (never below 0... memcached prints what is left).
+// else the seconds left, 0 once the expiry is reached (an item that old is
+// already invisible, so 0 shows only in a race with its expiry).
 func RemainingTTL(abs int64, now time.Time) int64 {
 	if abs == 0 {
 		return -1

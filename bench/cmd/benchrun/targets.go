@@ -139,7 +139,7 @@ func (e *env) startTarget(kind string) (*target, error) {
 		if kind != "rend-l1only" {
 			l2 = filepath.Join(d, "mnemonic.sock")
 			if err := add(e.start("mnemonic", filepath.Join(e.bin, "mnemonic"), "-listen", "unix:"+l2,
-				"-data", filepath.Join(d, "data"), "-admin", "", "-max-item-size", "20971520")); err != nil {
+				"-data", filepath.Join(d, "data"), "-admin", "")); err != nil {
 				return fail(err)
 			}
 			if err := waitReady("unix:" + l2); err != nil {
