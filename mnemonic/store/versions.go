@@ -57,7 +57,10 @@ func openVersions(dir string, now time.Time) (*versions, error) {
 	}
 	seed := max(uint64(now.UnixNano()), persisted)
 	v.last.Store(seed)
-	if err := v.persist(seed + reserveWindow); err != nil {
+	// On a full disk the store starts read-only: without a reservation
+	// (reserved stays 0) every write tries to persist one and fails until
+	// space is freed, so no version is handed out unreserved.
+	if err := v.persist(seed + reserveWindow); err != nil && !isNoSpace(err) {
 		return nil, err
 	}
 	return v, nil
