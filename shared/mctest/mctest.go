@@ -1,5 +1,8 @@
-// Package mctest starts real Debian memcached processes for tests: on a
-// temporary Unix socket or a free loopback port, stopped when the test ends.
+// Package mctest starts real processes for tests, stopped by PID when the
+// test ends: Debian memcached on a temporary Unix socket or a free loopback
+// port (Start, StartTCP), any program with a readiness poll (StartProc), and
+// whole moneta hosts, memcached + mnemonic + rend (BuildMoneta, StartHost).
+// Eventually is the one polling helper for conditions with a deadline.
 package mctest
 
 import (

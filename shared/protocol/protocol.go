@@ -16,6 +16,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Command is what a request asks for, whichever protocol carried it.
@@ -170,6 +171,12 @@ func (r *Request) Reset() {
 	*r = Request{Keys: keys, arena: arena}
 }
 
+// Retained is the memory r keeps across Reset, in bytes (its arena, key
+// list and value buffer), for pools deciding whether to keep r.
+func (r *Request) Retained() int {
+	return cap(r.arena) + cap(r.Value) + int(unsafe.Sizeof([]byte(nil)))*cap(r.Keys)
+}
+
 // AddKey copies k into the request's arena and appends it to Keys.
 // Slices previously returned by AddKey or CopyBytes stay valid.
 func (r *Request) AddKey(k []byte) {
@@ -287,6 +294,12 @@ type Response struct {
 // Reset clears r for reuse, keeping its buffers.
 func (r *Response) Reset() {
 	*r = Response{Hits: r.Hits[:0], Stats: r.Stats[:0], arena: r.arena[:0]}
+}
+
+// Retained is the memory r keeps across Reset, in bytes (its arena and
+// hit list), for pools deciding whether to keep r.
+func (r *Response) Retained() int {
+	return cap(r.arena) + int(unsafe.Sizeof(Hit{}))*cap(r.Hits)
 }
 
 // AppendHit copies value into the response and records a hit for key index i.
