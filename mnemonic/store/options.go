@@ -31,13 +31,20 @@ const (
 	DefaultMaxDiskBytes         = 10 << 30
 	DefaultBlockCacheBytes      = 256 << 20
 	DefaultRateLimitBytesPerSec = 256 << 20
-	DefaultMaxItemSize          = 1 << 20
+	// DefaultMaxItemSize is rend's default limit (orca.DefaultMaxItemSize):
+	// with no flags on either, every value rend accepts is stored here.
+	DefaultMaxItemSize          = 20 << 20
 	DefaultWriteBufferBytes     = 64 << 20
 	DefaultBloomBitsPerKey      = 14
 	DefaultBackgroundJobs       = 2
 	DefaultMinBlobSize          = 512
 	DefaultCompression          = "lz4"
 	DefaultCompactionStyle      = CompactionFIFO
+	// DefaultMinFreeDiskBytes is the free space below which writes are
+	// refused: room for RocksDB's own files (new WAL files, MANIFEST,
+	// OPTIONS, LOG) on top of the memtables it still has to flush, which
+	// the store counts separately.
+	DefaultMinFreeDiskBytes = 256 << 20
 )
 
 // minShardBudget is the smallest per-shard disk share accepted: below it the
@@ -87,6 +94,11 @@ type Options struct {
 	// BackgroundJobs is the number of flush and compaction threads per shard
 	// (RocksDB shares one thread pool, sized by the largest setting).
 	BackgroundJobs int
+	// MinFreeDiskBytes is the free space of the data directory's file
+	// system that writes leave untouched; below it (plus the memtables
+	// RocksDB has yet to flush) writes are refused until space is freed.
+	// Negative means 0.
+	MinFreeDiskBytes int64
 	// WriteConcurrency bounds the write requests executing at once, so a
 	// bulk writer on many connections cannot take every core from reads;
 	// RocksDB commits concurrent writes as one group anyway. 0: unbounded.
@@ -155,6 +167,11 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.BackgroundJobs == 0 {
 		o.BackgroundJobs = DefaultBackgroundJobs
+	}
+	if o.MinFreeDiskBytes == 0 {
+		o.MinFreeDiskBytes = DefaultMinFreeDiskBytes
+	} else if o.MinFreeDiskBytes < 0 {
+		o.MinFreeDiskBytes = 0
 	}
 	if o.Version == "" {
 		o.Version = "mnemonic"

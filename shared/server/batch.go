@@ -85,12 +85,7 @@ func (g *getBatch) spare(i int) (*protocol.Request, *protocol.Response) {
 func (g *getBatch) size() int {
 	n := g.capBuf.Cap()
 	for i := range g.reqs {
-		for _, k := range g.reqs[i].Keys {
-			n += len(k)
-		}
-		for j := range g.resps[i].Hits {
-			n += len(g.resps[i].Hits[j].Value)
-		}
+		n += g.reqs[i].Retained() + g.resps[i].Retained()
 	}
 	return n
 }

@@ -38,10 +38,14 @@ const (
 const headSize = 64
 
 // maxPooledBytes bounds what a burst may hold and still go back to the
-// pool. A burst that carried a 1 MiB value or a 10,000-key get keeps its
+// pool. A burst that carried a 20 MiB value or a 10,000-key get keeps its
 // grown buffers; pooling it would pin that memory for every later user, so
-// it is left to the garbage collector instead.
-const maxPooledBytes = 64 << 10
+// it is left to the garbage collector instead. The bound is well above a
+// 100-key multi-get of 1 KiB values (a 128 KiB reply arena): at 64 KiB
+// every such burst was dropped and its buffers, arenas and keys allocated
+// afresh, and allocation and GC took 42% of rend's CPU in that workload.
+// Only bursts in use, not idle connections, hold this memory.
+const maxPooledBytes = 1 << 20
 
 // burst is what a connection borrows from the pool while it is busy.
 type burst struct {
@@ -50,24 +54,18 @@ type burst struct {
 	req  protocol.Request
 	resp protocol.Response
 	gets *getBatch // get batching state; nil until the burst first batches
-	big  bool      // grew past maxPooledBytes: do not pool
 }
 
-// oversized reports whether the last request or reply grew the burst's
-// buffers past maxPooledBytes. Request and Response keep their arenas
-// private; the bytes their slices cover bound the arenas' live part.
+// oversized reports whether the burst's buffers grew past maxPooledBytes.
+// It is asked once, when the burst goes back, not after every request:
+// Request and Response keep their largest buffers across Reset, so what
+// they retain then is the most any request of the burst grew them to.
 func (b *burst) oversized() bool {
-	n := cap(b.req.Value)
-	for _, k := range b.req.Keys {
-		n += len(k)
-	}
-	for i := range b.resp.Hits {
-		n += len(b.resp.Hits[i].Value)
-	}
+	n := b.req.Retained() + b.resp.Retained()
 	if b.gets != nil {
 		n += b.gets.size()
 	}
-	return n > maxPooledBytes || cap(b.resp.Hits) > 4096 || cap(b.req.Keys) > 4096
+	return n > maxPooledBytes
 }
 
 // conn is one client connection. All fields but state are owned by the
@@ -223,7 +221,7 @@ func (c *conn) release() {
 	// keep a closed connection alive.
 	b.br.Reset(nil)
 	b.bw.Reset(nil)
-	if b.big {
+	if b.oversized() {
 		return
 	}
 	// Keep the value buffer (bounded by oversized): Request.Reset drops
@@ -268,9 +266,6 @@ func (c *conn) serveBurst() bool {
 		if !ok {
 			c.flush()
 			return false
-		}
-		if b.oversized() {
-			b.big = true
 		}
 		if s.shutting.Load() {
 			// Graceful shutdown: the request in flight is answered, later

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/addr"
+	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
 // serveEnv makes the test binary run as mnemonic itself: the integration
@@ -282,11 +283,5 @@ func counterExtras(delta, initial uint64, exp uint32) []byte {
 // eventually polls cond until it holds or d passes.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	mctest.Eventually(t, d, what, cond)
 }

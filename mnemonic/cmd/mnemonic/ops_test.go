@@ -168,7 +168,7 @@ func TestMetricsAndStats(t *testing.T) {
 	}
 
 	set := textStats(c, "settings")
-	for k, want := range map[string]string{"listen": p.addr, "admin": admin, "shards": "2", "item_size_max": "1048576",
+	for k, want := range map[string]string{"listen": p.addr, "admin": admin, "shards": "2", "item_size_max": "20971520",
 		"maxconns": "65536", "compaction_style": "fifo", "block_cache_bytes": strconv.Itoa(8 << 20), "log_level": "warn",
 		"log_format": "text", "idle_timeout": "0", "cas_enabled": "yes"} {
 		if set[k] != want {
