@@ -212,6 +212,7 @@ func (p *proc) start(errc chan<- error) error {
 		}
 		srv, err := server.New(server.Config{
 			MaxConns: o.MaxConns, IdleTimeout: time.Duration(o.IdleTimeout),
+			MaxValueBytes:   o.MaxValueBytes,
 			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
 			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
 			Stats:           p.conns, Logger: p.log, Name: l.name,
