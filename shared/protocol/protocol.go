@@ -16,6 +16,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Command is what a request asks for, whichever protocol carried it.
@@ -170,6 +171,12 @@ func (r *Request) Reset() {
 	*r = Request{Keys: keys, arena: arena}
 }
 
+// Retained is the memory r keeps across Reset, in bytes (its arena, key
+// list and value buffer), for pools deciding whether to keep r.
+func (r *Request) Retained() int {
+	return cap(r.arena) + cap(r.Value) + int(unsafe.Sizeof([]byte(nil)))*cap(r.Keys)
+}
+
 // AddKey copies k into the request's arena and appends it to Keys.
 // Slices previously returned by AddKey or CopyBytes stay valid.
 func (r *Request) AddKey(k []byte) {
@@ -289,6 +296,12 @@ func (r *Response) Reset() {
 	*r = Response{Hits: r.Hits[:0], Stats: r.Stats[:0], arena: r.arena[:0]}
 }
 
+// Retained is the memory r keeps across Reset, in bytes (its arena and
+// hit list), for pools deciding whether to keep r.
+func (r *Response) Retained() int {
+	return cap(r.arena) + int(unsafe.Sizeof(Hit{}))*cap(r.Hits)
+}
+
 // AppendHit copies value into the response and records a hit for key index i.
 func (r *Response) AppendHit(i int, value []byte, flags uint32, cas uint64, exptime int64) *Hit {
 	var v []byte
@@ -350,10 +363,11 @@ type Limits struct {
 	// MaxItemSize is the largest data block accepted; a larger one is
 	// swallowed and answered "SERVER_ERROR object too large for cache".
 	MaxItemSize int
-	// MaxKeys bounds the number of keys in one text get.
+	// MaxKeys bounds the number of keys in one text get. The default is
+	// as many as a MaxLineLen line can hold: memcached has no key limit.
 	MaxKeys int
-	// MaxLineLen bounds a text command line (memcached: 2048 for most
-	// commands; longer lines for get of many keys are allowed up to this).
+	// MaxLineLen bounds a get/gets line (memcached: unbounded); every
+	// other text command line is bounded by 16 KiB, as memcached's.
 	MaxLineLen int
 }
 
@@ -361,8 +375,8 @@ type Limits struct {
 const (
 	DefaultMaxKeyLen   = 250
 	DefaultMaxItemSize = 1 << 20
-	DefaultMaxKeys     = 10000
-	DefaultMaxLineLen  = 64 * 1024
+	DefaultMaxLineLen  = 8 << 20
+	DefaultMaxKeys     = DefaultMaxLineLen / 2
 )
 
 // EnsureDefaults fills zero fields with the defaults.

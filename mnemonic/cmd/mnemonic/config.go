@@ -40,6 +40,7 @@ type Config struct {
 	MaxProcs        int      `toml:"max_procs"`
 	GCPercent       int      `toml:"gc_percent"`
 	MaxConns        int      `toml:"max_conns"`
+	MaxValueBytes   int64    `toml:"max_value_bytes"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	// LogLevel, MaxConns and IdleTimeout are the keys SIGHUP applies
@@ -206,6 +207,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections")
+	fs.Int64Var(&c.MaxValueBytes, "max-value-bytes", c.MaxValueBytes, "request value bytes being read over all connections; past it a write is refused (0: 256 MiB, -1: no limit)")
 	fs.Var(&c.IdleTimeout, "idle-timeout", "close connections idle this long (0: never)")
 	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM waits for in-flight requests")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")

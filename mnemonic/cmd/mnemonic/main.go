@@ -79,6 +79,7 @@ func run(args []string) int {
 
 	srv, err := server.New(server.Config{
 		MaxConns:        cfg.MaxConns,
+		MaxValueBytes:   cfg.MaxValueBytes,
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		Limits:          protocol.Limits{MaxItemSize: opts.MaxItemSize},
