@@ -145,11 +145,7 @@ func (c *Client) build(zones []Zone, old *topology) (*topology, error) {
 		if err != nil {
 			return fail(err)
 		}
-		names := zc.Servers
-		if len(zc.RingNames) > 0 {
-			names = zc.RingNames
-		}
-		z := &zone{name: zc.Name, ring: ketama.New(names)}
+		z := &zone{name: zc.Name, ring: zc.newRing()}
 		for i, a := range zc.Servers {
 			if _, dup := t.nodes[a]; dup {
 				return fail(fmt.Errorf("client: server %s is in two zones", a))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moneta-cache/moneta/client/ketama"
 	"github.com/moneta-cache/moneta/shared/addr"
 )
 
@@ -32,6 +33,24 @@ type Zone struct {
 	// servers calls them, so both place keys alike. EVCache's Java client,
 	// for one, names a node "hostname/ip:port".
 	RingNames []string `toml:"ring_names"`
+	// Continuum is the ring's flavour: "ketama" (the default: libketama,
+	// spymemcached, EVCache; 160 points per server) or "twemproxy", the ring
+	// a nutcracker pool with "distribution: ketama" and "hash: md5" builds,
+	// which has 156 points per server for some pool sizes (see package
+	// ketama). Set it on a zone that is also reached through nutcracker.
+	Continuum string `toml:"continuum"`
+}
+
+// newRing builds the zone's ketama ring from its ring names (or servers).
+func (z *Zone) newRing() *ketama.Ring {
+	names := z.Servers
+	if len(z.RingNames) > 0 {
+		names = z.RingNames
+	}
+	if z.Continuum == "twemproxy" {
+		return ketama.NewTwemproxy(names)
+	}
+	return ketama.New(names)
 }
 
 // Policy says how many zone acknowledgements a write waits for before it
@@ -342,6 +361,9 @@ func (c *Config) Validate() error {
 			if err := validateServers(z.Name, z.BatchServers); err != nil {
 				return err
 			}
+		}
+		if z.Continuum != "" && z.Continuum != "ketama" && z.Continuum != "twemproxy" {
+			return fmt.Errorf("client: zone %q: unknown continuum %q (want ketama or twemproxy)", z.Name, z.Continuum)
 		}
 		if len(z.RingNames) > 0 {
 			if len(z.RingNames) != len(z.Servers) {

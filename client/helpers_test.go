@@ -229,13 +229,7 @@ func ownerIn(z Zone, k string) string {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	mctest.Eventually(t, d, what, cond)
 }
 
 func newTestClient(t testing.TB, cfg Config) *Client {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -242,16 +243,17 @@ func TestConfigValidation(t *testing.T) {
 		return Config{Zones: []Zone{{Name: "a", Servers: []string{"127.0.0.1:1"}}}}
 	}
 	for name, mutate := range map[string]func(*Config){
-		"no zones":         func(c *Config) { c.Zones = nil },
-		"unnamed zone":     func(c *Config) { c.Zones[0].Name = "" },
-		"no servers":       func(c *Config) { c.Zones[0].Servers = nil },
-		"bad address":      func(c *Config) { c.Zones[0].Servers = []string{"nonsense"} },
-		"duplicate server": func(c *Config) { c.Zones[0].Servers = []string{"h:1", "h:1"} },
-		"unknown local":    func(c *Config) { c.LocalZone = "x" },
-		"replica writes":   func(c *Config) { c.ReplicaWrites = 2 },
-		"batch mismatch":   func(c *Config) { c.Zones[0].BatchServers = []string{"h:1", "h:2"} },
-		"prefix space":     func(c *Config) { c.Prefix = "a b" },
-		"ring names count": func(c *Config) { c.Zones[0].RingNames = []string{"x", "y"} },
+		"no zones":          func(c *Config) { c.Zones = nil },
+		"unnamed zone":      func(c *Config) { c.Zones[0].Name = "" },
+		"no servers":        func(c *Config) { c.Zones[0].Servers = nil },
+		"bad address":       func(c *Config) { c.Zones[0].Servers = []string{"nonsense"} },
+		"duplicate server":  func(c *Config) { c.Zones[0].Servers = []string{"h:1", "h:1"} },
+		"unknown local":     func(c *Config) { c.LocalZone = "x" },
+		"replica writes":    func(c *Config) { c.ReplicaWrites = 2 },
+		"batch mismatch":    func(c *Config) { c.Zones[0].BatchServers = []string{"h:1", "h:2"} },
+		"prefix space":      func(c *Config) { c.Prefix = "a b" },
+		"ring names count":  func(c *Config) { c.Zones[0].RingNames = []string{"x", "y"} },
+		"unknown continuum": func(c *Config) { c.Zones[0].Continuum = "crc32" },
 	} {
 		c := good()
 		mutate(&c)
@@ -331,5 +333,22 @@ func TestRingNames(t *testing.T) {
 		if !holds(t, want, k, "r") {
 			t.Fatalf("key %s not on %s, the server named %s", k, want, names[ring.Locate([]byte(k))])
 		}
+	}
+}
+
+// Continuum "twemproxy" builds the ring a nutcracker pool builds, which for
+// 25 servers differs from libketama's (deploy/fleet checks it against a real
+// nutcracker).
+func TestContinuumTwemproxy(t *testing.T) {
+	z := Zone{Name: "a"}
+	for i := 0; i < 25; i++ {
+		z.Servers = append(z.Servers, "10.0.0."+strconv.Itoa(i+1)+":11211")
+	}
+	if got := z.newRing().Len(); got != 25*160 {
+		t.Fatalf("default continuum: %d points", got)
+	}
+	z.Continuum = "twemproxy"
+	if got := z.newRing().Len(); got != 25*156 {
+		t.Fatalf("twemproxy continuum: %d points, want %d", got, 25*156)
 	}
 }

@@ -5,6 +5,8 @@ need=()
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
 dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
 command -v memcstat >/dev/null 2>&1 || need+=(libmemcached-tools)
+# twemproxy, for the fleet test (deploy/fleet) and deploy/nutcracker.yml.
+command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)
 if ((${#need[@]})); then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -17,6 +19,10 @@ if ((${#need[@]})); then
 	# The Debian package starts a system memcached on 11211; moneta's rend wants that port.
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet memcached 2>/dev/null; then
 		systemctl disable --now memcached || true
+	fi
+	# Likewise the package's own nutcracker on 22121: ours is configured from deploy/nutcracker.yml.
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nutcracker 2>/dev/null; then
+		systemctl disable --now nutcracker || true
 	fi
 fi
 if ! command -v go >/dev/null 2>&1; then

@@ -35,8 +35,8 @@ memcached "${user[@]}" -s var/memcached.sock -a 0700 -m "$L1_MEMORY_MB" &
 pids+=($!)
 wait_sock var/memcached.sock memcached
 
-# rend accepts values up to 20 MiB (it chunks them in L1); L2 stores them whole.
-bin/mnemonic -listen unix:./var/mnemonic.sock -data ./var/mnemonic -admin 127.0.0.1:11298 -max-item-size 20971520 &
+# mnemonic's default max_item_size (20 MiB) is rend's: every value rend accepts is stored.
+bin/mnemonic -listen unix:./var/mnemonic.sock -data ./var/mnemonic -admin 127.0.0.1:11298 &
 pids+=($!)
 wait_sock var/mnemonic.sock mnemonic
 

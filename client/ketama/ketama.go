@@ -27,11 +27,29 @@
 //
 // Adding or removing one of n servers moves only the keys in the arcs its
 // points own, about 1/n of the keyspace.
+//
+// # twemproxy
+//
+// twemproxy (nutcracker) with "distribution: ketama" and "hash: md5" builds
+// the same continuum with one difference: it derives a server's point count
+// from its share of the pool's total weight in float32 arithmetic,
+// floor(weight/total * 40 * n) * 4, and for some pool sizes n (25, 47, 50,
+// 55, ... with equal weights) the float32 share rounds down and every server
+// gets 156 points instead of 160. NewTwemproxy reproduces that count, so a
+// Go client and a nutcracker pool agree on every pool size. twemproxy names
+// a server by the name given after its address in the configuration
+// ("10.0.1.1:11211:1 10.0.1.1:11211"), else by the bare host on port 11211,
+// else by "host:port". With auto_eject_hosts it rebuilds the continuum
+// without ejected servers; a Ring is fixed, so the two disagree while a
+// server is ejected. Points that collide are ordered by qsort there, which
+// is not stable: the owner of a collided point may differ (about one point
+// in 10^7 at 25 servers).
 package ketama
 
 import (
 	"crypto/md5"
 	"encoding/binary"
+	"math"
 	"slices"
 	"strconv"
 )
@@ -54,15 +72,45 @@ type Ring struct {
 // New builds the continuum for servers, in the order given (the order only
 // matters for point collisions). The Ring keeps its own copy of the slice.
 func New(servers []string) *Ring {
+	return build(servers, digestsPerServer)
+}
+
+// NewTwemproxy builds the continuum twemproxy builds for servers of equal
+// weight (see the package doc): 160 points per server, or 156 for the pool
+// sizes where twemproxy's float32 arithmetic rounds the share down.
+func NewTwemproxy(servers []string) *Ring {
+	return build(servers, TwemproxyPoints(len(servers))/4)
+}
+
+// TwemproxyPoints is the number of continuum points twemproxy's ketama gives
+// each of n live servers of equal weight. It follows twemproxy's expression
+// step by step in float32: the share 1/n, times 160, divided by 4, times n,
+// floored, times 4. The explicit float32 conversions keep the compiler from
+// fusing the products, which would skip the roundings that decide the result.
+func TwemproxyPoints(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	share := float32(1) / float32(n)
+	v := float32(share * PointsPerServer)
+	v = float32(v / 4)
+	v = float32(v * float32(n))
+	// twemproxy adds 1e-10 in double precision and floors as float; the
+	// addition is far below float32's resolution near 40, so it never
+	// changes the result.
+	return int(math.Floor(float64(v))) * 4
+}
+
+func build(servers []string, digests int) *Ring {
 	r := &Ring{servers: slices.Clone(servers)}
 	type pt struct {
 		hash  uint32
 		owner int32
 	}
-	all := make([]pt, 0, len(servers)*PointsPerServer)
+	all := make([]pt, 0, len(servers)*digests*4)
 	buf := make([]byte, 0, 64)
 	for si, s := range servers {
-		for i := 0; i < digestsPerServer; i++ {
+		for i := 0; i < digests; i++ {
 			buf = append(buf[:0], s...)
 			buf = append(buf, '-')
 			buf = strconv.AppendInt(buf, int64(i), 10)
@@ -124,8 +172,8 @@ func (r *Ring) LocateHash(h uint32) int {
 // modify the slice.
 func (r *Ring) Servers() []string { return r.servers }
 
-// Len is the number of distinct points on the continuum (160 per server,
-// less collisions).
+// Len is the number of distinct points on the continuum (160 per server, or
+// TwemproxyPoints for NewTwemproxy, less collisions).
 func (r *Ring) Len() int { return len(r.points) }
 
 // Point returns the i-th point in ascending order and its owner's index.

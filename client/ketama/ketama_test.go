@@ -238,3 +238,62 @@ func BenchmarkLocate(b *testing.B) {
 		ring.Locate(key)
 	}
 }
+
+// TwemproxyPoints against twemproxy's own expression compiled by gcc on
+// x86-64 (nc_ketama.c's ketama_update with equal weights) for n = 1..300:
+// these are the pool sizes where each server gets 156 points, not 160.
+func TestTwemproxyPoints(t *testing.T) {
+	short := map[int]bool{}
+	for _, n := range []int{25, 47, 50, 55, 61, 71, 94, 100, 107, 109, 110, 115, 122, 142, 159, 163,
+		188, 193, 200, 209, 214, 218, 219, 220, 230, 237, 243, 244, 279, 284} {
+		short[n] = true
+	}
+	for n := 1; n <= 284; n++ {
+		want := 160
+		if short[n] {
+			want = 156
+		}
+		if got := TwemproxyPoints(n); got != want {
+			t.Errorf("TwemproxyPoints(%d) = %d, want %d", n, got, want)
+		}
+	}
+	if TwemproxyPoints(0) != 0 {
+		t.Error("TwemproxyPoints(0) != 0")
+	}
+}
+
+// A twemproxy ring is the libketama ring wherever the point count is 160,
+// and otherwise drops each server's last digest (its points "-39").
+func TestNewTwemproxy(t *testing.T) {
+	servers := func(n int) []string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = "10.0.0." + strconv.Itoa(i+1) + ":11211"
+		}
+		return s
+	}
+	a, b := New(servers(3)), NewTwemproxy(servers(3))
+	for i := 0; i < 2000; i++ {
+		k := []byte("key" + strconv.Itoa(i))
+		if a.Locate(k) != b.Locate(k) {
+			t.Fatalf("3 servers: %s placed differently", k)
+		}
+	}
+	tw := NewTwemproxy(servers(25))
+	if tw.Len() != 25*156 {
+		t.Fatalf("25 servers: %d points, want %d", tw.Len(), 25*156)
+	}
+	lk := New(servers(25))
+	moved := 0
+	for i := 0; i < 20000; i++ {
+		k := []byte("key" + strconv.Itoa(i))
+		if lk.Locate(k) != tw.Locate(k) {
+			moved++
+		}
+	}
+	// One digest in 40 dropped per server: a few percent of keys move.
+	if moved == 0 || moved > 20000/10 {
+		t.Fatalf("25 servers: %d of 20000 keys differ between libketama and twemproxy rings", moved)
+	}
+	t.Logf("25 servers: %d of 20000 keys placed differently by New and NewTwemproxy", moved)
+}

@@ -27,11 +27,11 @@
 //
 // # Versions and stamps
 //
-// CAS values and stamps come from one counter that starts at
-// max(now in unix nanoseconds, the reservation persisted by the previous run),
-// so they are unique and increase across restarts even when the clock steps
-// back, and they track wall time closely enough for a delayed flush_all to
-// compare a stamp with a point in time.
+// CAS values and stamps come from one counter: each value is
+// max(previous + 1, now in unix nanoseconds), starting above the reservation
+// persisted by the previous run, so they are unique and increase across
+// restarts even when the clock steps back, and they follow wall time, so a
+// delayed flush_all (a point in time) can be compared with a stamp.
 //
 // # Visibility
 //

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +39,12 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		}
 	}
 	now := time.Now()
+	if isWrite(req.Command) && !s.guard.take(int64(len(req.Keys))*writeCost(len(req.Key()), len(req.Value))) {
+		// The disk is (nearly) full: refuse before RocksDB meets it
+		// (see fault.go). Reads go on.
+		resp.ServerError(msgDiskFull)
+		return nil
+	}
 	if s.writeSlots != nil && isWrite(req.Command) {
 		// Bound the writes running at once (see Options.WriteConcurrency).
 		// Taken before any stripe lock, and held by no one who waits for
@@ -73,6 +80,11 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 	}
 	if err != nil {
 		resp.Reset()
+		if errors.Is(err, errShardDown) {
+			// Logged once when the shard went down, and counted.
+			resp.ServerError(msgShardDown)
+			return err
+		}
 		resp.ServerError(msgStorage)
 		s.log.Error("storage failure", "cmd", req.Command.String(), "err", err)
 	}
@@ -108,6 +120,9 @@ func (it *item) release() {
 // that is expired or flushed is a miss (and counted); the caller releases
 // the item when ok.
 func (s *Store) lookup(sh *shard, key []byte, now time.Time) (it item, ok bool, err error) {
+	if sh.db == nil {
+		return item{}, false, errShardDown
+	}
 	start := s.clock()
 	sl, err := sh.db.Get(s.ro, key)
 	s.observe(sh, ShardGet, start, err)
@@ -134,11 +149,17 @@ func (s *Store) lookup(sh *shard, key []byte, now time.Time) (it item, ok bool, 
 }
 
 func (s *Store) put(sh *shard, key []byte, h header, data ...[]byte) error {
+	if !sh.writable() {
+		return errShardDown
+	}
 	buf := recordPool.Get().(*[]byte)
 	rec := appendRecord((*buf)[:0], h, data...)
 	start := s.clock()
 	err := sh.db.Put(s.wo, key, rec)
 	s.observe(sh, ShardPut, start, err)
+	if err != nil {
+		s.shardDown(sh, "write failed: "+err.Error())
+	}
 	if cap(rec) <= maxPooledRecord {
 		*buf = rec[:0]
 		recordPool.Put(buf)
@@ -149,10 +170,23 @@ func (s *Store) put(sh *shard, key []byte, h header, data ...[]byte) error {
 
 // del deletes key from sh, observed like Get and Put.
 func (s *Store) del(sh *shard, key []byte) error {
+	if !sh.writable() {
+		return errShardDown
+	}
 	start := s.clock()
 	err := sh.db.Delete(s.wo, key)
 	s.observe(sh, ShardDelete, start, err)
+	if err != nil {
+		s.shardDown(sh, "delete failed: "+err.Error())
+	}
 	return err
+}
+
+// writable reports whether sh takes writes. After a failed write RocksDB's
+// WAL writer must not be written again (Debian's build asserts on it), so a
+// shard stays refused until the watcher has reopened it.
+func (sh *shard) writable() bool {
+	return sh.db != nil && !sh.readOnly && sh.down.Load() == nil
 }
 
 // clock returns the start time of a RocksDB call, or the zero time when
@@ -277,8 +311,8 @@ func (s *Store) touch(req *protocol.Request, resp *protocol.Response, now time.T
 
 // newVersion returns the CAS and stamp of a write: the client's CAS if it
 // chose one (meta E), else a fresh one; the stamp is always fresh.
-func (s *Store) newVersion(req *protocol.Request) (cas, stamp uint64, err error) {
-	stamp, err = s.vers.next()
+func (s *Store) newVersion(req *protocol.Request, now time.Time) (cas, stamp uint64, err error) {
+	stamp, err = s.vers.next(now)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -353,7 +387,7 @@ func (s *Store) store(req *protocol.Request, resp *protocol.Response, now time.T
 		s.stats.casHits.Add(1)
 	}
 
-	cas, stamp, err := s.newVersion(req)
+	cas, stamp, err := s.newVersion(req, now)
 	if err != nil {
 		return err
 	}
@@ -445,7 +479,7 @@ func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now tim
 		}
 		// Binary incr with an initial value, meta ma N: create the item.
 		abs, expired := protocol.AbsExpiry(req.Exptime, now)
-		cas, stamp, err := s.newVersion(req)
+		cas, stamp, err := s.newVersion(req, now)
 		if err != nil {
 			return err
 		}
@@ -496,7 +530,7 @@ func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now tim
 		}
 		digits = padded
 	}
-	cas, stamp, err := s.newVersion(req)
+	cas, stamp, err := s.newVersion(req, now)
 	if err != nil {
 		return err
 	}
@@ -555,8 +589,9 @@ func isSpace(c byte) bool {
 // what a client racing a flush_all can expect from memcached as well.
 //
 // Delayed by d seconds: memcached flushes items last written at or before
-// second T-1 (T = now+d) once second T-1 arrives. Stamps track unix
-// nanoseconds, so "written before T" is "stamp below T in nanoseconds".
+// second T-1 (T = now+d) once second T-1 arrives, and keeps every later
+// write. Stamps follow the clock in unix nanoseconds (see versions), so
+// "written before T" is "stamp below T in nanoseconds".
 func (s *Store) flushAll(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	s.stats.cmdFlush.Add(1)
 	var st flushState
@@ -564,7 +599,7 @@ func (s *Store) flushAll(req *protocol.Request, resp *protocol.Response, now tim
 		abs, _ := protocol.AbsExpiry(req.Exptime, now)
 		st = flushState{cutoff: uint64(abs) * uint64(time.Second), effective: (abs - 1) * int64(time.Second)}
 	} else {
-		stamp, err := s.vers.next()
+		stamp, err := s.vers.next(now)
 		if err != nil {
 			return err
 		}

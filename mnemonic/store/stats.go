@@ -19,6 +19,9 @@ type counters struct {
 	casHits, casMisses, casBadval                        atomic.Uint64
 	incrHits, incrMisses, decrHits, decrMisses           atomic.Uint64
 	deleteHits, deleteMisses, cmdFlush                   atomic.Uint64
+	// shardFaults counts shards that stopped taking writes, shardReopens
+	// the reopens that brought one back (not zeroed by stats reset).
+	shardFaults, shardReopens atomic.Uint64
 }
 
 // Counters is a snapshot of the store's memcached-style counters that
@@ -26,12 +29,22 @@ type counters struct {
 // expired or flushed miss from an absent key).
 type Counters struct {
 	GetExpired, GetFlushed, ItemsWritten uint64
+	// DiskFullRefused counts writes refused because the disk was full;
+	// ShardFaults shards that stopped taking writes; ShardReopens the
+	// reopens that brought one back.
+	DiskFullRefused, ShardFaults, ShardReopens uint64
+	// DiskFreeBytes is the free space of the data directory's file system
+	// at the last check; DiskFull is true while writes are refused for it.
+	DiskFreeBytes int64
+	DiskFull      bool
 }
 
 // Counters returns the current counters.
 func (s *Store) Counters() Counters {
 	return Counters{GetExpired: s.stats.getExpired.Load(), GetFlushed: s.stats.getFlushed.Load(),
-		ItemsWritten: s.stats.totalItems.Load()}
+		ItemsWritten: s.stats.totalItems.Load(), DiskFullRefused: s.guard.refused.Load(),
+		ShardFaults: s.stats.shardFaults.Load(), ShardReopens: s.stats.shardReopens.Load(),
+		DiskFreeBytes: s.guard.free.Load(), DiskFull: s.guard.full.Load()}
 }
 
 // BlockCacheBytes is the memory the shared block cache uses now.
@@ -70,6 +83,9 @@ type ShardStats struct {
 	RunningFlushes     uint64
 	// BackgroundErrors counts failed flushes and compactions since open.
 	BackgroundErrors uint64
+	// Down is true while the shard takes no writes (read-only, stopped
+	// by an error, or not open); the watcher reopens it.
+	Down bool
 }
 
 // ShardStats returns the figures of every shard.
@@ -82,6 +98,10 @@ func (s *Store) ShardStats() []ShardStats {
 	out := make([]ShardStats, len(s.shards))
 	for i, sh := range s.shards {
 		st := &out[i]
+		st.Down = !sh.writable()
+		if sh.db == nil {
+			continue
+		}
 		st.Keys, _ = sh.db.GetIntProperty("rocksdb.estimate-num-keys")
 		sst, _ := sh.db.GetIntProperty("rocksdb.total-sst-files-size")
 		blob, _ := sh.db.GetIntProperty("rocksdb.total-blob-file-size")
@@ -244,7 +264,14 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 		add(p+"stall_seconds", strconv.FormatFloat(sh.StallSeconds, 'f', 3, 64))
 		u(p+"running_compactions", sh.RunningCompactions)
 		u(p+"background_errors", sh.BackgroundErrors)
+		add(p+"down", strconv.FormatBool(sh.Down))
 	}
+	c := s.Counters()
+	i("disk_free_bytes", c.DiskFreeBytes)
+	add("disk_full", strconv.FormatBool(c.DiskFull))
+	u("disk_full_refused", c.DiskFullRefused)
+	u("shard_faults", c.ShardFaults)
+	u("shard_reopens", c.ShardReopens)
 }
 
 func rusageString(tv syscall.Timeval) string {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
@@ -38,8 +39,16 @@ type Store struct {
 	// locks serialise writes per key (see the package doc).
 	locks [lockStripes]sync.Mutex
 
-	// life guards the shards against Close: every request holds it shared,
-	// Close takes it exclusively and then marks the store closed.
+	// guard refuses writes before the disk is full (see fault.go).
+	guard diskGuard
+	// stopWatch ends the watcher goroutine, which closes watchDone.
+	stopWatch chan struct{}
+	watchDone chan struct{}
+	stopOnce  sync.Once
+
+	// life guards the shards against Close and against the watcher
+	// reopening a shard: every request holds it shared; Close and a reopen
+	// take it exclusively.
 	life   sync.RWMutex
 	closed bool // guarded by life
 }
@@ -49,8 +58,16 @@ type Store struct {
 type shard struct {
 	idx  int // position in Store.shards, the label of its metrics
 	dir  string
-	db   *grocksdb.DB
 	opts *grocksdb.Options
+	// db and readOnly change only while Store.life is held exclusively
+	// (a reopen); db is nil while the shard cannot be opened at all.
+	db       *grocksdb.DB
+	readOnly bool
+	// down is set when the shard stopped taking writes (a write failed,
+	// or RocksDB reported a background error); the watcher reopens it.
+	down atomic.Pointer[shardFault]
+	// bgErrors is the background error count the watcher last saw.
+	bgErrors uint64
 }
 
 // metaFile records the shard count a data directory was created with.
@@ -84,6 +101,15 @@ func Open(o Options) (*Store, error) {
 	defer base.Destroy()
 	filter := &expiryFilter{flush: s.flush}
 	wbs := layout(&o).writeBuffer
+	// On a full disk RocksDB cannot open read-write (it writes a new WAL,
+	// MANIFEST and OPTIONS file), and trying risks its ENOSPC abort: open
+	// read-only, serve reads, and let the watcher reopen once there is room.
+	free, ferr := freeBytes(o.Dir)
+	lowDisk := ferr == nil && free < o.MinFreeDiskBytes+s.reopenNeed()
+	if lowDisk {
+		s.log.Warn("disk full at start: opening every shard read-only until space is freed", "dir", o.Dir,
+			"free_bytes", free, "min_free_disk_bytes", o.MinFreeDiskBytes)
+	}
 	for i := 0; i < o.Shards; i++ {
 		sh := &shard{idx: i, dir: filepath.Join(o.Dir, fmt.Sprintf("shard-%03d", i))}
 		sh.opts = base.Clone()
@@ -93,7 +119,13 @@ func Open(o Options) (*Store, error) {
 		// shard's flush at once. Memtables of slightly different sizes
 		// (100%, 97%, 94%... of the setting) drift apart instead.
 		sh.opts.SetWriteBufferSize(uint64(wbs - wbs*int64(i%8)*3/100))
-		sh.db, err = grocksdb.OpenDb(sh.opts, sh.dir)
+		sh.readOnly = lowDisk
+		sh.db, err = openShardDB(sh, lowDisk)
+		if err != nil && !lowDisk && isNoSpace(err) {
+			s.log.Warn("disk full: opening shard read-only until space is freed", "shard", i, "err", err)
+			sh.readOnly = true
+			sh.db, err = openShardDB(sh, true)
+		}
 		if err != nil {
 			sh.opts.Destroy()
 			s.closeShards()
@@ -105,6 +137,13 @@ func Open(o Options) (*Store, error) {
 	s.ro = grocksdb.NewDefaultReadOptions()
 	s.wo = grocksdb.NewDefaultWriteOptions()
 	s.wo.SetSync(o.SyncWrites)
+	if ferr == nil && !lowDisk {
+		s.guard.room.Store(free - o.MinFreeDiskBytes)
+	}
+	s.guard.free.Store(free)
+	s.guard.full.Store(lowDisk)
+	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
+	go s.watch(s.stopWatch, s.watchDone)
 	l := layout(&o)
 	s.log.Info("store open", "dir", o.Dir, "shards", o.Shards, "compaction", o.CompactionStyle,
 		"max_disk_bytes", o.MaxDiskBytes, "write_buffer", l.writeBuffer, "fifo_table_budget", l.tableBudget,
@@ -141,16 +180,32 @@ func checkMeta(dir string, shards int) error {
 // Close flushes every memtable to disk (so the next start replays no WAL),
 // closes the shards and frees the shared cache. Requests after Close fail.
 func (s *Store) Close() error {
+	// The watcher takes life itself (to reopen shards): stop it first.
+	// Only Close closes stopWatch, and only once, guarded by life.
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return nil
+	}
+	s.life.Unlock()
+	s.stopOnce.Do(func() { close(s.stopWatch) })
+	<-s.watchDone
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	s.vers.close()
 	var errs []error
 	fo := grocksdb.NewDefaultFlushOptions()
 	fo.SetWait(true)
 	for _, sh := range s.shards {
+		// A read-only or stopped shard cannot flush; its WAL holds
+		// what its memtables held, and the next start replays it.
+		if sh.db == nil || sh.readOnly || sh.fault() != nil {
+			continue
+		}
 		if err := sh.db.Flush(fo); err != nil {
 			errs = append(errs, fmt.Errorf("flush %s: %w", sh.dir, err))
 		}
@@ -167,7 +222,9 @@ func (s *Store) Close() error {
 // compaction filter the DB used until it closed).
 func (s *Store) closeShards() {
 	for _, sh := range s.shards {
-		sh.db.Close()
+		if sh.db != nil {
+			sh.db.Close()
+		}
 		sh.opts.Destroy()
 	}
 	s.shards = nil
@@ -231,3 +288,8 @@ func (s *Store) FlushMemtables() error {
 }
 
 var errClosed = errors.New("store: closed")
+
+// errShardDown is the error of a request to a shard that is read-only,
+// stopped or not open; its reply is a fixed SERVER_ERROR, not a log line per
+// request (the fault is logged once and counted).
+var errShardDown = errors.New("store: shard not taking writes")

@@ -22,7 +22,8 @@
 //	36     16   token (random per write)
 //	52     ...  inline value (kind 0 only; exactly "length" bytes)
 //
-// Chunk i of a chunked item lives under the key ChunkKey(key, token, i) and
+// Chunk i of a chunked item lives under the key AppendChunkKey(KeyBase(key,
+// token), i), "~" + a 22-byte hash of key and token + "." + i in base 36, and
 // its value is the 16-byte token followed by the data bytes
 // [i*size, min((i+1)*size, length)).
 //

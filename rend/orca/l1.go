@@ -136,15 +136,17 @@ func (p *pool) resp() *protocol.Response {
 }
 
 func (p *pool) putResp(r *protocol.Response) {
-	n := 0
-	for i := range r.Hits {
-		n += len(r.Hits[i].Value)
-	}
-	if n > 64<<10 || len(r.Hits) > 4096 {
+	if r.Retained() > maxPooledResp {
 		return
 	}
 	p.resps.Put(r)
 }
+
+// maxPooledResp bounds the memory a pooled response may keep. It is well
+// above the chunks of a large multi-get (100 chunked values of a few KiB),
+// which at the former 64 KiB bound were dropped and reallocated on every
+// request.
+const maxPooledResp = 1 << 20
 
 // batch is a set of pooled requests and responses for one Do call.
 type batch struct {
@@ -237,25 +239,76 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 	return dst, resp, nil
 }
 
+// headersInto fetches the header items of keys in one round trip straight
+// into out, which must hold no hits, and decodes them where they landed:
+// an inline value already sits in out's arena, so its hit is rewritten to
+// point at it (the value is copied once, from the backend's read buffer,
+// not a second time into a response of its own). The hits of chunked
+// items, and with hasExp also of inline ones (their headers need
+// rewriting), are taken out of out and returned in dst; undecodable and
+// expired headers are misses (bad ones counted). On an error out is left
+// empty.
+func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []found, hasExp bool) ([]found, error) {
+	req := l.pool.req()
+	defer l.pool.putReq(req)
+	req.Command = protocol.CmdGet
+	req.Keys = append(req.Keys, keys...)
+	defer clear(req.Keys) // they alias the caller's keys
+	if err := l.handle(ctx, req, out); err != nil {
+		out.Reset()
+		return dst, err
+	}
+	if out.Status != protocol.StatusOK {
+		l.stats.L1Errors.Add(1)
+		out.Reset()
+		return dst, errL1Status
+	}
+	now := time.Now().Unix()
+	kept := out.Hits[:0]
+	for _, hit := range out.Hits { // kept never overtakes this loop
+		h, err := chunk.Decode(hit.Value, l.maxItem)
+		if err != nil {
+			l.stats.BadHeaders.Add(1)
+			continue
+		}
+		// memcached expires the header itself (it carries the same expiry);
+		// this check only covers clock skew at the second boundary.
+		if h.Exptime != 0 && h.Exptime <= now {
+			continue
+		}
+		if h.Chunks > 0 || hasExp {
+			dst = append(dst, found{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+			continue
+		}
+		v := h.Inline
+		if v == nil {
+			v = []byte{}
+		}
+		kept = append(kept, protocol.Hit{Index: hit.Index, Value: v, Flags: h.Flags, CAS: h.Version, Exptime: h.Exptime})
+	}
+	out.Hits = kept
+	return dst, nil
+}
+
 // get looks keys up in L1 and appends a hit to out for every key found whole
-// (Hit.Index = position in keys; out.Hits is left in key order only if it was
-// empty or ordered before; callers sort). It costs one round trip for the
-// headers and one for all chunks of all chunked items; a read that finds a
-// header replaced under it (a concurrent write) reads again, at most twice.
-// newExp, when hasExp, also sets a new expiry (gat): chunks are read with
-// gat, and the headers are rewritten with the new expiry after their chunks.
+// (Hit.Index = position in keys; out.Hits end in no particular order;
+// callers sort). out must hold no hits: the headers are read straight into
+// it (headersInto). It costs one round trip for the headers and one for all
+// chunks of all chunked items; a read that finds a header replaced under it
+// (a concurrent write) reads again, at most twice. newExp, when hasExp, also
+// sets a new expiry (gat): chunks are read with gat, and the headers are
+// rewritten with the new expiry after their chunks.
 func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64) error {
 	// Pooled lists: a get of many keys (a multi-get, or the gets of a
 	// pipeline served together) allocates nothing here either.
 	sc := l.pool.getScratch()
 	defer l.pool.putGetScratch(sc)
-	hdrs, hresp, err := l.headers(ctx, keys, sc.hdrs[:0])
+	hdrs, err := l.headersInto(ctx, keys, out, sc.hdrs[:0], hasExp)
 	sc.hdrs = hdrs
 	sc.keep()
 	if err != nil {
 		return err
 	}
-	defer l.pool.putResp(hresp)
 
 	for attempt := 0; ; attempt++ {
 		pending := sc.pending[:0]
@@ -552,6 +605,30 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 	}
 	l.stats.L1Errors.Add(1)
 	return false, errL1Status
+}
+
+// deleteKeys deletes the headers of keys in one pipelined batch and sets
+// found[i] for each key that was there. Any failure is an error.
+func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error {
+	b := l.pool.batch()
+	defer b.release()
+	for _, k := range keys {
+		b.add(protocol.CmdDelete).AddKey(k)
+	}
+	if err := l.do(ctx, b); err != nil {
+		return err
+	}
+	for i, r := range b.resps {
+		switch r.Status {
+		case protocol.StatusOK:
+			found[i] = true
+		case protocol.StatusNotFound:
+		default:
+			l.stats.L1Errors.Add(1)
+			return errL1Status
+		}
+	}
+	return nil
 }
 
 // touch sets a new expiry on key: header read, then one batch that touches

@@ -8,8 +8,8 @@ import (
 )
 
 // Stats are rend's orchestration counters, shared by the orchestrators of
-// one process. All fields are atomics, readable at any time (the stats
-// command now, the metrics endpoint later).
+// one process. All fields are atomics, readable at any time by the stats
+// command (AppendStats) and the Prometheus collector (Collector).
 type Stats struct {
 	CmdGet, CmdSet, CmdTouch, CmdDelete, CmdIncr, CmdFlush atomic.Uint64
 

@@ -20,13 +20,7 @@ import (
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	mctest.Eventually(tb, d, what, cond)
 }
 
 // silentServer accepts connections on a Unix socket and never answers. With

@@ -1,5 +1,8 @@
-// Package mctest starts real Debian memcached processes for tests: on a
-// temporary Unix socket or a free loopback port, stopped when the test ends.
+// Package mctest starts real processes for tests, stopped by PID when the
+// test ends: Debian memcached on a temporary Unix socket or a free loopback
+// port (Start, StartTCP), any program with a readiness poll (StartProc), and
+// whole moneta hosts, memcached + mnemonic + rend (BuildMoneta, StartHost).
+// Eventually is the one polling helper for conditions with a deadline.
 package mctest
 
 import (
@@ -146,4 +149,22 @@ func FreePort(tb testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Eventually polls cond until it holds, failing tb with what after d. It is
+// for conditions another process or goroutine makes true (a server that
+// restarted, a counter that moves); it never stands in for synchronisation
+// the test could do directly. The poll interval grows from 1 ms to 20 ms so
+// quick conditions are seen at once and slow ones do not spin.
+func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	pause := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
 }

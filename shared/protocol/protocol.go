@@ -16,6 +16,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Command is what a request asks for, whichever protocol carried it.
@@ -199,6 +200,12 @@ func (r *Request) Reset() {
 	*r = Request{Keys: keys, arena: arena}
 }
 
+// Retained is the memory r keeps across Reset, in bytes (its arena, key
+// list and value buffer), for pools deciding whether to keep r.
+func (r *Request) Retained() int {
+	return cap(r.arena) + cap(r.Value) + int(unsafe.Sizeof([]byte(nil)))*cap(r.Keys)
+}
+
 // AddKey copies k into the request's arena and appends it to Keys.
 // Slices previously returned by AddKey or CopyBytes stay valid.
 func (r *Request) AddKey(k []byte) {
@@ -303,6 +310,15 @@ type Stat struct {
 }
 
 // Response is what a Handler answers.
+//
+// Ownership: a Hit's Value normally points into this Response's own arena
+// (AppendHit copies into it) and stays valid until the next Reset. The one
+// exception is a batch (server.GetBatcher.HandleGets): there the hits of
+// responses 2..n may point into the arena of the batch's first response,
+// because one lookup filled them all. A server that batches therefore
+// encodes every reply of the batch before it resets or reuses any of its
+// responses, and a handler must not Reset the first response of a batch
+// after handing hits of it to the others.
 type Response struct {
 	Status Status
 	// Hits are the items found, in request key order, for the get family.
@@ -324,6 +340,12 @@ type Response struct {
 // Reset clears r for reuse, keeping its buffers.
 func (r *Response) Reset() {
 	*r = Response{Hits: r.Hits[:0], Stats: r.Stats[:0], arena: r.arena[:0]}
+}
+
+// Retained is the memory r keeps across Reset, in bytes (its arena and
+// hit list), for pools deciding whether to keep r.
+func (r *Response) Retained() int {
+	return cap(r.arena) + int(unsafe.Sizeof(Hit{}))*cap(r.Hits)
 }
 
 // AppendHit copies value into the response and records a hit for key index i.
@@ -387,10 +409,11 @@ type Limits struct {
 	// MaxItemSize is the largest data block accepted; a larger one is
 	// swallowed and answered "SERVER_ERROR object too large for cache".
 	MaxItemSize int
-	// MaxKeys bounds the number of keys in one text get.
+	// MaxKeys bounds the number of keys in one text get. The default is
+	// as many as a MaxLineLen line can hold: memcached has no key limit.
 	MaxKeys int
-	// MaxLineLen bounds a text command line (memcached: 2048 for most
-	// commands; longer lines for get of many keys are allowed up to this).
+	// MaxLineLen bounds a get/gets line (memcached: unbounded); every
+	// other text command line is bounded by 16 KiB, as memcached's.
 	MaxLineLen int
 }
 
@@ -398,8 +421,8 @@ type Limits struct {
 const (
 	DefaultMaxKeyLen   = 250
 	DefaultMaxItemSize = 1 << 20
-	DefaultMaxKeys     = 10000
-	DefaultMaxLineLen  = 64 * 1024
+	DefaultMaxLineLen  = 8 << 20
+	DefaultMaxKeys     = DefaultMaxLineLen / 2
 )
 
 // EnsureDefaults fills zero fields with the defaults.
@@ -439,7 +462,8 @@ func AbsExpiry(exptime int64, now time.Time) (abs int64, expired bool) {
 }
 
 // RemainingTTL is the meta "t" value for an absolute expiry: -1 for never,
-// else the seconds left (never below 0... memcached prints what is left).
+// else the seconds left, 0 once the expiry is reached (an item that old is
+// already invisible, so 0 shows only in a race with its expiry).
 func RemainingTTL(abs int64, now time.Time) int64 {
 	if abs == 0 {
 		return -1

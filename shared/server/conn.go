@@ -38,10 +38,14 @@ const (
 const headSize = 64
 
 // maxPooledBytes bounds what a burst may hold and still go back to the
-// pool. A burst that carried a 1 MiB value or a 10,000-key get keeps its
+// pool. A burst that carried a 20 MiB value or a 10,000-key get keeps its
 // grown buffers; pooling it would pin that memory for every later user, so
-// it is left to the garbage collector instead.
-const maxPooledBytes = 64 << 10
+// it is left to the garbage collector instead. The bound is well above a
+// 100-key multi-get of 1 KiB values (a 128 KiB reply arena): at 64 KiB
+// every such burst was dropped and its buffers, arenas and keys allocated
+// afresh, and allocation and GC took 42% of rend's CPU in that workload.
+// Only bursts in use, not idle connections, hold this memory.
+const maxPooledBytes = 1 << 20
 
 // burst is what a connection borrows from the pool while it is busy.
 type burst struct {
@@ -50,24 +54,18 @@ type burst struct {
 	req  protocol.Request
 	resp protocol.Response
 	gets *getBatch // get batching state; nil until the burst first batches
-	big  bool      // grew past maxPooledBytes: do not pool
 }
 
-// oversized reports whether the last request or reply grew the burst's
-// buffers past maxPooledBytes. Request and Response keep their arenas
-// private; the bytes their slices cover bound the arenas' live part.
+// oversized reports whether the burst's buffers grew past maxPooledBytes.
+// It is asked once, when the burst goes back, not after every request:
+// Request and Response keep their largest buffers across Reset, so what
+// they retain then is the most any request of the burst grew them to.
 func (b *burst) oversized() bool {
-	n := cap(b.req.Value)
-	for _, k := range b.req.Keys {
-		n += len(k)
-	}
-	for i := range b.resp.Hits {
-		n += len(b.resp.Hits[i].Value)
-	}
+	n := b.req.Retained() + b.resp.Retained()
 	if b.gets != nil {
 		n += b.gets.size()
 	}
-	return n > maxPooledBytes || cap(b.resp.Hits) > 4096 || cap(b.req.Keys) > 4096
+	return n > maxPooledBytes
 }
 
 // conn is one client connection. All fields but state are owned by the
@@ -95,6 +93,10 @@ type conn struct {
 	// served together (serveGets); binary: the connection speaks the binary
 	// protocol (its first byte), which tells nextIsGet what to look for.
 	batchGets, binary bool
+	// gs is the codec if it streams long gets in groups; groupKeys is the
+	// size of the next group (see grouping.go).
+	gs        groupStreamer
+	groupKeys int
 
 	// head holds what the read that ended the idle wait returned: the
 	// start of a request, often all of it. head[headOff:headLen] is what
@@ -209,6 +211,8 @@ func (c *conn) acquire() {
 		c.codec = c.srv.newCodec(c.head[0])
 		c.batchGets = c.srv.gets != nil
 		c.binary = c.head[0] == binaryMagic
+		c.gs, _ = c.codec.(groupStreamer)
+		c.groupKeys = int(c.srv.groupKeys.Load())
 	}
 	c.codec.Reset(b.br, b.bw)
 }
@@ -223,7 +227,7 @@ func (c *conn) release() {
 	// keep a closed connection alive.
 	b.br.Reset(nil)
 	b.bw.Reset(nil)
-	if b.big {
+	if b.oversized() {
 		return
 	}
 	// Keep the value buffer (bounded by oversized): Request.Reset drops
@@ -246,6 +250,7 @@ func (c *conn) serveBurst() bool {
 	s, b := c.srv, c.b
 	for {
 		c.reqSeq++
+		c.limitKeys(c.groupKeys)
 		if err := c.codec.ReadRequest(&b.req); err != nil {
 			if !c.requestError(err) {
 				// Replies to the requests before this one may still be
@@ -264,13 +269,13 @@ func (c *conn) serveBurst() bool {
 			ok = c.serveGets()
 		} else {
 			ok = c.answer(&b.req, &b.resp)
+			if b.req.Command.IsRead() {
+				c.adaptGroup(len(b.req.Keys), hitBytes(&b.resp))
+			}
 		}
 		if !ok {
 			c.flush()
 			return false
-		}
-		if b.oversized() {
-			b.big = true
 		}
 		if s.shutting.Load() {
 			// Graceful shutdown: the request in flight is answered, later
@@ -288,7 +293,7 @@ func (c *conn) serveBurst() bool {
 // parsed: nothing left in the bufio reader, nor in head (the bufio reader
 // takes head whole on its first fill, but a short Read could leave some).
 func (c *conn) drained() bool {
-	return c.b.br.Buffered() == 0 && c.headOff == c.headLen
+	return c.b.br.Buffered() == 0 && c.headOff == c.headLen && !c.pending()
 }
 
 // requestError accounts for an error from ReadRequest. It reports whether

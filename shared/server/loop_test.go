@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moneta-cache/moneta/shared/mctest"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -229,13 +230,7 @@ func expectEOF(t *testing.T, c net.Conn) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling, not synchronising
-	}
+	mctest.Eventually(t, 5*time.Second, what, cond)
 }
 
 func TestPipelineAnsweredInOrderWithOneWrite(t *testing.T) {

@@ -32,6 +32,9 @@ type options struct {
 	l1MB      int
 	threads   int
 	quick     bool
+	// rendEnv and rendArgs are added to every rend started (for A/B runs
+	// of a setting, e.g. GOMAXPROCS=1).
+	rendEnv, rendArgs []string
 }
 
 func main() {
@@ -44,7 +47,10 @@ func main() {
 	flag.IntVar(&o.l1MB, "l1-mb", 1024, "memcached memory (MiB) for RAM-sized scenarios")
 	flag.IntVar(&o.threads, "threads", 2, "memcached worker threads (-t)")
 	flag.BoolVar(&o.quick, "quick", false, "small key counts and short runs, to check the harness")
+	rendEnv := flag.String("rend-env", "", "space-separated VAR=value pairs added to rend's environment")
+	rendArgs := flag.String("rend-args", "", "space-separated extra arguments for rend")
 	flag.Parse()
+	o.rendEnv, o.rendArgs = strings.Fields(*rendEnv), strings.Fields(*rendArgs)
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
@@ -64,7 +70,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	e := &env{bin: o.bin, dir: dir, l1MB: o.l1MB, threads: o.threads, logs: logs}
+	e := &env{bin: o.bin, dir: dir, l1MB: o.l1MB, threads: o.threads, logs: logs, rendEnv: o.rendEnv, rendArgs: o.rendArgs}
 	r := &runner{o: o, e: e}
 	for _, s := range strings.Split(o.scenarios, ",") {
 		fn, ok := scenarios[strings.TrimSpace(s)]
@@ -84,6 +90,8 @@ func run(o options) error {
 type runner struct {
 	o options
 	e *env
+	// genCPU is the user+system CPU time of the last mcload run.
+	genCPU time.Duration
 }
 
 // mcload runs the generator with args plus -json and returns its result and
@@ -98,6 +106,7 @@ func (r *runner) mcload(ctx context.Context, args ...string) (*load.Result, stri
 	if err := cmd.Run(); err != nil {
 		return nil, line, fmt.Errorf("%s: %v\n%s", line, err, lastLines(errb.String(), 5))
 	}
+	r.genCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	var res load.Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return nil, line, fmt.Errorf("%s: bad JSON: %v", line, err)

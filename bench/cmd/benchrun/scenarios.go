@@ -19,6 +19,7 @@ var scenarios = map[string]func(*runner) error{
 	"beyondram": (*runner).beyondRAM,
 	"overwrite": (*runner).overwrite,
 	"conns":     (*runner).conns,
+	"budget":    (*runner).budget,
 }
 
 func (r *runner) dur() string { return r.o.duration.String() }

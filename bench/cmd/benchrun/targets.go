@@ -51,6 +51,8 @@ type env struct {
 	threads int    // memcached worker threads
 	logs    *os.File
 	next    int
+	// rendEnv and rendArgs are added to every rend started.
+	rendEnv, rendArgs []string
 }
 
 func (e *env) port() int {
@@ -63,7 +65,15 @@ func (e *env) port() int {
 }
 
 func (e *env) start(name string, args ...string) (*proc, error) {
+	return e.startEnv(name, nil, args...)
+}
+
+// startEnv starts a process with extra environment variables.
+func (e *env) startEnv(name string, extraEnv []string, args ...string) (*proc, error) {
 	cmd := exec.Command(args[0], args[1:]...)
+	if len(extraEnv) > 0 {
+		cmd.Env = append(os.Environ(), extraEnv...)
+	}
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -129,7 +139,7 @@ func (e *env) startTarget(kind string) (*target, error) {
 		if kind != "rend-l1only" {
 			l2 = filepath.Join(d, "mnemonic.sock")
 			if err := add(e.start("mnemonic", filepath.Join(e.bin, "mnemonic"), "-listen", "unix:"+l2,
-				"-data", filepath.Join(d, "data"), "-admin", "", "-max-item-size", "20971520")); err != nil {
+				"-data", filepath.Join(d, "data"), "-admin", "")); err != nil {
 				return fail(err)
 			}
 			if err := waitReady("unix:" + l2); err != nil {
@@ -145,7 +155,8 @@ func (e *env) startTarget(kind string) (*target, error) {
 				t.batch = fmt.Sprintf("127.0.0.1:%d", e.port())
 				args = append(args, "-l2", "unix:"+l2, "-batch-listen", t.batch)
 			}
-			if err := add(e.start("rend", args...)); err != nil {
+			args = append(args, e.rendArgs...)
+			if err := add(e.startEnv("rend", e.rendEnv, args...)); err != nil {
 				return fail(err)
 			}
 		}

@@ -35,10 +35,13 @@ type Config struct {
 	BloomBitsPerKey      float64 `toml:"bloom_bits_per_key"`
 	BackgroundJobs       int     `toml:"background_jobs"`
 	WriteConcurrency     int     `toml:"write_concurrency"`
+	MinFreeDiskBytes     int64   `toml:"min_free_disk_bytes"`
+	MaxOpenFiles         int     `toml:"max_open_files"`
 
 	MaxProcs        int      `toml:"max_procs"`
 	GCPercent       int      `toml:"gc_percent"`
 	MaxConns        int      `toml:"max_conns"`
+	MaxValueBytes   int64    `toml:"max_value_bytes"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	// LogLevel, MaxConns and IdleTimeout are the keys SIGHUP applies
@@ -68,6 +71,8 @@ func defaultConfig() Config {
 		WriteBufferBytes:     store.DefaultWriteBufferBytes,
 		BloomBitsPerKey:      store.DefaultBloomBitsPerKey,
 		BackgroundJobs:       store.DefaultBackgroundJobs,
+		MinFreeDiskBytes:     store.DefaultMinFreeDiskBytes,
+		MaxOpenFiles:         store.DefaultMaxOpenFiles,
 		GCPercent:            defaultGCPercent,
 		MaxConns:             server.DefaultMaxConns,
 		ShutdownTimeout:      Duration(10 * time.Second),
@@ -87,8 +92,9 @@ func (c Config) storeOptions(version string, log *slog.Logger) store.Options {
 		MaxItemSize: c.MaxItemSize, CompactionStyle: c.CompactionStyle, BlobFiles: c.BlobFiles,
 		MinBlobSize: c.MinBlobSize, Compression: c.Compression, WriteBufferBytes: c.WriteBufferBytes,
 		BloomBitsPerKey: c.BloomBitsPerKey, BackgroundJobs: c.BackgroundJobs,
-		WriteConcurrency: c.WriteConcurrency,
-		Version:          version, Logger: log,
+		WriteConcurrency: c.WriteConcurrency, MinFreeDiskBytes: c.MinFreeDiskBytes,
+		MaxOpenFiles: c.MaxOpenFiles,
+		Version:      version, Logger: log,
 	}
 	// A leveled or universal store has no budget; an operator who picked
 	// one in the file should not have to zero the fifo default as well.
@@ -106,7 +112,8 @@ func (c Config) effective(o store.Options) Config {
 	c.MaxDiskBytes, c.CompactionStyle, c.Compression = o.MaxDiskBytes, o.CompactionStyle, o.Compression
 	c.BlockCacheBytes, c.RateLimitBytesPerSec, c.MinBlobSize = o.BlockCacheBytes, o.RateLimitBytesPerSec, o.MinBlobSize
 	c.WriteBufferBytes, c.BloomBitsPerKey, c.BackgroundJobs = o.WriteBufferBytes, o.BloomBitsPerKey, o.BackgroundJobs
-	c.MaxItemSize, c.Shards = o.MaxItemSize, o.Shards
+	c.MaxItemSize, c.Shards, c.MinFreeDiskBytes = o.MaxItemSize, o.Shards, o.MinFreeDiskBytes
+	c.MaxOpenFiles = o.MaxOpenFiles
 	if c.MaxConns == 0 {
 		c.MaxConns = server.DefaultMaxConns
 	}
@@ -133,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxProcs < 0 {
 		bad("max_procs", c.MaxProcs, "want 0 (automatic) or more")
+	}
+	if c.MinFreeDiskBytes < 0 {
+		bad("min_free_disk_bytes", c.MinFreeDiskBytes, "want 0 (the default) or more")
 	}
 	if c.GCPercent < 0 {
 		bad("gc_percent", c.GCPercent, "want 0 (the default) or more")
@@ -197,9 +207,12 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key")
 	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads")
 	fs.IntVar(&c.WriteConcurrency, "write-concurrency", c.WriteConcurrency, "write requests executing at once (0: unbounded)")
+	fs.IntVar(&c.MaxOpenFiles, "max-open-files", c.MaxOpenFiles, "RocksDB table files kept open per shard; reserved ahead of client connections")
+	fs.Int64Var(&c.MinFreeDiskBytes, "min-free-disk-bytes", c.MinFreeDiskBytes, "free disk space writes leave untouched; below it writes are refused until space is freed")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections")
+	fs.Int64Var(&c.MaxValueBytes, "max-value-bytes", c.MaxValueBytes, "request value bytes being read over all connections; past it a write is refused (0: 256 MiB, -1: no limit)")
 	fs.Var(&c.IdleTimeout, "idle-timeout", "close connections idle this long (0: never)")
 	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM waits for in-flight requests")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")

@@ -5,7 +5,8 @@
 //
 // SIGTERM or SIGINT: stop accepting, let in-flight requests finish, flush
 // the memtables and close RocksDB. SIGHUP rereads the configuration file
-// and applies log_level; other changed keys are logged as needing a restart.
+// and applies log_level, max_conns and idle_timeout; other changed keys are
+// logged as needing a restart.
 package main
 
 import (
@@ -57,6 +58,7 @@ func run(args []string) int {
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
 	log := newLogger(os.Stderr, cfg.LogFormat, level)
 	tuneRuntime(cfg)
+	applyFDBudget(&cfg, log)
 
 	opts := cfg.storeOptions(version, log)
 	p := &daemon{log: log, level: level, reg: prometheus.NewRegistry()}
@@ -78,6 +80,7 @@ func run(args []string) int {
 
 	srv, err := server.New(server.Config{
 		MaxConns:        cfg.MaxConns,
+		MaxValueBytes:   cfg.MaxValueBytes,
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		Limits:          protocol.Limits{MaxItemSize: opts.MaxItemSize},
@@ -197,13 +200,27 @@ func socketDir(a string) string {
 	return ""
 }
 
-// health answers /healthz: the store is up while it answers a stats probe.
+// health answers /healthz: 200 while the store is open and takes writes;
+// 503 with the reason while it is closed, the disk is full, or a shard is
+// read-only or stopped (reads may still be served then).
 func health(st *store.Store) metrics.Health {
 	return func() (bool, map[string]string) {
 		if st.ShardStats() == nil {
 			return false, map[string]string{"store": "closed"}
 		}
-		return true, map[string]string{"store": "up"}
+		faults := st.Faults()
+		if len(faults) == 0 {
+			return true, map[string]string{"store": "up"}
+		}
+		parts := map[string]string{"store": "degraded: reads served, writes refused"}
+		for _, f := range faults {
+			if f.Shard < 0 {
+				parts["disk"] = f.Reason
+			} else {
+				parts[fmt.Sprintf("shard_%d", f.Shard)] = f.Reason
+			}
+		}
+		return false, parts
 	}
 }
 

@@ -100,7 +100,8 @@ func newRocksCollector(st *store.Store) *rocksCollector {
 	fig("stall_seconds_total", "Time writes were stalled (stopped or delayed) since start.", k, func(s *store.ShardStats) float64 { return s.StallSeconds })
 	fig("running_compactions", "Compactions running now.", g, func(s *store.ShardStats) float64 { return float64(s.RunningCompactions) })
 	fig("running_flushes", "Memtable flushes running now.", g, func(s *store.ShardStats) float64 { return float64(s.RunningFlushes) })
-	fig("background_errors_total", "Flushes and compactions that failed since start.", k, func(s *store.ShardStats) float64 { return float64(s.BackgroundErrors) })
+	fig("background_errors_total", "Flushes and compactions that failed since the shard was opened.", k, func(s *store.ShardStats) float64 { return float64(s.BackgroundErrors) })
+	fig("shard_down", "1 while the shard takes no writes (read-only on a full disk, or stopped by an error until reopened).", g, func(s *store.ShardStats) float64 { return b2f(s.Down) })
 	return c
 }
 
@@ -136,6 +137,11 @@ func storeCollector(st *store.Store) prometheus.Collector {
 	s.Counter(n("get_expired_total"), "Reads that found an expired record (answered as misses).", nil, func(c store.Counters) float64 { return float64(c.GetExpired) })
 	s.Counter(n("get_flushed_total"), "Reads that found a record flush_all invalidated (answered as misses).", nil, func(c store.Counters) float64 { return float64(c.GetFlushed) })
 	s.Counter(n("items_written_total"), "Records written (memcached's total_items).", nil, func(c store.Counters) float64 { return float64(c.ItemsWritten) })
+	s.Counter(n("disk_full_refused_total"), "Writes refused because the disk was full (SERVER_ERROR out of disk space).", nil, func(c store.Counters) float64 { return float64(c.DiskFullRefused) })
+	s.Counter(n("shard_faults_total"), "Times a shard stopped taking writes (a failed write or a RocksDB background error).", nil, func(c store.Counters) float64 { return float64(c.ShardFaults) })
+	s.Counter(n("shard_reopens_total"), "Times a read-only or stopped shard was reopened read-write.", nil, func(c store.Counters) float64 { return float64(c.ShardReopens) })
+	s.Gauge(n("disk_free_bytes"), "Free space of the data directory's file system at the last check (every 100ms).", nil, func(c store.Counters) float64 { return float64(c.DiskFreeBytes) })
+	s.Gauge(n("disk_full"), "1 while writes are refused because the disk is full.", nil, func(c store.Counters) float64 { return b2f(c.DiskFull) })
 	return s
 }
 
@@ -229,6 +235,9 @@ func (p *daemon) reload(load func() (Config, error)) {
 	// Compare like with like: the effective config has the store's
 	// defaults filled in.
 	next = next.effective(next.storeOptions(version, p.log))
+	// The same descriptor budget as at start, so a reload cannot give
+	// connections RocksDB's reserve (warned about at start already).
+	applyFDBudget(&next, nil)
 	applied, restart := config.Reload(&cur, next, func(key string) bool {
 		switch key {
 		case "log_level":
@@ -251,4 +260,11 @@ func (p *daemon) reload(load func() (Config, error)) {
 	// operator who raised it to error still sees that it took).
 	lvl := max(slog.LevelInfo, p.level.Level())
 	p.log.Log(context.Background(), lvl, "SIGHUP: configuration reloaded", "applied", applied, "needs_restart", restart)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

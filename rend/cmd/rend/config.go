@@ -26,12 +26,16 @@ type Options struct {
 	MaxItemSize int    `toml:"max_item_size"`
 
 	MaxConns        int      `toml:"max_conns"`
+	MaxValueBytes   int64    `toml:"max_value_bytes"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	L1Conns         int      `toml:"l1_conns"`
 	L2Conns         int      `toml:"l2_conns"`
 	BackendTimeout  Duration `toml:"backend_timeout"`
 	LockStripes     int      `toml:"lock_stripes"`
+	// GoMaxProcs is the runtime parallelism (GOMAXPROCS); 0 picks
+	// autoMaxProcs. Not reloadable.
+	GoMaxProcs int `toml:"gomaxprocs"`
 	// LogLevel, MaxConns and IdleTimeout are the options SIGHUP applies
 	// without a restart.
 	LogLevel  string `toml:"log_level"`
@@ -92,6 +96,8 @@ func (o *Options) Validate() error {
 		return bad("l2_conns", o.L2Conns, "want at least 1")
 	case o.LockStripes < 1:
 		return bad("lock_stripes", o.LockStripes, "want at least 1")
+	case o.GoMaxProcs < 0:
+		return bad("gomaxprocs", o.GoMaxProcs, "want 0 (automatic) or more")
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return bad("log_format", fmt.Sprintf("%q", o.LogFormat), "want text or json")
 	}
@@ -100,6 +106,18 @@ func (o *Options) Validate() error {
 		return bad("log_level", fmt.Sprintf("%q", o.LogLevel), "want debug, info, warn or error")
 	}
 	return nil
+}
+
+// autoMaxProcs is the default parallelism for cpus usable CPUs: half of
+// them, at least one. rend shares its host with the L1 memcached (and
+// usually mnemonic), whose threads need the other half; a rend allowed
+// every core wakes idle threads to run each request's goroutines, and on
+// the 2-core development machine that made every request cost 16% more
+// CPU (28.0 -> 23.6 µs at 50 conns, depth 1) for no throughput
+// (bench/results/hotpath.md). Only the 2-core point is measured; on a
+// large host the rule keeps half the cores for the backends.
+func autoMaxProcs(cpus int) int {
+	return max(1, cpus/2)
 }
 
 // Duration is a time.Duration written as "10s" in TOML and on flags.
@@ -126,12 +144,14 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.IntVar(&o.ChunkSize, "chunk-size", o.ChunkSize, "data bytes per L1 chunk")
 	fs.IntVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "largest value accepted, in bytes")
 	fs.IntVar(&o.MaxConns, "max-conns", o.MaxConns, "maximum client connections over both ports (0: 65536)")
+	fs.Int64Var(&o.MaxValueBytes, "max-value-bytes", o.MaxValueBytes, "request value bytes being read over both ports; past it a write is refused (0: 256 MiB, -1: no limit)")
 	fs.Var(&o.IdleTimeout, "idle-timeout", "close client connections idle this long (0: never)")
 	fs.Var(&o.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
 	fs.Var(&o.BackendTimeout, "backend-timeout", "how long one backend call may take")
 	fs.IntVar(&o.LockStripes, "lock-stripes", o.LockStripes, "number of striped key locks")
+	fs.IntVar(&o.GoMaxProcs, "gomaxprocs", o.GoMaxProcs, "threads running Go code at once (0: half the CPUs, at least 1)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }

@@ -99,3 +99,19 @@ func TestOptionErrorsNameTheKey(t *testing.T) {
 		t.Errorf("flag: error %v does not name -log-format", err)
 	}
 }
+
+// TestAutoMaxProcs: half the CPUs, never zero; an explicit value is kept
+// and a negative one names the key.
+func TestAutoMaxProcs(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 32: 16} {
+		if got := autoMaxProcs(cpus); got != want {
+			t.Errorf("autoMaxProcs(%d) = %d, want %d", cpus, got, want)
+		}
+	}
+	if o, _, err := loadOptions([]string{"-gomaxprocs", "3"}); err != nil || o.GoMaxProcs != 3 {
+		t.Fatalf("-gomaxprocs 3: %+v %v", o, err)
+	}
+	if _, _, err := loadOptions([]string{"-gomaxprocs", "-1"}); err == nil || !strings.Contains(err.Error(), "gomaxprocs") {
+		t.Fatalf("-gomaxprocs -1: %v", err)
+	}
+}

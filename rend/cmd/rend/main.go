@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -52,6 +53,7 @@ func main() {
 	level := new(slog.LevelVar)
 	level.UnmarshalText([]byte(opts.LogLevel)) // validated already
 	log := newLogger(os.Stderr, opts.LogFormat, level)
+	setMaxProcs(opts.GoMaxProcs, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -68,6 +70,21 @@ func main() {
 		log.Error("rend: exiting", "err", err)
 		os.Exit(1)
 	}
+}
+
+// setMaxProcs applies the gomaxprocs option; 0 means autoMaxProcs of the
+// CPUs the runtime found usable (its default GOMAXPROCS, which honours CPU
+// affinity and cgroup limits). A GOMAXPROCS environment variable still
+// wins over the automatic choice, as the Go runtime's users expect.
+func setMaxProcs(n int, log *slog.Logger) {
+	if n == 0 {
+		if os.Getenv("GOMAXPROCS") != "" {
+			return
+		}
+		n = autoMaxProcs(runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(n)
+	log.Debug("rend: runtime parallelism", "gomaxprocs", n, "cpus", runtime.NumCPU())
 }
 
 // newLogger returns the process logger: text or json (validated), with a
@@ -165,6 +182,8 @@ func (p *proc) start(errc chan<- error) error {
 		l2 = orca.Instrument(p.l2, metrics.NewCommands(p.reg, metricsNS, "l2"))
 		// Retry the L1 invalidations that failed (see orca.Pending).
 		go pending.Run(p.ctx, l1, 100*time.Millisecond, p.log)
+		// Release keys held after ambiguous L2 writes once L2 settles.
+		go pending.RunL2(p.ctx, l2, 100*time.Millisecond, p.log)
 	}
 	newOrca := func(mode orca.Mode) (*orca.Orca, error) {
 		cfg := orca.Config{Mode: mode, L1: l1, Locks: locks, Stats: p.stats, Pending: pending,
@@ -193,6 +212,7 @@ func (p *proc) start(errc chan<- error) error {
 		}
 		srv, err := server.New(server.Config{
 			MaxConns: o.MaxConns, IdleTimeout: time.Duration(o.IdleTimeout),
+			MaxValueBytes:   o.MaxValueBytes,
 			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
 			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
 			Stats:           p.conns, Logger: p.log, Name: l.name,

@@ -1,0 +1,73 @@
+package mctest
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Binaries are the moneta programs a system test runs, built by BuildMoneta.
+type Binaries struct {
+	Rend, Mnemonic string
+}
+
+// BuildMoneta builds bin/rend and bin/mnemonic of this workspace into dir
+// (TestMain calls it once per test binary; the RocksDB cgo build is cached).
+func BuildMoneta(dir string) (Binaries, error) {
+	var b Binaries
+	var err error
+	if b.Rend, err = Build(dir, "github.com/moneta-cache/moneta/rend/cmd/rend"); err != nil {
+		return b, err
+	}
+	b.Mnemonic, err = Build(dir, "github.com/moneta-cache/moneta/mnemonic/cmd/mnemonic")
+	return b, err
+}
+
+// Host is one moneta host on loopback, as a cache host runs it: memcached
+// (L1) on a temp Unix socket, mnemonic (L2) on its own socket and data
+// directory, and rend with its regular, batch and admin ports on free
+// loopback TCP ports. Everything stops when the test ends.
+type Host struct {
+	// Regular, Batch and Admin are rend's addresses ("127.0.0.1:port").
+	Regular, Batch, Admin string
+	// MnemonicAdmin is mnemonic's admin HTTP address (its /metrics).
+	MnemonicAdmin string
+	L1            *Memcached
+	Mnemonic      *Proc
+	Rend          *Proc
+	// Data is mnemonic's data directory, which outlives restarts.
+	Data string
+}
+
+// StartHost starts the three processes of one host. l1MB is memcached's -m
+// (0 for 64).
+func StartHost(tb testing.TB, bin Binaries, l1MB int) *Host {
+	tb.Helper()
+	if l1MB <= 0 {
+		l1MB = 64
+	}
+	dir := tb.TempDir()
+	h := &Host{
+		Regular:       freeAddr(tb),
+		Batch:         freeAddr(tb),
+		Admin:         freeAddr(tb),
+		MnemonicAdmin: freeAddr(tb),
+		Data:          filepath.Join(dir, "data"),
+	}
+	h.L1 = Start(tb, "-m", strconv.Itoa(l1MB))
+	l2 := "unix:" + filepath.Join(dir, "mn.sock")
+	// Small RocksDB caches and buffers: a test host holds little data and
+	// several hosts share the machine.
+	h.Mnemonic = StartProc(tb, "mnemonic", l2, bin.Mnemonic,
+		"-listen", l2, "-data", h.Data, "-shards", "2", "-admin", h.MnemonicAdmin,
+		"-block-cache-bytes", strconv.Itoa(16<<20), "-write-buffer-bytes", strconv.Itoa(8<<20))
+	h.Rend = StartProc(tb, "rend", h.Regular, bin.Rend,
+		"-listen", h.Regular, "-batch-listen", h.Batch, "-admin", h.Admin,
+		"-l1", h.L1.Addr, "-l2", l2, "-backend-timeout", "2s")
+	return h
+}
+
+func freeAddr(tb testing.TB) string {
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
+}
