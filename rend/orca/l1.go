@@ -607,6 +607,30 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 	return false, errL1Status
 }
 
+// deleteKeys deletes the headers of keys in one pipelined batch and sets
+// found[i] for each key that was there. Any failure is an error.
+func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error {
+	b := l.pool.batch()
+	defer b.release()
+	for _, k := range keys {
+		b.add(protocol.CmdDelete).AddKey(k)
+	}
+	if err := l.do(ctx, b); err != nil {
+		return err
+	}
+	for i, r := range b.resps {
+		switch r.Status {
+		case protocol.StatusOK:
+			found[i] = true
+		case protocol.StatusNotFound:
+		default:
+			l.stats.L1Errors.Add(1)
+			return errL1Status
+		}
+	}
+	return nil
+}
+
 // touch sets a new expiry on key: header read, then one batch that touches
 // every chunk and rewrites the header (whose expiry field must stay right,
 // since hits report it). Reports whether the key was there.

@@ -522,3 +522,54 @@ func TestFailedInvalidationNeverServesStale(t *testing.T) {
 		t.Fatal("L1 not flushed")
 	}
 }
+
+// TestAmbiguousL2WriteHoldsKey: a write whose L2 call fails may still be
+// applied by L2 later, so the key is read from L2 and never filled into L1
+// until probes show L2 answering again for Settle.
+func TestAmbiguousL2WriteHoldsKey(t *testing.T) {
+	r := newRig(t, true)
+	l2 := &faulty{Backend: r.l2}
+	pending := &Pending{Settle: time.Millisecond}
+	o, err := New(Config{Mode: L1L2, L1: r.l1, L2: l2, ChunkSize: testChunk, Pending: pending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, o, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "old"})
+	get1(t, o, "k")
+	l2.down.Store(true)
+	resp := new(protocol.Response)
+	req := &protocol.Request{Command: protocol.CmdSet, Value: []byte("new")}
+	req.AddKey([]byte("k"))
+	if err := o.Handle(context.Background(), req, resp); err == nil || resp.Status != protocol.StatusServerError {
+		t.Fatalf("set with L2 failing: %v %v", err, resp.Status)
+	}
+	if _, ok := get1(t, r.l1, "k"); ok {
+		t.Fatal("L1 kept its copy through an ambiguous write")
+	}
+	l2.down.Store(false)
+	// L2 "applied" the write after all (behind rend's back).
+	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "new"})
+	if pending.Len() != 1 {
+		t.Fatalf("pending %d", pending.Len())
+	}
+	for i := 0; i < 2; i++ {
+		if h, ok := get1(t, o, "k"); !ok || string(h.Value) != "new" {
+			t.Fatalf("held key served %q", h.Value)
+		}
+	}
+	if _, ok := get1(t, r.l1, "k"); ok {
+		t.Fatal("held key filled into L1")
+	}
+	// Probes: the first success starts the clock, a later one releases.
+	pending.Probe(context.Background(), l2)
+	deadline := time.Now().Add(5 * time.Second)
+	for pending.Probe(context.Background(), l2) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("held key never released")
+		}
+	}
+	get1(t, o, "k")
+	if h, ok := get1(t, r.l1, "k"); !ok || !strings.Contains(string(h.Value), "new") {
+		t.Fatal("released key not filled")
+	}
+}

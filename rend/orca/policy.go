@@ -48,11 +48,13 @@ type policy struct {
 	l2 bool
 
 	// l1Write is how a write accepted by L2 reaches L1 (the result of the
-	// write, with L2's version):
+	// write, with L2's version; every write first takes L1's copy out, see
+	// takeOut in orca.go):
 	//   CmdSet on the regular port: L1 is a write-through copy, so the new
 	//     value goes in whether or not L1 had the key.
 	//   CmdReplace on the batch port: bulk loads must not evict the hot set,
-	//     so only keys already in L1 are refreshed; cold keys stay L2-only.
+	//     so only keys L1 had before the write are put back; cold keys stay
+	//     L2-only.
 	// Either way a failed L1 update deletes the key from L1 and the client
 	// still gets L2's answer: a missing L1 copy costs one refill, a stale one
 	// would be served.

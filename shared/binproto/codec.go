@@ -38,6 +38,34 @@ type ServerCodec struct {
 	// valid until the Request is reused). Dropped while idle.
 	owner *protocol.Request
 	spare []byte
+
+	// budget, if set, is charged for the value bytes being read; held is
+	// what this codec holds of it (given back at the next request).
+	budget *protocol.Budget
+	held   int64
+	// noMem is the set turned into a delete because the budget refused
+	// its value: WriteResponse answers it "Out of memory".
+	noMem *protocol.Request
+}
+
+// Value buffers grow in steps that at most double what has arrived; a
+// buffer above maxKeptValue is not reused for the next request.
+const (
+	valueStep    = 64 << 10
+	maxKeptValue = 64 << 10
+)
+
+// SetBudget makes the codec charge the value bytes it reads to b, shared
+// by the connections of a process. A value that does not fit is swallowed
+// and answered "Out of memory" (0x82), as memcached answers an item it
+// cannot allocate; a set also unlinks the key's old item.
+func (c *ServerCodec) SetBudget(b *protocol.Budget) { c.budget = b }
+
+func (c *ServerCodec) release() {
+	if c.held != 0 {
+		c.budget.Release(c.held)
+		c.held = 0
+	}
 }
 
 // NewServerCodec returns a codec enforcing l (zero fields take defaults).
@@ -50,7 +78,8 @@ func NewServerCodec(l protocol.Limits) *ServerCodec {
 func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 	c.r, c.w = r, w
 	if r == nil {
-		c.owner, c.spare = nil, nil
+		c.owner, c.spare, c.noMem = nil, nil, nil
+		c.release()
 	}
 }
 
@@ -178,11 +207,20 @@ func lengthsOK(cl opClass, ext, key, body int) bool {
 // server.Codec for the meaning of the errors; malformed packets are answered
 // here exactly as memcached answers them.
 func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
+	c.release()
+	if req == c.noMem {
+		c.noMem = nil
+	}
 	if req != c.owner {
 		c.owner, c.spare = req, nil
 	}
 	if cap(req.Value) > cap(c.spare) {
 		c.spare = req.Value[:0]
+	}
+	if cap(c.spare) > maxKeptValue {
+		// Let a large buffer go with its request: kept, it would pin
+		// memory the budget no longer counts.
+		c.spare = nil
 	}
 	req.Reset()
 	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
@@ -291,9 +329,14 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 		}
 		if vlen > int64(c.lim.MaxItemSize) {
 			// Checked before allocating: the body length is the
-			// client's word, not a promise.
-			if _, err := discard(c.r, vlen); err != nil {
-				return unexpected(err)
+			// client's word, not a promise. memcached swallows the
+			// value length as a C int: one of 2 GiB or more (a body
+			// length near 2^32) swallows nothing, the stream stays in
+			// sync and the next bytes are the next packet.
+			if sw := int64(int32(uint32(vlen))); sw > 0 {
+				if _, err := discard(c.r, sw); err != nil {
+					return unexpected(err)
+				}
 			}
 			if h.Opcode == OpSet || h.Opcode == OpSetQ {
 				// memcached unlinks the old item so that a failed set
@@ -309,13 +352,23 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 			}
 			return c.replyError(h, StatusValueTooLarge, 0, protocol.ErrReplied)
 		}
-		if int64(cap(c.spare)) >= vlen {
-			req.Value = c.spare[:vlen]
-		} else {
-			req.ValueBuffer(int(vlen))
+		ok, err := c.readValue(req, int(vlen))
+		if err != nil {
+			return err
 		}
-		if _, err := io.ReadFull(c.r, req.Value); err != nil {
-			return unexpected(err)
+		if !ok {
+			c.release()
+			if h.Opcode == OpSet || h.Opcode == OpSetQ {
+				// As for a too-large set: the handler unlinks the
+				// key, WriteResponse answers "Out of memory".
+				req.Command = protocol.CmdDelete
+				req.CAS = 0
+				req.Flags, req.Exptime, req.HasExptime = 0, 0, false
+				req.Quiet = false
+				c.noMem = req
+				return nil
+			}
+			return c.replyError(h, StatusOutOfMemory, 0, protocol.ErrReplied)
 		}
 	case classFlush:
 		if ext == 4 {
@@ -329,6 +382,50 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 		// Like touch, a stat body beyond its key is the next packet.
 	}
 	return nil
+}
+
+// readValue reads a value of n bytes into req.Value, growing the buffer as
+// bytes arrive (never by more than what has arrived, or valueStep) and
+// charging each growth to the budget first. If the budget refuses, the rest
+// of the value is swallowed and ok is false.
+func (c *ServerCodec) readValue(req *protocol.Request, n int) (ok bool, err error) {
+	v := c.spare[:0]
+	for len(v) < n {
+		step := min(n-len(v), max(valueStep, len(v)))
+		if !c.charge(step, n) {
+			req.Value = v[:0]
+			if _, err := discard(c.r, int64(n-len(v))); err != nil {
+				return false, unexpected(err)
+			}
+			return false, nil
+		}
+		m := len(v)
+		if cap(v) < m+step {
+			nv := make([]byte, m, m+step)
+			copy(nv, v)
+			v = nv
+		}
+		v = v[:m+step]
+		if _, err := io.ReadFull(c.r, v[m:]); err != nil {
+			req.Value = v
+			return false, unexpected(err)
+		}
+	}
+	req.Value = v
+	return true, nil
+}
+
+// charge takes n bytes from the budget for the value of size bytes being
+// read.
+func (c *ServerCodec) charge(n, size int) bool {
+	if c.budget == nil {
+		return true
+	}
+	if !c.budget.TryAcquire(int64(n), int64(size)) {
+		return false
+	}
+	c.held += int64(n)
+	return true
 }
 
 // unexpected turns an EOF inside a packet into io.ErrUnexpectedEOF.
@@ -446,6 +543,11 @@ func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Respon
 			return nil
 		}
 		return c.writeHeader(op, opaque, StatusOK, 0, 0, 0, 0)
+	}
+	if req.Command == protocol.CmdDelete && req == c.noMem {
+		// A set the value budget refused, turned into a delete.
+		c.noMem = nil
+		return c.writeError(op, opaque, StatusOutOfMemory, StatusOutOfMemory.Text())
 	}
 	if req.Command == protocol.CmdDelete && (op == OpSet || op == OpSetQ) {
 		// A too-large set turned into a delete by ReadRequest.

@@ -65,6 +65,14 @@ func FuzzBinaryParse(f *testing.F) {
 	f.Add(hdr(OpAppendQ, 1, 0, 0xffffffff, 1))
 	f.Add(hdr(0x99, 0, 0, 0xffffffff, 1))
 	f.Add(hdr(OpGet, 0xffff, 0xff, 0xffffffff, 1))
+	// A set whose value the budget refuses (and unlinks), an append too.
+	f.Add(bytes.Join([][]byte{AppendStore(nil, OpSet, k("a"), k("1"), 0, 0, 0, 1),
+		AppendStore(nil, OpSet, k("a"), bytes.Repeat(k("v"), 2000), 0, 0, 0, 2),
+		AppendConcat(nil, OpAppendQ, k("a"), bytes.Repeat(k("v"), 2000), 0, 3),
+		AppendGet(nil, OpGetK, k("a"), 4)}, nil))
+	// Body length 2^32-1 on a set: "Too large." without swallowing, the
+	// next packet is read as a packet.
+	f.Add(append(append(hdr(OpSet, 1, 8, 0xffffffff, 1), "\x00\x00\x00\x00\x00\x00\x00\x00k"...), AppendSimple(nil, OpNoop, 2)...))
 	// Touch whose body runs into the next packet.
 	f.Add(append(append(hdr(OpTouch, 1, 4, 5+24, 1), "\x00\x00\x00\x00k"...), AppendSimple(nil, OpNoop, 2)...))
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -203,6 +204,16 @@ func serve(conn io.ReadWriteCloser, h protocol.Handler, lim protocol.Limits, buf
 	r := bufio.NewReaderSize(conn, bufSize)
 	w := bufio.NewWriter(conn)
 	c := NewServerCodec(lim)
+	// Each run has a budget of its own, small enough that values over
+	// about 1000 bytes are refused.
+	budget := protocol.NewBudget(900)
+	c.SetBudget(budget)
+	defer func() {
+		c.Reset(nil, nil)
+		if u := budget.Used(); u != 0 {
+			panic(fmt.Sprintf("the value budget still holds %d bytes after the connection", u))
+		}
+	}()
 	c.Reset(r, w)
 	var req protocol.Request
 	var resp protocol.Response

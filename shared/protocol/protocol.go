@@ -363,10 +363,11 @@ type Limits struct {
 	// MaxItemSize is the largest data block accepted; a larger one is
 	// swallowed and answered "SERVER_ERROR object too large for cache".
 	MaxItemSize int
-	// MaxKeys bounds the number of keys in one text get.
+	// MaxKeys bounds the number of keys in one text get. The default is
+	// as many as a MaxLineLen line can hold: memcached has no key limit.
 	MaxKeys int
-	// MaxLineLen bounds a text command line (memcached: 2048 for most
-	// commands; longer lines for get of many keys are allowed up to this).
+	// MaxLineLen bounds a get/gets line (memcached: unbounded); every
+	// other text command line is bounded by 16 KiB, as memcached's.
 	MaxLineLen int
 }
 
@@ -374,8 +375,8 @@ type Limits struct {
 const (
 	DefaultMaxKeyLen   = 250
 	DefaultMaxItemSize = 1 << 20
-	DefaultMaxKeys     = 10000
-	DefaultMaxLineLen  = 64 * 1024
+	DefaultMaxLineLen  = 8 << 20
+	DefaultMaxKeys     = DefaultMaxLineLen / 2
 )
 
 // EnsureDefaults fills zero fields with the defaults.

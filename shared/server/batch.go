@@ -33,14 +33,12 @@ type GetBatcher interface {
 	HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error)
 }
 
-// maxGetBatch bounds the requests of one HandleGets call, and
-// maxGetBatchKeys the keys: no more requests are read ahead once the batch
-// has that many (each request alone is bounded by Limits.MaxKeys), so a
-// pipeline of huge multi-gets is not all looked up at once.
-const (
-	maxGetBatch     = 64
-	maxGetBatchKeys = 1024
-)
+// maxGetBatch bounds the requests of one HandleGets call. Their keys are
+// bounded by the connection's group size (grouping.go): no more requests
+// are read ahead once the batch has that many, and the codec cuts the
+// last one's line there, so a pipeline of huge multi-gets (or of gets of
+// large items) is not all looked up at once.
+const maxGetBatch = 64
 
 // getBatch is the per-burst state of get batching, allocated the first time
 // a burst batches and pooled with it.
@@ -114,7 +112,9 @@ func isGet(req *protocol.Request) bool {
 func (c *conn) nextIsGet() bool {
 	br := c.b.br
 	n := br.Buffered()
-	if n < len("get k\n") || c.headOff < c.headLen {
+	if n < len("get k\n") || c.headOff < c.headLen || c.pending() {
+		// A get line still being returned in groups is served one group
+		// per call, each written before the next is read.
 		return false
 	}
 	buf, _ := br.Peek(n) // Peek of what is buffered never reads
@@ -155,9 +155,10 @@ func (c *conn) serveGets() bool {
 	var other *protocol.Request // read ahead, not a get after all
 	var otherResp *protocol.Response
 	c.codec.Reset(b.br, g.capW)
-	for len(list) < maxGetBatch && keys < maxGetBatchKeys && c.nextIsGet() {
+	for len(list) < maxGetBatch && keys < c.groupKeys && c.nextIsGet() {
 		r, resp := g.spare(len(list) - 1)
 		c.reqSeq++
+		c.limitKeys(c.groupKeys - keys)
 		if readErr = c.codec.ReadRequest(r); readErr != nil {
 			break
 		}
@@ -176,6 +177,11 @@ func (c *conn) serveGets() bool {
 	errs := g.errs[:len(list)]
 	clear(errs)
 	s.gets.HandleGets(s.ctx, list, lresp, errs)
+	nb := 0
+	for i := range lresp {
+		nb += hitBytes(lresp[i])
+	}
+	c.adaptGroup(keys, nb)
 	for i, req := range list {
 		if errs[i] != nil {
 			c.handlerFailed(req, lresp[i], errs[i])

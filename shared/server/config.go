@@ -17,6 +17,8 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultReadBufferSize  = 16 << 10
 	DefaultWriteBufferSize = 16 << 10
+	DefaultMaxValueBytes   = 256 << 20
+	DefaultGetGroupBytes   = 1 << 20
 	// DefaultSocketMode is memcached's default for its -a option.
 	DefaultSocketMode os.FileMode = 0o700
 
@@ -58,6 +60,22 @@ type Config struct {
 	// Limits bound what the codecs accept (zero fields take defaults).
 	Limits protocol.Limits
 
+	// MaxValueBytes bounds the bytes of request values being read, over
+	// every connection of the process (servers sharing Stats share it).
+	// Buffers grow as bytes arrive, each growth charged to this budget; a
+	// value that does not fit is swallowed and answered "SERVER_ERROR out
+	// of memory storing object" (binary: status 0x82), and a set unlinks
+	// the key's old item, as memcached does when it cannot allocate an
+	// item. Zero: DefaultMaxValueBytes; negative: unlimited.
+	MaxValueBytes int64
+
+	// GetGroupBytes is what the hits of one handler call for a multi-get
+	// should stay under: a long get line (or a pipeline of gets) is handed
+	// to the handler in groups of keys sized from the bytes earlier hits
+	// took, and each group's hits are written before the next group is
+	// fetched. Zero: DefaultGetGroupBytes.
+	GetGroupBytes int
+
 	// SocketMode is the permission of a Unix socket created by
 	// ListenAndServe. Zero: DefaultSocketMode (0700, memcached's default).
 	SocketMode os.FileMode
@@ -97,6 +115,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.SocketMode == 0 {
 		c.SocketMode = DefaultSocketMode
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.GetGroupBytes <= 0 {
+		c.GetGroupBytes = DefaultGetGroupBytes
 	}
 	c.Limits.EnsureDefaults()
 	if c.Logger == nil {

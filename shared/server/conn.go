@@ -93,6 +93,10 @@ type conn struct {
 	// served together (serveGets); binary: the connection speaks the binary
 	// protocol (its first byte), which tells nextIsGet what to look for.
 	batchGets, binary bool
+	// gs is the codec if it streams long gets in groups; groupKeys is the
+	// size of the next group (see grouping.go).
+	gs        groupStreamer
+	groupKeys int
 
 	// head holds what the read that ended the idle wait returned: the
 	// start of a request, often all of it. head[headOff:headLen] is what
@@ -207,6 +211,8 @@ func (c *conn) acquire() {
 		c.codec = c.srv.newCodec(c.head[0])
 		c.batchGets = c.srv.gets != nil
 		c.binary = c.head[0] == binaryMagic
+		c.gs, _ = c.codec.(groupStreamer)
+		c.groupKeys = int(c.srv.groupKeys.Load())
 	}
 	c.codec.Reset(b.br, b.bw)
 }
@@ -244,6 +250,7 @@ func (c *conn) serveBurst() bool {
 	s, b := c.srv, c.b
 	for {
 		c.reqSeq++
+		c.limitKeys(c.groupKeys)
 		if err := c.codec.ReadRequest(&b.req); err != nil {
 			if !c.requestError(err) {
 				// Replies to the requests before this one may still be
@@ -262,6 +269,9 @@ func (c *conn) serveBurst() bool {
 			ok = c.serveGets()
 		} else {
 			ok = c.answer(&b.req, &b.resp)
+			if b.req.Command.IsRead() {
+				c.adaptGroup(len(b.req.Keys), hitBytes(&b.resp))
+			}
 		}
 		if !ok {
 			c.flush()
@@ -283,7 +293,7 @@ func (c *conn) serveBurst() bool {
 // parsed: nothing left in the bufio reader, nor in head (the bufio reader
 // takes head whole on its first fill, but a short Read could leave some).
 func (c *conn) drained() bool {
-	return c.b.br.Buffered() == 0 && c.headOff == c.headLen
+	return c.b.br.Buffered() == 0 && c.headOff == c.headLen && !c.pending()
 }
 
 // requestError accounts for an error from ReadRequest. It reports whether

@@ -17,6 +17,15 @@
 // can fetch all their keys with one backend round trip; each still gets its
 // own reply, in order.
 //
+// A long multi-get is streamed: the text codec returns its line in groups
+// of keys sized so that one group's hits stay near Config.GetGroupBytes,
+// and each group is answered and written before the next is fetched, so
+// "get big big big ..." costs one copy of big, not one per name (see
+// grouping.go). Request values are read into buffers that grow as bytes
+// arrive, charged to a process-wide budget (Config.MaxValueBytes); a value
+// past it is refused with memcached's out-of-memory answer while other
+// clients go on being served.
+//
 // Idle connections are nearly free. A connection owns a goroutine, a socket,
 // a codec and a 64-byte buffer; it waits for the first bytes of its next
 // request in that buffer (which often receives the whole request). The bufio
@@ -88,8 +97,11 @@ type Server struct {
 	idleTimeout atomic.Int64 // time.Duration
 	h           protocol.Handler
 	gets        GetBatcher // h, if it batches gets; else nil
-	stats       *Stats
-	log         *slog.Logger
+	// groupKeys is the multi-get group size the last connection to adapt
+	// it settled on; a new connection starts from it (see grouping.go).
+	groupKeys atomic.Int64
+	stats     *Stats
+	log       *slog.Logger
 
 	// newCodec builds a connection's codec from its first byte. Tests of
 	// the connection loop substitute a codec of their own.
@@ -136,6 +148,8 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 		st = new(Stats)
 	}
 	st.MaxConns.Store(int64(cfg.MaxConns))
+	st.budget.CompareAndSwap(nil, protocol.NewBudget(cfg.MaxValueBytes))
+	budget := st.budget.Load()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:        cfg,
@@ -156,10 +170,15 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 	lim := cfg.Limits
 	s.newCodec = func(first byte) Codec {
 		if first == binaryMagic {
-			return binproto.NewServerCodec(lim)
+			c := binproto.NewServerCodec(lim)
+			c.SetBudget(budget)
+			return c
 		}
-		return textproto.NewServerCodec(lim)
+		c := textproto.NewServerCodec(lim)
+		c.SetBudget(budget)
+		return c
 	}
+	s.groupKeys.Store(initialGroupKeys)
 	rsize, wsize := cfg.ReadBufferSize, cfg.WriteBufferSize
 	s.bursts.New = func() any {
 		return &burst{

@@ -45,6 +45,21 @@ type Stats struct {
 	IdleTimeouts atomic.Uint64
 	ReadTimeouts atomic.Uint64
 	WriteErrors  atomic.Uint64
+
+	// NoMemory counts storage requests refused because the value budget
+	// (Config.MaxValueBytes) was spent.
+	NoMemory atomic.Uint64
+
+	// budget is the value budget of the servers sharing these Stats: the
+	// first Server created with them sets it, so a process has one.
+	budget atomic.Pointer[protocol.Budget]
+}
+
+// ValueBytes reports the bytes of request values being read now, process
+// wide, and the budget's size (0: unlimited).
+func (s *Stats) ValueBytes() (used, limit int64) {
+	b := s.budget.Load()
+	return b.Used(), b.Limit()
 }
 
 // AppendStats appends the counters memcached reports under the same names

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"hash/maphash"
 	"io"
+	"math"
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -34,12 +36,37 @@ const (
 	opMetaME = 'e'
 	// opTooLarge marks the delete a too-large set turns into (tooLarge).
 	opTooLarge = 0xfe
+	// opNoMemory marks the delete a set refused by the value budget turns
+	// into (noMemory).
+	opNoMemory = 0xfd
 )
+
+// Value buffers. A data block is read in steps that at most double what
+// has arrived, so a header declaring 20 MiB followed by a stall holds
+// little; a buffer above maxKeptValue is not reused by the next request.
+const (
+	valueStep    = 64 << 10
+	maxKeptValue = 64 << 10
+	// maxKeptLine: a long-line buffer above it is not reused.
+	maxKeptLine = 64 << 10
+)
+
+// msgNoMemoryLine answers a line the budget cannot hold; memcached says the
+// same when it cannot grow its read buffer, and closes.
+const msgNoMemoryLine = "SERVER_ERROR out of memory reading request"
+
+// errNoMemory: the value budget could not cover a data block, which has
+// been swallowed; ReadRequest turns it into memcached's answer.
+var errNoMemory = errors.New("textproto: value budget exhausted")
 
 // maxTokens bounds the token spans kept per line. memcached keeps 24; every
 // command but the get family looks at fewer than 21 (meta rejects more),
 // and the get family walks the line itself.
 const maxTokens = 24
+
+// memcachedTokens is how many tokens memcached splits a line into at most
+// (its 24 slots hold a terminator too); the 23rd holds the rest.
+const memcachedTokens = 23
 
 type span struct{ start, end int }
 
@@ -60,9 +87,30 @@ type ServerCodec struct {
 	toks [maxTokens]span
 	ntok int // tokens on the line; may exceed len(toks)
 
-	long []byte // accumulates lines longer than r's buffer
-	hdr  []byte // reply header scratch, reused
-	kbuf []byte // base64 key decode scratch, reused
+	long      []byte // accumulates lines longer than r's buffer
+	lineOwned bool   // line points into long, not into r's buffer
+	hdr       []byte // reply header scratch, reused
+	kbuf      []byte // base64 key decode scratch, reused
+
+	// Get lines are returned in groups (see getstream.go).
+	groupKeys int         // keys per group; 0: DefaultGroupKeys
+	get       getState    // the rest of the current get line
+	rest      []byte      // owns the rest of a get line read from r's buffer
+	groups    []groupInfo // layouts of gets read but not yet answered
+	popped    groupInfo   // the layout WriteResponse is writing
+	pos       []int32     // scratch: key positions of the group being read
+	hitAt     []int32     // scratch: hit per key of the group being written
+	table     []int32     // scratch: dedup hash table
+	seed      maphash.Seed
+
+	// budget, if set, is charged for the value bytes being read (see
+	// readData); held is what this codec holds of it.
+	budget *protocol.Budget
+	held   int64
+	// lineHeld is what long holds of the budget: a get line may be
+	// megabytes, and many connections sending one must not add up
+	// unchecked. Held until the line's last group is returned.
+	lineHeld int64
 }
 
 // NewServerCodec returns a codec enforcing l (zero fields take defaults).
@@ -78,12 +126,49 @@ func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 	c.r, c.w = r, w
 	c.line = nil
 	if r == nil {
+		// Idle (or closing): nothing read is still owed an answer.
+		c.get = getState{}
+		c.groups = c.groups[:0]
+		c.release()
+		c.releaseLine()
 		if cap(c.long) > 4096 {
 			c.long = nil
+		}
+		if cap(c.rest) > 4096 {
+			c.rest = nil
 		}
 		if cap(c.hdr) > 4096 {
 			c.hdr = nil
 		}
+		if cap(c.table) > 4096 {
+			c.table, c.pos, c.hitAt = nil, nil, nil
+		}
+	}
+}
+
+// SetBudget makes the codec charge the value bytes it reads to b, shared
+// by the connections of a process. A value that does not fit is swallowed
+// and answered "SERVER_ERROR out of memory storing object".
+func (c *ServerCodec) SetBudget(b *protocol.Budget) { c.budget = b }
+
+// releaseLine returns what a long line held of the budget, and lets a
+// large line buffer go so that the memory really is free.
+func (c *ServerCodec) releaseLine() {
+	if c.lineHeld != 0 {
+		c.budget.Release(c.lineHeld)
+		c.lineHeld = 0
+	}
+	if cap(c.long) > maxKeptLine {
+		c.long = nil
+	}
+}
+
+// release returns what the codec holds of the budget: the value of the
+// previous request, whose Handle call has returned.
+func (c *ServerCodec) release() {
+	if c.held != 0 {
+		c.budget.Release(c.held)
+		c.held = 0
 	}
 }
 
@@ -93,13 +178,28 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 	// Request.Reset drops Value; keeping its capacity lets a burst of sets
 	// read into one buffer (ValueBuffer reuses it). The previous request's
 	// value is dead by now: its Handle call has returned.
+	c.release()
 	v := req.Value[:0]
+	if cap(v) > maxKeptValue {
+		// Let a large buffer go with its request: kept, it would pin
+		// memory the budget no longer counts.
+		v = nil
+	}
 	req.Reset()
 	req.Value = v
+	if c.get.line != nil {
+		c.nextGroup(req)
+		return nil
+	}
+	c.releaseLine()
 	if err := c.readLine(); err != nil {
 		return err
 	}
-	return c.parse(req)
+	err := c.parse(req)
+	if err == errNoMemory {
+		return c.noMemory(req)
+	}
+	return err
 }
 
 // readLine reads the next command line into c.line, applying memcached's
@@ -108,8 +208,10 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 // works on C strings).
 func (c *ServerCodec) readLine() error {
 	line, err := c.r.ReadSlice('\n')
+	c.lineOwned = false
 	if err == bufio.ErrBufferFull {
 		line, err = c.readLongLine(line)
+		c.lineOwned = true
 	}
 	if err != nil {
 		if err == io.EOF && len(line) > 0 {
@@ -144,6 +246,17 @@ func (c *ServerCodec) readLongLine(first []byte) ([]byte, error) {
 		}
 		if n > c.lineLimit(c.long) {
 			return nil, protocol.ErrClose
+		}
+		// What the line holds beyond a read buffer is charged to the
+		// budget, as a large value: a long line never takes the reserve
+		// small writes rely on. Counting bytes (not the buffer's
+		// capacity) keeps the outcome independent of how they arrived.
+		if over := int64(len(c.long)-readBufferSize) - c.lineHeld; over > 0 {
+			if !c.budget.TryAcquire(over, math.MaxInt64) {
+				c.w.WriteString(msgNoMemoryLine + "\r\n")
+				return nil, protocol.ErrClose
+			}
+			c.lineHeld += over
 		}
 		if err == nil {
 			return c.long, nil
@@ -230,15 +343,39 @@ func (c *ServerCodec) replyError(req *protocol.Request, msg string) error {
 }
 
 // readData reads a data block of n bytes and its "\r\n" into req.Value. n
-// has been checked against MaxItemSize, so the buffer is bounded. memcached
-// reads exactly n+2 bytes and only then checks the last two: a block of the
-// wrong length is answered "bad data chunk" and whatever follows it is read
-// as the next command, which is what the stream looks like to memcached.
+// has been checked against MaxItemSize. memcached reads exactly n+2 bytes
+// and only then checks the last two: a block of the wrong length is
+// answered "bad data chunk" and whatever follows it is read as the next
+// command, which is what the stream looks like to memcached.
+//
+// The buffer grows as bytes arrive, never by more than what has arrived
+// (or valueStep), and each growth is charged to the budget first; when the
+// budget refuses, the rest of the block is swallowed and errNoMemory
+// returned.
 func (c *ServerCodec) readData(req *protocol.Request, n int) (bad bool, err error) {
-	v := req.ValueBuffer(n)
-	if _, err := io.ReadFull(c.r, v); err != nil {
-		return false, eofIsUnexpected(err)
+	v := req.Value[:0]
+	for len(v) < n {
+		step := min(n-len(v), max(valueStep, len(v)))
+		if !c.charge(step, n) {
+			req.Value = v[:0]
+			if err := c.swallow(int64(n-len(v)) + 2); err != nil {
+				return false, err
+			}
+			return false, errNoMemory
+		}
+		m := len(v)
+		if cap(v) < m+step {
+			nv := make([]byte, m, m+step)
+			copy(nv, v)
+			v = nv
+		}
+		v = v[:m+step]
+		if _, err := io.ReadFull(c.r, v[m:]); err != nil {
+			req.Value = v
+			return false, eofIsUnexpected(err)
+		}
 	}
+	req.Value = v
 	cr, err := c.r.ReadByte()
 	if err != nil {
 		return false, eofIsUnexpected(err)
@@ -248,6 +385,38 @@ func (c *ServerCodec) readData(req *protocol.Request, n int) (bad bool, err erro
 		return false, eofIsUnexpected(err)
 	}
 	return cr != '\r' || lf != '\n', nil
+}
+
+// charge takes n bytes from the budget for the value of size bytes being
+// read.
+func (c *ServerCodec) charge(n, size int) bool {
+	if c.budget == nil {
+		return true
+	}
+	if !c.budget.TryAcquire(int64(n), int64(size)) {
+		return false
+	}
+	c.held += int64(n)
+	return true
+}
+
+// noMemory answers a storage request whose block the budget refused (and
+// readData swallowed) as memcached answers an item it cannot allocate:
+// "SERVER_ERROR out of memory storing object", and a set (any ms) unlinks
+// the key's old item first, so a refused write never leaves stale data
+// readable. req.Keys is set.
+func (c *ServerCodec) noMemory(req *protocol.Request) error {
+	c.release()
+	if req.Command == protocol.CmdSet || req.Opcode == opMetaMS {
+		if req.Opcode == opMetaMS {
+			req.Quiet = false // meta errors are always answered
+		}
+		req.Command = protocol.CmdDelete
+		req.Opcode = opNoMemory
+		req.Value = req.Value[:0]
+		return nil
+	}
+	return c.replyError(req, msgNoMemory)
 }
 
 // swallow discards a data block the request was refused for.

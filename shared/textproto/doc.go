@@ -79,12 +79,36 @@
 // # Limits
 //
 // Keys longer than MaxKeyLen are "CLIENT_ERROR bad command line format";
-// a get with more than MaxKeys keys is "SERVER_ERROR out of memory writing
-// get response". A data length is checked against MaxItemSize before any
-// buffer exists. A line longer than 16 KiB (memcached's read buffer) closes
-// the connection (ErrClose) unless it is a get/gets line, which may reach
-// MaxLineLen.
+// a get with more than MaxKeys keys (default: as many as fit the line) is
+// "SERVER_ERROR out of memory writing get response". A data length is
+// checked against MaxItemSize before any buffer exists, and the buffer
+// then grows as the bytes arrive; with SetBudget each growth is charged to
+// a process-wide budget first, and a block it refuses is swallowed and
+// answered "SERVER_ERROR out of memory storing object" (a set, or any ms,
+// unlinks the key first, as memcached does when it cannot allocate). A
+// line longer than 16 KiB (memcached's read buffer) closes the connection
+// (ErrClose) unless it is a get/gets line, which may reach MaxLineLen
+// (default 8 MiB; memcached: unbounded). What such a line holds beyond
+// 16 KiB is charged to the budget too; one it cannot hold is answered
+// "SERVER_ERROR out of memory reading request" and closes the connection.
 //
+// # Long gets
+//
+// A get/gets/gat/gats line is returned as a run of requests of at most
+// SetGroupKeys keys each (default DefaultGroupKeys), repeated keys once
+// per group; WriteResponse writes every named key's hit in line order and
+// END after the last group, and Pending reports that the rest of a line is
+// held (see getstream.go). A server that answers and writes each group
+// before reading the next holds one group's hits at a time.
+//
+// # HTTP
+//
+// An unknown command whose last token (the 23rd of longer lines) starts
+// with "HTTP/" closes the connection without a reply (ErrClose), so a
+// browser's request body is never run as commands: memcached's rule,
+// which spares commands shorter than two bytes, those starting with
+// g s a c i d t, two-byte m commands and the other names memcached knows.
+
 // # Deviations from memcached 1.6.18
 //
 // Deliberate, because the outcome in memcached depends on timing or on
@@ -102,6 +126,9 @@
 //   - a meta request with an over-long opaque is refused before it runs;
 //     memcached reports it after applying T (mg) or the arithmetic (ma).
 //   - ma q with N hides the reply of a counter it creates; memcached shows it.
+//   - a request that closes the connection (an HTTP line, an over-long
+//     line) lets the replies to the requests before it go out; memcached
+//     drops replies still unsent when it closes.
 //
 // Flags that memcached 1.6.18 rejects are rejected ("CLIENT_ERROR invalid
 // flag"): E (explicit CAS) on every meta command, S on ms, x on md. So

@@ -14,6 +14,10 @@ func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Respon
 		if !req.Quiet {
 			c.writeLine(msgTooLarge)
 		}
+	} else if req.Opcode == opNoMemory {
+		if !req.Quiet {
+			c.writeLine(msgNoMemory)
+		}
 	} else if req.Opcode != opText {
 		c.writeMeta(req, resp)
 	} else if !req.Quiet {
@@ -68,9 +72,19 @@ func (c *ServerCodec) writeText(req *protocol.Request, resp *protocol.Response) 
 	st := resp.Status
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		gi := c.popGroup(req)
 		if st != protocol.StatusOK && st != protocol.StatusNotFound {
 			// memcached drops the stacked hits and sends only the error.
+			// Earlier groups of a long line are sent already; the error
+			// ends the reply all the same.
 			c.writeStatus(resp)
+			if gi != nil && !gi.last {
+				c.dropGet()
+			}
+			return
+		}
+		if gi != nil {
+			c.writeGroup(req, resp, gi)
 			return
 		}
 		withCAS := req.Want&protocol.WantCAS != 0

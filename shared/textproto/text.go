@@ -1,6 +1,7 @@
 package textproto
 
 import (
+	"bytes"
 	"math"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -12,6 +13,7 @@ const (
 	msgBadFormat     = "CLIENT_ERROR bad command line format"
 	msgBadChunk      = "CLIENT_ERROR bad data chunk"
 	msgTooLarge      = "SERVER_ERROR object too large for cache"
+	msgNoMemory      = "SERVER_ERROR out of memory storing object"
 	msgBadExptime    = "CLIENT_ERROR invalid exptime argument"
 	msgBadDelta      = "CLIENT_ERROR invalid numeric delta argument"
 	msgNonNumeric    = "CLIENT_ERROR cannot increment or decrement non-numeric value"
@@ -87,7 +89,37 @@ func (c *ServerCodec) parseText(req *protocol.Request, cmd []byte) error {
 		req.Command = protocol.CmdQuit
 		return nil
 	}
+	if c.isHTTP(cmd) {
+		// An HTTP request (a browser sent to the cache's port) ends the
+		// connection without a reply, so its body (which may spell
+		// "set ...") is never read as commands.
+		return protocol.ErrClose
+	}
 	return c.replyError(req, msgError)
+}
+
+// isHTTP applies memcached 1.6.18's rule for an unknown command: if its
+// last token (the 23rd, when there are more, as memcached keeps 24 token
+// slots including a terminator) starts with "HTTP/", the connection is
+// closed without a reply. Only commands that reach memcached's final
+// "else" branch are checked: not those shorter than two bytes, nor any
+// starting with a letter memcached dispatches on first (g s a c i d t),
+// nor the other names it knows, which answer ERROR or their own error.
+func (c *ServerCodec) isHTTP(cmd []byte) bool {
+	if len(cmd) < 2 {
+		return false
+	}
+	switch cmd[0] {
+	case 'g', 's', 'a', 'c', 'i', 'd', 't':
+		return false
+	}
+	switch string(cmd) {
+	case "replace", "prepend", "bget", "flush_all", "version", "quit",
+		"lru_crawler", "watch", "verbosity", "lru", "extstore", "refresh_certs":
+		return false
+	}
+	last := min(c.ntok, memcachedTokens) - 1
+	return bytes.HasPrefix(c.tok(last), []byte("HTTP/"))
 }
 
 // collapseSpaces rewrites runs of spaces in b (owned by the request) to one.
@@ -135,28 +167,29 @@ func (c *ServerCodec) parseGet(req *protocol.Request, cmd protocol.Command, touc
 		// "gat 10": memcached walks zero keys and answers END.
 		return c.replyError(req, "END")
 	}
-	line := c.line
-	i := c.toks[first].start
-	for i < len(line) {
+	// Check the whole line first: memcached answers only the error when a
+	// key anywhere is too long, and no group of the line may have been
+	// sent by then.
+	line := c.line[c.toks[first].start:]
+	n := 0
+	for i := 0; i < len(line); {
 		s := i
 		for i < len(line) && line[i] != ' ' {
 			i++
 		}
-		if i > s {
-			key := line[s:i]
-			if len(key) > c.lim.MaxKeyLen {
-				// memcached drops the hits it stacked and answers only this.
-				return c.replyError(req, msgBadFormat)
-			}
-			if len(req.Keys) >= c.lim.MaxKeys {
-				return c.replyError(req, msgTooManyKeys)
-			}
-			req.AddKey(key)
+		if i-s > c.lim.MaxKeyLen {
+			return c.replyError(req, msgBadFormat)
 		}
+		n++
 		for i < len(line) && line[i] == ' ' {
 			i++
 		}
 	}
+	if n > c.lim.MaxKeys {
+		return c.replyError(req, msgTooManyKeys)
+	}
+	c.get = getState{line: line, owned: c.lineOwned, cmd: cmd, want: req.Want, exp: req.Exptime, tch: touch}
+	c.nextGroup(req)
 	return nil
 }
 

@@ -26,6 +26,7 @@ type Options struct {
 	MaxItemSize int    `toml:"max_item_size"`
 
 	MaxConns        int      `toml:"max_conns"`
+	MaxValueBytes   int64    `toml:"max_value_bytes"`
 	IdleTimeout     Duration `toml:"idle_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	L1Conns         int      `toml:"l1_conns"`
@@ -143,6 +144,7 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.IntVar(&o.ChunkSize, "chunk-size", o.ChunkSize, "data bytes per L1 chunk")
 	fs.IntVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "largest value accepted, in bytes")
 	fs.IntVar(&o.MaxConns, "max-conns", o.MaxConns, "maximum client connections over both ports (0: 65536)")
+	fs.Int64Var(&o.MaxValueBytes, "max-value-bytes", o.MaxValueBytes, "request value bytes being read over both ports; past it a write is refused (0: 256 MiB, -1: no limit)")
 	fs.Var(&o.IdleTimeout, "idle-timeout", "close client connections idle this long (0: never)")
 	fs.Var(&o.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")

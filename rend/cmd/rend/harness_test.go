@@ -113,15 +113,15 @@ func (p *process) restart() {
 }
 
 // mnemonic starts a real mnemonic on a temp Unix socket with a fresh data
-// directory that survives restarts.
-func startMnemonic(t *testing.T) *process {
+// directory that survives restarts. extra flags come last (they win).
+func startMnemonic(t *testing.T, extra ...string) *process {
 	t.Helper()
 	dir := t.TempDir()
 	sock := "unix:" + filepath.Join(dir, "mn.sock")
-	return startProcess(t, "mnemonic", bin.mnemonic, sock,
-		"-listen", sock, "-data", filepath.Join(dir, "data"), "-shards", "2", "-admin", "",
-		"-max-item-size", strconv.Itoa(21<<20), "-block-cache-bytes", strconv.Itoa(16<<20),
-		"-write-buffer-bytes", strconv.Itoa(8<<20))
+	args := []string{"-listen", sock, "-data", filepath.Join(dir, "data"), "-shards", "2", "-admin", "",
+		"-max-item-size", strconv.Itoa(21 << 20), "-block-cache-bytes", strconv.Itoa(16 << 20),
+		"-write-buffer-bytes", strconv.Itoa(8 << 20)}
+	return startProcess(t, "mnemonic", bin.mnemonic, sock, append(args, extra...)...)
 }
 
 // rendProc is a running rend with its addresses.

@@ -186,6 +186,8 @@ func (p *proc) start(errc chan<- error) error {
 		l2 = orca.Instrument(p.l2, metrics.NewCommands(p.reg, metricsNS, "l2"))
 		// Retry the L1 invalidations that failed (see orca.Pending).
 		go pending.Run(p.ctx, l1, 100*time.Millisecond, p.log)
+		// Release keys held after ambiguous L2 writes once L2 settles.
+		go pending.RunL2(p.ctx, l2, 100*time.Millisecond, p.log)
 	}
 	newOrca := func(mode orca.Mode) (*orca.Orca, error) {
 		cfg := orca.Config{Mode: mode, L1: l1, Locks: locks, Stats: p.stats, Pending: pending,
@@ -214,6 +216,7 @@ func (p *proc) start(errc chan<- error) error {
 		}
 		srv, err := server.New(server.Config{
 			MaxConns: o.MaxConns, IdleTimeout: time.Duration(o.IdleTimeout),
+			MaxValueBytes:   o.MaxValueBytes,
 			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
 			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
 			Stats:           p.conns, Logger: p.log, Name: l.name,

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/binproto"
+	"github.com/moneta-cache/moneta/shared/mctest"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// Faults between rend's two layers: L2 refusing a write, L2 stalling under
+// writes, rend dying between its steps. The invariant under test (README
+// "Faults"): L1 never serves a value L2 no longer holds.
+
+// l2Value reads key straight from mnemonic ("" and false on a miss).
+func (s *stack) l2Value(t *testing.T, key string) (string, bool) {
+	t.Helper()
+	r := call(t, s.l2, protocol.CmdGet, key, nil)
+	if len(r.Hits) == 0 {
+		return "", false
+	}
+	return string(r.Hits[0].Value), true
+}
+
+// inL1 reports whether memcached holds key's header.
+func (s *stack) inL1(t *testing.T, key string) bool {
+	t.Helper()
+	_, _, ok := l1Header(t, s.l1, key)
+	return ok
+}
+
+// sameAsL2 reads key through rend twice (the second read may come from a
+// fill made by the first) and fails unless both answer what mnemonic holds.
+func (s *stack) sameAsL2(t *testing.T, c *conn, key string) {
+	t.Helper()
+	want, wantOK := s.l2Value(t, key)
+	for i := 0; i < 2; i++ {
+		v, _, _, ok := c.get(key)
+		if ok != wantOK || string(v) != want {
+			t.Errorf("%s: rend served %q (hit %v), mnemonic holds %q (hit %v)", key, v, ok, want, wantOK)
+			return
+		}
+	}
+}
+
+// TestL2RefusalLeavesNoL1Copy (issue 10 item 2): a set that mnemonic
+// refuses as too large makes mnemonic drop the key (as memcached does), so
+// rend must not keep serving the old value from L1 — for text set, ms and
+// binary SET, on both ports. Refusals that leave L2's item as it was
+// (NOT_STORED, EXISTS) keep the key readable with L2's value.
+func TestL2RefusalLeavesNoL1Copy(t *testing.T) {
+	s := &stack{mc: mctest.Start(t, "-m", "64")}
+	s.l1 = directClient(t, s.mc.Addr)
+	s.mn = startMnemonic(t, "-max-item-size", "4096")
+	s.l2 = directClient(t, s.mn.ready)
+	s.rend = startRend(t, s.mc.Addr, s.mn.ready)
+	big := pattern(5000, 3) // above mnemonic's limit, far below rend's
+
+	for _, port := range []struct{ name, addr string }{{"regular", s.rend.regular}, {"batch", s.rend.batch}} {
+		c := dial(t, port.addr)
+		prime := func(key string) {
+			t.Helper()
+			// Written and read on the regular port so that L1 has a copy.
+			r := dial(t, s.rend.regular)
+			r.set(key, []byte("old"), 0, 0)
+			r.get(key)
+			if !s.inL1(t, key) {
+				t.Fatalf("%s: test setup: no L1 copy", key)
+			}
+		}
+		gone := func(key string) {
+			t.Helper()
+			if _, ok := s.l2Value(t, key); ok {
+				t.Fatalf("%s: mnemonic kept the key after a too-large set", key)
+			}
+			if s.inL1(t, key) {
+				t.Errorf("%s: L1 still holds a copy", key)
+			}
+			s.sameAsL2(t, c, key)
+		}
+
+		k := port.name + "-text"
+		prime(k)
+		c.send(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(big), big))
+		if l := c.line(); l != "SERVER_ERROR object too large for cache" {
+			t.Fatalf("%s: too-large set answered %q", k, l)
+		}
+		gone(k)
+
+		k = port.name + "-meta"
+		prime(k)
+		c.send(fmt.Sprintf("ms %s %d T0\r\n%s\r\n", k, len(big), big))
+		if l := c.line(); !strings.HasPrefix(l, "SERVER_ERROR ") {
+			t.Fatalf("%s: too-large ms answered %q", k, l)
+		}
+		gone(k)
+
+		k = port.name + "-binary"
+		prime(k)
+		b := dialBinary(t, port.addr)
+		if r := b.roundTrip(binproto.AppendStore(nil, binproto.OpSet, []byte(k), big, 0, 0, 0, 5)); r.Status == binproto.StatusOK {
+			t.Fatalf("%s: too-large binary set stored", k)
+		}
+		gone(k)
+
+		// Refusals that leave L2's item alone leave the key readable.
+		k = port.name + "-kept"
+		prime(k)
+		c.expect(fmt.Sprintf("add %s 0 0 1\r\nx\r\n", k), "NOT_STORED")
+		c.expect(fmt.Sprintf("cas %s 0 0 1 1\r\nx\r\n", k), "EXISTS")
+		if v, _, _, ok := c.get(k); !ok || string(v) != "old" {
+			t.Fatalf("%s: after refused add/cas: %q %v", k, v, ok)
+		}
+		s.sameAsL2(t, c, k)
+	}
+}
+
+// TestL2StallLeavesNoStaleL1 (issue 11 item 3): with mnemonic stopped
+// (SIGSTOP), every kind of write times out in rend; mnemonic applies them
+// when it resumes. Afterwards rend must serve what mnemonic holds, never
+// the L1 copy from before the write.
+func TestL2StallLeavesNoStaleL1(t *testing.T) {
+	s := newStack(t, true, "-backend-timeout", "300ms")
+	c := dial(t, s.rend.regular)
+	type write struct {
+		key, req string
+	}
+	var writes []write
+	add := func(key, req string) { writes = append(writes, write{key, strings.ReplaceAll(req, "K", key)}) }
+	add("st-set", "set K 0 0 2\r\nv2\r\n")
+	add("st-replace", "replace K 0 0 2\r\nv2\r\n")
+	add("st-append", "append K 0 0 2\r\nv2\r\n")
+	add("st-prepend", "prepend K 0 0 2\r\nv2\r\n")
+	add("st-incr", "incr K 5\r\n")
+	add("st-decr", "decr K 5\r\n")
+	add("st-delete", "delete K\r\n")
+	add("st-touch", "touch K -1\r\n")
+	add("st-ms", "ms K 2 T0\r\nv2\r\n")
+	add("st-ma", "ma K\r\n")
+	add("st-md", "md K\r\n")
+	add("st-cas", "") // filled in below with the key's CAS
+	for _, w := range writes {
+		c.set(w.key, []byte("10"), 0, 0)
+		c.get(w.key) // an L1 copy to go stale
+		if !s.inL1(t, w.key) {
+			t.Fatalf("%s: test setup: no L1 copy", w.key)
+		}
+	}
+	_, _, cas, _ := c.get("st-cas")
+	writes[len(writes)-1].req = fmt.Sprintf("cas st-cas 0 0 2 %d\r\nv2\r\n", cas)
+
+	pid := s.mn.cmd.Process.Pid
+	sigstop(t, pid)
+	resumed := false
+	defer func() {
+		if !resumed {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	stoppedAt := time.Now()
+	var wg sync.WaitGroup
+	for _, w := range writes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wc := dial(t, s.rend.regular)
+			wc.send(w.req)
+			if l := wc.line(); !strings.HasPrefix(l, "SERVER_ERROR ") {
+				t.Errorf("%q with L2 stopped answered %q after %v (state %c)", w.req, l, time.Since(stoppedAt), procState(pid))
+			}
+		}()
+	}
+	wg.Wait()
+	// Reads while L2 is stopped must not serve the old L1 copies either.
+	c.send("get st-set\r\n")
+	if l := c.line(); l != "SERVER_ERROR L2 unavailable" {
+		t.Fatalf("read of a key whose write timed out, L2 stopped: %q", l)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+
+	// mnemonic applies the writes it had queued. (If it did not, the test
+	// would prove nothing: fail loudly.)
+	eventually(t, 10*time.Second, "mnemonic to apply the queued writes", func() bool {
+		v, _ := s.l2Value(t, "st-set")
+		_, del := s.l2Value(t, "st-delete")
+		return v == "v2" && !del
+	})
+	// rend's L2 connections may be in reconnect backoff for a moment.
+	eventually(t, 10*time.Second, "rend to read from mnemonic again", func() bool {
+		c.send("get st-other\r\n")
+		return c.line() == "END"
+	})
+	for _, w := range writes {
+		s.sameAsL2(t, c, w.key)
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(s.rend.log.Name())
+		t.Logf("rend log:\n%s", b)
+	}
+}
+
+// sigstop stops pid and waits until the kernel reports it stopped (every
+// thread of a process has to reach the stop).
+func sigstop(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "process to stop", func() bool { return procState(pid) == 'T' })
+}
+
+// procState is the state letter of /proc/pid/stat (R, S, D, T, ...).
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+// TestKillRendMidWrite (issue 11 item 4): rend killed with SIGKILL while
+// writes are in flight, then restarted: every key reads through rend
+// exactly as mnemonic holds it, although L1 (memcached) kept running.
+func TestKillRendMidWrite(t *testing.T) {
+	s := newStack(t, true)
+	const writers, keysPer, rounds = 4, 3, 6
+	key := func(w, i int) string { return fmt.Sprintf("kw-%d-%d", w, i) }
+	for round := 0; round < rounds; round++ {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		done := 0
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := dial(t, s.rend.regular)
+				for n := 0; ; n++ {
+					k := key(w, n%keysPer)
+					var req string
+					switch n % 5 {
+					case 0, 1:
+						v := fmt.Sprintf("r%d-n%d", round, n)
+						req = fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v)
+					case 2:
+						req = fmt.Sprintf("append %s 0 0 2\r\n+%d\r\n", k, n%10)
+					case 3:
+						req = fmt.Sprintf("delete %s\r\n", k)
+					case 4:
+						req = fmt.Sprintf("touch %s 0\r\n", k)
+					}
+					c.c.SetDeadline(time.Now().Add(10 * time.Second))
+					if _, err := c.c.Write([]byte(req)); err != nil {
+						return // rend was killed
+					}
+					if _, err := c.br.ReadString('\n'); err != nil {
+						return
+					}
+					if n == 30 {
+						mu.Lock()
+						done++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		eventually(t, 20*time.Second, "writers under way", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return done == writers
+		})
+		s.rend.stop() // SIGKILL, mid-write for several writers
+		wg.Wait()
+		s.rend.start()
+		c := dial(t, s.rend.regular)
+		for w := 0; w < writers; w++ {
+			for i := 0; i < keysPer; i++ {
+				s.sameAsL2(t, c, key(w, i))
+			}
+		}
+		if t.Failed() {
+			t.Fatalf("stale L1 copies after kill -9 in round %d", round)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package protocol
+
+import "sync/atomic"
+
+// Budget bounds the bytes that requests in flight may hold across all the
+// connections of a process: the data blocks being read, before a handler
+// has taken them. Codecs charge a block as its bytes arrive and give the
+// bytes back once the request has been answered. A request that would go
+// over the budget is refused (its block swallowed) instead of growing the
+// process, so a crowd of clients that send headers declaring large values
+// and then stall cannot exhaust memory.
+//
+// Small values (SmallValue bytes or less, most writes) may also use a
+// reserve of an eighth of the limit beyond it, so that stalled large
+// writes that fill the budget do not refuse everyone else's writes too.
+// What the budget holds never exceeds Limit plus that reserve.
+//
+// A nil *Budget is unlimited. Methods are safe for concurrent use.
+type Budget struct {
+	limit   int64
+	reserve int64
+	used    atomic.Int64
+}
+
+// SmallValue is the largest value that may use the budget's reserve.
+const SmallValue = 16 << 10
+
+// NewBudget returns a budget of limit bytes (limit <= 0: unlimited).
+func NewBudget(limit int64) *Budget {
+	if limit <= 0 {
+		return nil
+	}
+	return &Budget{limit: limit, reserve: limit / 8}
+}
+
+// TryAcquire takes n bytes for a value of size bytes if they fit, and
+// reports whether they did.
+func (b *Budget) TryAcquire(n, size int64) bool {
+	if b == nil {
+		return true
+	}
+	max := b.limit
+	if size <= SmallValue {
+		max += b.reserve
+	}
+	if b.used.Add(n) > max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+// Release gives back n bytes taken with TryAcquire.
+func (b *Budget) Release(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
+}
+
+// Used is the number of bytes currently taken.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+// Limit is the budget's size in bytes (0: unlimited).
+func (b *Budget) Limit() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.limit
+}
