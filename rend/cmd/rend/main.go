@@ -159,8 +159,12 @@ func (p *proc) start(errc chan<- error) error {
 	// someone else stored under a client key can be as large as memcached
 	// allows (1 MiB by default): accepting that much lets rend read it as
 	// "not a rend header" (a miss) instead of failing the whole batch.
+	//
+	// L1 gets go out as classic multi-key gets lines: memcached serves a
+	// multi-get for less per key than one mg each, and rend needs no TTL
+	// from L1 (the header carries the expiry).
 	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt,
-		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), Logger: p.log.With("layer", "L1")})
+		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1")})
 	if err != nil {
 		return err
 	}
