@@ -72,12 +72,15 @@ type phaseCounts struct {
 func TestFleetBehindNutcracker(t *testing.T) {
 	hosts := make([]*mctest.Host, 3)
 	var servers, batch []server
-	var names []string
+	var names, addrs []string
 	for i := range hosts {
 		hosts[i] = mctest.StartHost(t, bin.Binaries, 32)
-		servers = append(servers, server{addr: hosts[i].Regular, name: hosts[i].Regular})
-		batch = append(batch, server{addr: hosts[i].Batch, name: hosts[i].Regular})
-		names = append(names, hosts[i].Regular)
+		// Slot names, as in deploy/nutcracker.yml: the ring hashes these.
+		name := fmt.Sprintf("moneta-%d", i+1)
+		servers = append(servers, server{addr: hosts[i].Regular, name: name})
+		batch = append(batch, server{addr: hosts[i].Batch, name: name})
+		names = append(names, name)
+		addrs = append(addrs, hosts[i].Regular)
 	}
 	// server_retry_timeout is shortened from the shipped 10 s so that the
 	// restarted host rejoins within the test's time budget.
@@ -116,7 +119,7 @@ func TestFleetBehindNutcracker(t *testing.T) {
 	// ... and through the Go client, which reads only the server it places
 	// a key on: a miss would be a disagreement.
 	c, err := client.New(client.Config{
-		Zones:       []client.Zone{{Name: "a", Servers: names, Continuum: "twemproxy"}},
+		Zones:       []client.Zone{{Name: "a", Servers: addrs, RingNames: names, Continuum: "twemproxy"}},
 		LocalZone:   "a",
 		ReadTimeout: timeout, BulkReadTimeout: timeout, WriteTimeout: timeout,
 		Logger: slog.New(slog.DiscardHandler),

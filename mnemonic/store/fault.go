@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -136,15 +137,10 @@ func (s *Store) check() {
 	s.guard.free.Store(free)
 	pending, needReopen := s.scanShards()
 	room := free - s.opts.MinFreeDiskBytes - pending
-	if needReopen && room > s.reopenNeed() {
-		if s.reopenShards() {
-			// Opening replays and flushes the WAL; the next round
-			// sees the space that took.
-			room = 0
-		}
-	}
-	if s.anyShardDown() {
-		room = min(room, 0)
+	if needReopen && room > s.reopenNeed() && fdHeadroom() >= reopenFDs*s.opts.Shards {
+		// Writes to a shard that stays down are refused by the shard
+		// (writable), not by the disk account.
+		s.reopenShards()
 	}
 	wasFull := s.guard.full.Load() || s.guard.room.Load() < 0
 	s.guard.room.Store(room)
@@ -156,6 +152,28 @@ func (s *Store) check() {
 	case room > 0 && wasFull:
 		s.log.Info("disk space available again: writes resume", "dir", s.opts.Dir, "free_bytes", free)
 	}
+}
+
+// reopenFDs is the descriptors a shard's reopen needs besides its table
+// files (WAL, MANIFEST, LOG, LOCK, OPTIONS, directories), with a margin.
+const reopenFDs = 64
+
+// fdHeadroom returns how many more descriptors the process may open: the
+// soft RLIMIT_NOFILE less the entries of /proc/self/fd. When descriptors
+// ran out the listing itself fails, which reads as no headroom.
+func fdHeadroom() int {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	if r.Cur > 1<<30 {
+		return 1 << 30
+	}
+	return int(r.Cur) - len(ents)
 }
 
 // reopenNeed is the room a reopen needs: opening replays each shard's WAL
@@ -213,18 +231,6 @@ func (s *Store) shardDown(sh *shard, reason string) {
 		s.log.Error("shard stopped taking writes; mnemonic will reopen it (reads go on)", "shard", sh.idx,
 			"dir", sh.dir, "reason", reason)
 	}
-}
-
-// anyShardDown reports whether a shard is read-only or stopped.
-func (s *Store) anyShardDown() bool {
-	s.life.RLock()
-	defer s.life.RUnlock()
-	for _, sh := range s.shards {
-		if sh.readOnly || sh.fault() != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // reopenShards closes every read-only or stopped shard and opens it

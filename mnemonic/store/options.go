@@ -33,18 +33,24 @@ const (
 	DefaultRateLimitBytesPerSec = 256 << 20
 	// DefaultMaxItemSize is rend's default limit (orca.DefaultMaxItemSize):
 	// with no flags on either, every value rend accepts is stored here.
-	DefaultMaxItemSize          = 20 << 20
-	DefaultWriteBufferBytes     = 64 << 20
-	DefaultBloomBitsPerKey      = 14
-	DefaultBackgroundJobs       = 2
-	DefaultMinBlobSize          = 512
-	DefaultCompression          = "lz4"
-	DefaultCompactionStyle      = CompactionFIFO
+	DefaultMaxItemSize      = 20 << 20
+	DefaultWriteBufferBytes = 64 << 20
+	DefaultBloomBitsPerKey  = 14
+	DefaultBackgroundJobs   = 2
+	DefaultMinBlobSize      = 512
+	DefaultCompression      = "lz4"
+	DefaultCompactionStyle  = CompactionFIFO
 	// DefaultMinFreeDiskBytes is the free space below which writes are
 	// refused: room for RocksDB's own files (new WAL files, MANIFEST,
 	// OPTIONS, LOG) on top of the memtables it still has to flush, which
 	// the store counts separately.
 	DefaultMinFreeDiskBytes = 256 << 20
+	// DefaultMaxOpenFiles bounds each shard's open table files, and is
+	// what mnemonic reserves per shard ahead of client connections (see
+	// cmd/mnemonic/fds.go). A FIFO shard keeps all its files open (RocksDB
+	// requires it); with the default budget that is well under a hundred
+	// files of ~64 MiB, and 1024 covers a 64 GiB share.
+	DefaultMaxOpenFiles = 1024
 )
 
 // minShardBudget is the smallest per-shard disk share accepted: below it the
@@ -94,6 +100,11 @@ type Options struct {
 	// BackgroundJobs is the number of flush and compaction threads per shard
 	// (RocksDB shares one thread pool, sized by the largest setting).
 	BackgroundJobs int
+	// MaxOpenFiles is RocksDB's max_open_files for each shard: table
+	// files kept open (more are opened and closed through the table cache).
+	// FIFO keeps every table file open whatever it says (RocksDB requires
+	// it); it is then the number of descriptors reserved per shard.
+	MaxOpenFiles int
 	// MinFreeDiskBytes is the free space of the data directory's file
 	// system that writes leave untouched; below it (plus the memtables
 	// RocksDB has yet to flush) writes are refused until space is freed.
@@ -168,6 +179,9 @@ func (o *Options) EnsureDefaults() {
 	if o.BackgroundJobs == 0 {
 		o.BackgroundJobs = DefaultBackgroundJobs
 	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = DefaultMaxOpenFiles
+	}
 	if o.MinFreeDiskBytes == 0 {
 		o.MinFreeDiskBytes = DefaultMinFreeDiskBytes
 	} else if o.MinFreeDiskBytes < 0 {
@@ -228,6 +242,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BackgroundJobs < 1 || o.BackgroundJobs > 64 {
 		bad("background_jobs: %d is not in 1..64", o.BackgroundJobs)
+	}
+	if o.MaxOpenFiles < 20 {
+		bad("max_open_files: %d is below RocksDB's minimum of 20", o.MaxOpenFiles)
 	}
 	if o.WriteConcurrency < 0 {
 		bad("write_concurrency: negative")

@@ -66,6 +66,16 @@ func baseOptions(o *Options, cache *grocksdb.Cache) *grocksdb.Options {
 	ro.SetMaxLogFileSize(8 << 20)
 	ro.SetKeepLogFileNum(3)
 	ro.SetMaxBackgroundJobs(o.BackgroundJobs)
+	// Bounded, not RocksDB's default of unlimited: the process reserves
+	// this many descriptors per shard ahead of client connections. FIFO
+	// compaction requires every table file open (RocksDB 7.8 refuses
+	// anything but -1); there the disk budget bounds the file count and
+	// MaxOpenFiles is only the reservation.
+	if o.CompactionStyle == CompactionFIFO {
+		ro.SetMaxOpenFiles(-1)
+	} else {
+		ro.SetMaxOpenFiles(o.MaxOpenFiles)
+	}
 	// Write back data in small steps instead of leaving the kernel to flush
 	// hundreds of megabytes at once, which stalls reads behind the burst.
 	ro.SetBytesPerSync(1 << 20)

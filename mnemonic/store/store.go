@@ -56,7 +56,7 @@ type Store struct {
 // shard is one RocksDB instance. Its options own the compaction filter,
 // which must outlive the DB, so they are destroyed only after Close.
 type shard struct {
-	idx  int    // position in Store.shards, the label of its metrics
+	idx  int // position in Store.shards, the label of its metrics
 	dir  string
 	opts *grocksdb.Options
 	// db and readOnly change only while Store.life is held exclusively

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"io"
+	"math"
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -46,7 +47,13 @@ const (
 const (
 	valueStep    = 64 << 10
 	maxKeptValue = 64 << 10
+	// maxKeptLine: a long-line buffer above it is not reused.
+	maxKeptLine = 64 << 10
 )
+
+// msgNoMemoryLine answers a line the budget cannot hold; memcached says the
+// same when it cannot grow its read buffer, and closes.
+const msgNoMemoryLine = "SERVER_ERROR out of memory reading request"
 
 // errNoMemory: the value budget could not cover a data block, which has
 // been swallowed; ReadRequest turns it into memcached's answer.
@@ -100,6 +107,10 @@ type ServerCodec struct {
 	// readData); held is what this codec holds of it.
 	budget *protocol.Budget
 	held   int64
+	// lineHeld is what long holds of the budget: a get line may be
+	// megabytes, and many connections sending one must not add up
+	// unchecked. Held until the line's last group is returned.
+	lineHeld int64
 }
 
 // NewServerCodec returns a codec enforcing l (zero fields take defaults).
@@ -119,6 +130,7 @@ func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 		c.get = getState{}
 		c.groups = c.groups[:0]
 		c.release()
+		c.releaseLine()
 		if cap(c.long) > 4096 {
 			c.long = nil
 		}
@@ -138,6 +150,18 @@ func (c *ServerCodec) Reset(r *bufio.Reader, w *bufio.Writer) {
 // by the connections of a process. A value that does not fit is swallowed
 // and answered "SERVER_ERROR out of memory storing object".
 func (c *ServerCodec) SetBudget(b *protocol.Budget) { c.budget = b }
+
+// releaseLine returns what a long line held of the budget, and lets a
+// large line buffer go so that the memory really is free.
+func (c *ServerCodec) releaseLine() {
+	if c.lineHeld != 0 {
+		c.budget.Release(c.lineHeld)
+		c.lineHeld = 0
+	}
+	if cap(c.long) > maxKeptLine {
+		c.long = nil
+	}
+}
 
 // release returns what the codec holds of the budget: the value of the
 // previous request, whose Handle call has returned.
@@ -167,6 +191,7 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 		c.nextGroup(req)
 		return nil
 	}
+	c.releaseLine()
 	if err := c.readLine(); err != nil {
 		return err
 	}
@@ -221,6 +246,17 @@ func (c *ServerCodec) readLongLine(first []byte) ([]byte, error) {
 		}
 		if n > c.lineLimit(c.long) {
 			return nil, protocol.ErrClose
+		}
+		// What the line holds beyond a read buffer is charged to the
+		// budget, as a large value: a long line never takes the reserve
+		// small writes rely on. Counting bytes (not the buffer's
+		// capacity) keeps the outcome independent of how they arrived.
+		if over := int64(len(c.long)-readBufferSize) - c.lineHeld; over > 0 {
+			if !c.budget.TryAcquire(over, math.MaxInt64) {
+				c.w.WriteString(msgNoMemoryLine + "\r\n")
+				return nil, protocol.ErrClose
+			}
+			c.lineHeld += over
 		}
 		if err == nil {
 			return c.long, nil

@@ -88,7 +88,9 @@
 // unlinks the key first, as memcached does when it cannot allocate). A
 // line longer than 16 KiB (memcached's read buffer) closes the connection
 // (ErrClose) unless it is a get/gets line, which may reach MaxLineLen
-// (default 8 MiB; memcached: unbounded).
+// (default 8 MiB; memcached: unbounded). What such a line holds beyond
+// 16 KiB is charged to the budget too; one it cannot hold is answered
+// "SERVER_ERROR out of memory reading request" and closes the connection.
 //
 // # Long gets
 //

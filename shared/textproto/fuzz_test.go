@@ -126,12 +126,14 @@ func FuzzTextParse(f *testing.F) {
 		strings.Repeat("z", 17000),                 // long garbage: close
 		"get " + strings.Repeat("k ", 20) + "\r\n", // more keys than MaxKeys
 		"set a 0 0 1\r\nx\r\nget a b a a c a\r\ngets a a\r\ngat 0 a a a a\r\n", // groups, repeats
-		"get a b c d e f " + strings.Repeat("k", 251) + "\r\nget a\r\n",   // late bad key
-		"set a 0 0 1000\r\n" + strings.Repeat("v", 1000) + "\r\nget a\r\n", // over the budget
+		"get a b c d e f " + strings.Repeat("k", 251) + "\r\nget a\r\n",        // late bad key
+		"set a 0 0 1000\r\n" + strings.Repeat("v", 1000) + "\r\nget a\r\n",     // over the budget
 		"append a 0 0 900 noreply\r\n" + strings.Repeat("v", 900) + "\r\n",
 		"POST / HTTP/1.1\r\nset a 0 0 1\r\nx\r\n", // HTTP: close
 		"xx t t t t t t t t t t t t t t t t t t t t t HTTP/1.1 x\r\nmg a HTTP/1.1\r\nP HTTP/1.1\r\n",
 		"gx HTTP/1.1\r\nreplace HTTP/1.1\r\nZz a\x00 HTTP/1.1\r\n",
+		"get " + strings.Repeat("k ", 8200) + "\r\nget k\r\n", // line over the budget
+		"get " + strings.Repeat("k ", 8190) + "\r\nget k\r\n", // line just within it
 	} {
 		f.Add([]byte(s))
 	}
@@ -151,9 +153,9 @@ func FuzzMetaParse(f *testing.F) {
 		"ms a 3 F5 T0 c k O1 b\r\nabc\r\n",         // ms with return flags
 		"ms a 3 MA\r\nabc\r\nms a 3 MX\r\nabc\r\n", // modes, invalid mode swallows
 		"ms a 3 C1 I\r\nabc\r\nms a 3 ME C1\r\nabc\r\n",
-		"ms a 2000\r\n",        // too large
+		"ms a 2000\r\n", // too large
 		"ms a 1000 q\r\n" + strings.Repeat("v", 1000) + "\r\n", // over the budget
-		"ms a 3 q\r\nabcd\r\n", // bad chunk, q still answers
+		"ms a 3 q\r\nabcd\r\n",                                 // bad chunk, q still answers
 		"md a q k O1\r\nmd a C1 I T30\r\nmd a x\r\n",
 		"ma a N0 J5 v t c k\r\nma a MD D3 q\r\nma a Mxx\r\n",
 		"mn\r\nme a\r\nme YQ== b\r\nme a b\r\n",

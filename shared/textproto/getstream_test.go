@@ -131,3 +131,22 @@ func TestValueGrowsAsBytesArrive(t *testing.T) {
 		t.Errorf("budget still holds %d bytes when idle", b.Used())
 	}
 }
+
+// A get line is charged to the budget as it grows: one the budget cannot
+// hold is answered as memcached answers a read buffer it cannot grow, and
+// the connection closes; a line that fits is served and given back.
+func TestLongLineBudget(t *testing.T) {
+	b := protocol.NewBudget(256 << 10)
+	c := newTestCodec()
+	c.SetBudget(b)
+	c.SetGroupKeys(7)
+	fits := "get " + strings.Repeat("k ", 50000) + "\r\n"
+	tooLong := "get " + strings.Repeat("k ", 200000) + "\r\n"
+	got, closed := serve(c, newMemHandler(), strings.NewReader(fits+"get k\r\n"+tooLong+"get k\r\n"), 4096)
+	if want := "END\r\nEND\r\n" + msgNoMemoryLine + "\r\n"; got != want || !closed {
+		t.Errorf("got %q closed %v, want %q", got, closed, want)
+	}
+	if b.Used() != 0 {
+		t.Errorf("budget still holds %d bytes", b.Used())
+	}
+}

@@ -36,6 +36,7 @@ type Config struct {
 	BackgroundJobs       int     `toml:"background_jobs"`
 	WriteConcurrency     int     `toml:"write_concurrency"`
 	MinFreeDiskBytes     int64   `toml:"min_free_disk_bytes"`
+	MaxOpenFiles         int     `toml:"max_open_files"`
 
 	MaxProcs        int      `toml:"max_procs"`
 	GCPercent       int      `toml:"gc_percent"`
@@ -71,6 +72,7 @@ func defaultConfig() Config {
 		BloomBitsPerKey:      store.DefaultBloomBitsPerKey,
 		BackgroundJobs:       store.DefaultBackgroundJobs,
 		MinFreeDiskBytes:     store.DefaultMinFreeDiskBytes,
+		MaxOpenFiles:         store.DefaultMaxOpenFiles,
 		GCPercent:            defaultGCPercent,
 		MaxConns:             server.DefaultMaxConns,
 		ShutdownTimeout:      Duration(10 * time.Second),
@@ -91,7 +93,8 @@ func (c Config) storeOptions(version string, log *slog.Logger) store.Options {
 		MinBlobSize: c.MinBlobSize, Compression: c.Compression, WriteBufferBytes: c.WriteBufferBytes,
 		BloomBitsPerKey: c.BloomBitsPerKey, BackgroundJobs: c.BackgroundJobs,
 		WriteConcurrency: c.WriteConcurrency, MinFreeDiskBytes: c.MinFreeDiskBytes,
-		Version: version, Logger: log,
+		MaxOpenFiles: c.MaxOpenFiles,
+		Version:      version, Logger: log,
 	}
 	// A leveled or universal store has no budget; an operator who picked
 	// one in the file should not have to zero the fifo default as well.
@@ -110,6 +113,7 @@ func (c Config) effective(o store.Options) Config {
 	c.BlockCacheBytes, c.RateLimitBytesPerSec, c.MinBlobSize = o.BlockCacheBytes, o.RateLimitBytesPerSec, o.MinBlobSize
 	c.WriteBufferBytes, c.BloomBitsPerKey, c.BackgroundJobs = o.WriteBufferBytes, o.BloomBitsPerKey, o.BackgroundJobs
 	c.MaxItemSize, c.Shards, c.MinFreeDiskBytes = o.MaxItemSize, o.Shards, o.MinFreeDiskBytes
+	c.MaxOpenFiles = o.MaxOpenFiles
 	if c.MaxConns == 0 {
 		c.MaxConns = server.DefaultMaxConns
 	}
@@ -203,6 +207,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key")
 	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads")
 	fs.IntVar(&c.WriteConcurrency, "write-concurrency", c.WriteConcurrency, "write requests executing at once (0: unbounded)")
+	fs.IntVar(&c.MaxOpenFiles, "max-open-files", c.MaxOpenFiles, "RocksDB table files kept open per shard; reserved ahead of client connections")
 	fs.Int64Var(&c.MinFreeDiskBytes, "min-free-disk-bytes", c.MinFreeDiskBytes, "free disk space writes leave untouched; below it writes are refused until space is freed")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a fresh directory and unmounts
@@ -151,6 +154,146 @@ func TestDiskFull(t *testing.T) {
 	}
 	if m := scrape(t, admin); m["mnemonic_shard_reopens_total"] < 2 || m["mnemonic_disk_full"] != 0 {
 		t.Fatalf("metrics after recovery: reopens %v disk_full %v", m["mnemonic_shard_reopens_total"], m["mnemonic_disk_full"])
+	}
+	p.stop()
+}
+
+// randomValue returns n bytes that do not compress, so table files are as
+// large (and as few) as on real data.
+func randomValue(rng *rand.Rand, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(rng.IntN(26))
+	}
+	return string(b)
+}
+
+// TestFDLimitReservesRocksDB is issue 11 item 7 at start: under `ulimit -n
+// 256`, mnemonic lowers max_conns (with a warning) so that connections
+// cannot take RocksDB's descriptors; with every connection slot taken,
+// writes that flush memtables and switch WAL files keep working.
+func TestFDLimitReservesRocksDB(t *testing.T) {
+	const limit = 256
+	t.Setenv(nofileEnv, fmt.Sprint(limit))
+	admin := freeAddr(t)
+	p := startMnemonic(t, "", "-admin", admin, "-max-disk-bytes", fmt.Sprint(32<<20), "-log-level", "info")
+	_, maxConns, _ := fdBudget(limit, 2, 1024, 65536)
+	if !strings.Contains(p.stderr.String(), "max_conns lowered") || !strings.Contains(p.stderr.String(), fmt.Sprintf("lowered_to=%d", maxConns)) {
+		t.Fatalf("no warning lowering max_conns to %d:\n%s", maxConns, p.stderr)
+	}
+	// Take every connection slot, and try for more than the limit.
+	accepted, rejected := 0, 0
+	var w *textConn
+	for i := 0; i < limit; i++ {
+		c := dialText(t, p.addr)
+		// A refused connection gets its reply and is closed at once, so
+		// the write may fail; the reply is read either way.
+		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c.nc, "version\r\n")
+		l, err := c.r.ReadString('\n')
+		switch {
+		case strings.HasPrefix(l, "VERSION"):
+			accepted++
+			if w == nil {
+				w = c
+			}
+		case l == "SERVER_ERROR too many open connections\r\n":
+			rejected++
+			c.nc.Close()
+		default:
+			t.Fatalf("connection %d: %q %v", i, l, err)
+		}
+	}
+	if accepted > maxConns || rejected == 0 {
+		t.Fatalf("%d connections accepted, %d rejected; max_conns %d", accepted, rejected, maxConns)
+	}
+	// The first connection writes 24 MiB: 1 MiB memtables flush and FIFO
+	// drops old files all along, each needing descriptors.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 3000; i++ {
+		w.do(fmt.Sprintf("set k%d 0 0 8192\r\n%s\r\n", i, randomValue(rng, 8192)), "STORED")
+	}
+	w.send("get k2999\r\n")
+	w.expect("VALUE k2999 0 8192")
+	w.line()
+	w.expect("END")
+	if code, body := healthz(t, admin); code != http.StatusOK {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	p.stop()
+}
+
+// setNofile sets the soft RLIMIT_NOFILE of process pid (prlimit(2)), keeping
+// its hard limit, and returns the soft limit it had.
+func setNofile(t *testing.T, pid int, soft uint64) uint64 {
+	t.Helper()
+	var old syscall.Rlimit
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&old)), 0, 0); e != 0 {
+		t.Skipf("prlimit: %v", e)
+	}
+	lim := syscall.Rlimit{Cur: soft, Max: old.Max}
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_NOFILE, uintptr(unsafe.Pointer(&lim)), 0, 0, 0); e != 0 {
+		t.Skipf("prlimit: %v", e)
+	}
+	return old.Cur
+}
+
+// TestShardRecoversFromFDExhaustion is issue 11 item 7 at run time: when
+// descriptors run out under mnemonic (its limit lowered to what it has open),
+// the memtable flush or WAL switch that needs one fails, the shard stops
+// taking writes, stats report it, reads go on; once descriptors are back the
+// shard is reopened and writes resume without a restart.
+func TestShardRecoversFromFDExhaustion(t *testing.T) {
+	admin := freeAddr(t)
+	p := startMnemonic(t, "", "-admin", admin, "-max-disk-bytes", fmt.Sprint(32<<20), "-log-level", "info")
+	c := dialText(t, p.addr)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 100; i++ {
+		c.do(fmt.Sprintf("set early%d 0 0 5\r\nearly\r\n", i), "STORED")
+	}
+	pid := p.cmd.Process.Pid
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := setNofile(t, pid, uint64(len(fds)))
+
+	// 1 MiB memtables: within a few hundred 8 KiB writes a shard needs a
+	// new WAL file or table file, and there is no descriptor for it.
+	failed := ""
+	stored := 0
+	for i := 0; i < 3000 && failed == ""; i++ {
+		c.send(fmt.Sprintf("set k%d 0 0 8192\r\n%s\r\n", i, randomValue(rng, 8192)))
+		if l := c.line(); l == "STORED" {
+			stored++
+		} else {
+			failed = l
+		}
+	}
+	if !strings.HasPrefix(failed, "SERVER_ERROR") {
+		t.Fatalf("%d writes stored without a descriptor to spare, then %q", stored, failed)
+	}
+	t.Logf("out of descriptors after %d writes: %s", stored, failed)
+	c.do("get early7\r\n", "VALUE early7 0 5", "early", "END")
+	eventually(t, 5*time.Second, "stats to report the stopped shard", func() bool {
+		st := textStats(c, "")
+		return st["shard_faults"] != "0" && (st["shard_0_down"] == "true" || st["shard_1_down"] == "true")
+	})
+
+	setNofile(t, pid, old)
+	start := time.Now()
+	eventually(t, 10*time.Second, "writes to resume", func() bool {
+		c.send("set after 0 0 1\r\nx\r\n")
+		return c.line() == "STORED"
+	})
+	t.Logf("writes resumed %v after descriptors were back", time.Since(start).Round(time.Millisecond))
+	c.do("get early7 after\r\n", "VALUE early7 0 5", "early", "VALUE after 0 1", "x", "END")
+	eventually(t, 5*time.Second, "/healthz 200", func() bool { code, _ := healthz(t, admin); return code == http.StatusOK })
+	if m := scrape(t, admin); m["mnemonic_shard_reopens_total"] < 1 || m["mnemonic_shard_faults_total"] < 1 {
+		t.Fatalf("metrics after recovery: faults %v reopens %v", m["mnemonic_shard_faults_total"], m["mnemonic_shard_reopens_total"])
+	}
+	if !strings.Contains(p.stderr.String(), "shard reopened read-write") {
+		t.Errorf("no reopen logged:\n%s", p.stderr)
 	}
 	p.stop()
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,8 +26,18 @@ import (
 // tests start real processes without a separate build step.
 const serveEnv = "MNEMONIC_TEST_SERVE"
 
+// nofileEnv, when set in a served process, is the RLIMIT_NOFILE (soft and
+// hard) it runs under, as `ulimit -n N` would set it for a real mnemonic.
+const nofileEnv = "MNEMONIC_TEST_NOFILE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(serveEnv) == "1" {
+		if n, err := strconv.ParseUint(os.Getenv(nofileEnv), 10, 64); err == nil {
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+				fmt.Fprintf(os.Stderr, "setrlimit: %v\n", err)
+				os.Exit(3)
+			}
+		}
 		os.Exit(run(os.Args[1:]))
 	}
 	os.Exit(m.Run())

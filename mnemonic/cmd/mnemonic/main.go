@@ -58,6 +58,7 @@ func run(args []string) int {
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
 	log := newLogger(os.Stderr, cfg.LogFormat, level)
 	tuneRuntime(cfg)
+	applyFDBudget(&cfg, log)
 
 	opts := cfg.storeOptions(version, log)
 	p := &daemon{log: log, level: level, reg: prometheus.NewRegistry()}

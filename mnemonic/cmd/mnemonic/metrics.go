@@ -235,6 +235,9 @@ func (p *daemon) reload(load func() (Config, error)) {
 	// Compare like with like: the effective config has the store's
 	// defaults filled in.
 	next = next.effective(next.storeOptions(version, p.log))
+	// The same descriptor budget as at start, so a reload cannot give
+	// connections RocksDB's reserve (warned about at start already).
+	applyFDBudget(&next, nil)
 	applied, restart := config.Reload(&cur, next, func(key string) bool {
 		switch key {
 		case "log_level":
