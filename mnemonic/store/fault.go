@@ -253,7 +253,12 @@ func (s *Store) reopenShards() bool {
 		if sh.db != nil {
 			sh.db.Close()
 		}
+		// A write that failed may have left a partial WAL record.
+		scans, serr := scanShardWALs(sh.dir)
 		db, err := openShardDB(sh, false)
+		if err == nil && serr == nil {
+			s.reportRecovery(sh, scans, db)
+		}
 		if err != nil {
 			s.log.Error("cannot reopen shard read-write; it stays read-only", "shard", sh.idx, "dir", sh.dir, "err", err)
 			if db, err = openShardDB(sh, true); err != nil {

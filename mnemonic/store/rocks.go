@@ -66,6 +66,7 @@ func baseOptions(o *Options, cache *grocksdb.Cache) *grocksdb.Options {
 	ro.SetMaxLogFileSize(8 << 20)
 	ro.SetKeepLogFileNum(3)
 	ro.SetMaxBackgroundJobs(o.BackgroundJobs)
+	ro.SetWALRecoveryMode(walRecoveryMode) // why: see wal.go
 	// Bounded, not RocksDB's default of unlimited: the process reserves
 	// this many descriptors per shard ahead of client connections. FIFO
 	// compaction requires every table file open (RocksDB 7.8 refuses

@@ -22,6 +22,10 @@ type counters struct {
 	// shardFaults counts shards that stopped taking writes, shardReopens
 	// the reopens that brought one back (not zeroed by stats reset).
 	shardFaults, shardReopens atomic.Uint64
+	// walDroppedRecords counts WAL records recovery did not replay (see
+	// wal.go), walDroppedWrites their readable entries, walTornTails WAL
+	// files that ended in a partly written record (not zeroed either).
+	walDroppedRecords, walDroppedWrites, walTornTails atomic.Uint64
 }
 
 // Counters is a snapshot of the store's memcached-style counters that
@@ -37,6 +41,11 @@ type Counters struct {
 	// at the last check; DiskFull is true while writes are refused for it.
 	DiskFreeBytes int64
 	DiskFull      bool
+	// WALDroppedRecords are WAL records a recovery did not replay (they
+	// may hold acknowledged writes), WALDroppedWrites the keys written or
+	// deleted in those of them that could be read, WALTornTails recoveries
+	// that dropped a final, partly written (never acknowledged) record.
+	WALDroppedRecords, WALDroppedWrites, WALTornTails uint64
 }
 
 // Counters returns the current counters.
@@ -44,7 +53,9 @@ func (s *Store) Counters() Counters {
 	return Counters{GetExpired: s.stats.getExpired.Load(), GetFlushed: s.stats.getFlushed.Load(),
 		ItemsWritten: s.stats.totalItems.Load(), DiskFullRefused: s.guard.refused.Load(),
 		ShardFaults: s.stats.shardFaults.Load(), ShardReopens: s.stats.shardReopens.Load(),
-		DiskFreeBytes: s.guard.free.Load(), DiskFull: s.guard.full.Load()}
+		DiskFreeBytes: s.guard.free.Load(), DiskFull: s.guard.full.Load(),
+		WALDroppedRecords: s.stats.walDroppedRecords.Load(), WALDroppedWrites: s.stats.walDroppedWrites.Load(),
+		WALTornTails: s.stats.walTornTails.Load()}
 }
 
 // BlockCacheBytes is the memory the shared block cache uses now.
@@ -272,6 +283,9 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 	u("disk_full_refused", c.DiskFullRefused)
 	u("shard_faults", c.ShardFaults)
 	u("shard_reopens", c.ShardReopens)
+	u("wal_dropped_records", c.WALDroppedRecords)
+	u("wal_dropped_writes", c.WALDroppedWrites)
+	u("wal_torn_tails", c.WALTornTails)
 }
 
 func rusageString(tv syscall.Timeval) string {

@@ -120,11 +120,18 @@ func Open(o Options) (*Store, error) {
 		// (100%, 97%, 94%... of the setting) drift apart instead.
 		sh.opts.SetWriteBufferSize(uint64(wbs - wbs*int64(i%8)*3/100))
 		sh.readOnly = lowDisk
+		scans, serr := scanShardWALs(sh.dir)
+		if serr != nil {
+			s.log.Warn("cannot read the WAL before recovery; records it drops will not be counted", "shard", i, "err", serr)
+		}
 		sh.db, err = openShardDB(sh, lowDisk)
 		if err != nil && !lowDisk && isNoSpace(err) {
 			s.log.Warn("disk full: opening shard read-only until space is freed", "shard", i, "err", err)
 			sh.readOnly = true
 			sh.db, err = openShardDB(sh, true)
+		}
+		if err == nil && serr == nil {
+			s.reportRecovery(sh, scans, sh.db)
 		}
 		if err != nil {
 			sh.opts.Destroy()

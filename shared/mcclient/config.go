@@ -64,6 +64,13 @@ type Config struct {
 	BreakerStall time.Duration
 	// BreakerOpen is how long the breaker stays open before it probes.
 	BreakerOpen time.Duration
+	// ClassicGets sends a get or gets of many keys (8 or more) as classic
+	// multi-key "gets" lines instead of one meta mg per key: memcached
+	// answers many keys in one command for less CPU, but classic replies
+	// carry no TTL, so such hits have Exptime 0 (and no W/X/Z flags). For
+	// callers that keep the expiry elsewhere (rend's L1 headers); gat and
+	// shorter gets always use mg.
+	ClassicGets bool
 	// Logger receives connection events (connect, drop, reconnect). Nil
 	// discards them.
 	Logger *slog.Logger

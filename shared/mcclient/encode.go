@@ -23,7 +23,23 @@ const (
 	opVersion                 // version
 	opVerbosity               // verbosity
 	opStats                   // stats
+	opGets                    // gets k1 k2 ... (Config.ClassicGets): n keys from key
 )
+
+// maxGetsLine bounds a classic gets line. memcached reads longer get lines
+// too, but only through a slower path for lines it cannot take in its first
+// 2 KiB read; a longer key list goes out as several lines.
+const maxGetsLine = 2000
+
+// classicMinKeys is the fewest keys a get must have to go out as classic
+// gets lines (Config.ClassicGets). memcached 1.6 writes the reply to every
+// classic get with a syscall of its own, while it answers a run of mg
+// commands with one: single-key gets sent as classic lines cost L1 0.91
+// sendmsg per get instead of 0.14 (50 conns, depth 1), +50% CPU. From 8
+// keys on, a gets line costs at most one write per 8 keys and saves the
+// per-command work of the other 7 (100-key multi-get: L1 CPU per key
+// 2.9 -> 2.3 µs, rend's 2.9 -> 2.3 µs).
+const classicMinKeys = 8
 
 // op is one command of a call. The writer encodes it from the caller's
 // Request; the reader parses its reply using only the op, because once the
@@ -32,7 +48,8 @@ type op struct {
 	kind opKind
 	b64  bool  // send the key base64-encoded with the b flag
 	req  int32 // index of the Request/Response in the call
-	key  int32 // index of the key in Request.Keys (hits report it)
+	key  int32 // index of the key in Request.Keys (hits report it); opGets: the first
+	n    int32 // opGets: number of keys on the line
 	// exp is the absolute expiry reported for gat hits: memcached's t flag
 	// shows the TTL before T is applied, so the sent exptime is the truth.
 	exp int64
@@ -80,7 +97,13 @@ func validArgs(b []byte) bool {
 // prepare resets every Response, answers locally what must not or need not
 // go to the server, and appends the ops of the rest to ops. It runs on the
 // caller's goroutine, so the writer's encoding cannot fail.
-func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue int, now time.Time) []op {
+//
+// With classic, a get or gets of at least classicMinKeys keys goes out as
+// classic multi-key "gets" lines (opGets), split at maxGetsLine and around
+// keys that need base64 (those go as mg): one command for many keys costs
+// memcached less than one mg each, but classic replies carry no TTL, so
+// those hits have Exptime 0.
+func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue int, now time.Time, classic bool) []op {
 	for i, req := range reqs {
 		resp := resps[i]
 		resp.Reset()
@@ -94,6 +117,7 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 			if req.Command == protocol.CmdGat || req.Command == protocol.CmdGats {
 				kind, exp = opGat, gatExpiry(req.Exptime, now)
 			}
+			line := 0 // length of the open opGets line, 0 if none is open
 			for ki, k := range req.Keys {
 				b64, ok := keyForm(k)
 				if !ok {
@@ -101,6 +125,17 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 					resp.ClientError(msgBadFormat)
 					break
 				}
+				if classic && kind == opGet && !b64 && len(req.Keys) >= classicMinKeys {
+					if line > 0 && line+1+len(k) <= maxGetsLine {
+						ops[len(ops)-1].n++
+						line += 1 + len(k)
+						continue
+					}
+					ops = append(ops, op{kind: opGets, req: ri, key: int32(ki), n: 1})
+					line = len("gets ") + len(k)
+					continue
+				}
+				line = 0
 				ops = append(ops, op{kind: kind, b64: b64, req: ri, key: int32(ki), exp: exp})
 			}
 			if len(req.Keys) == 0 {
@@ -176,6 +211,12 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		if o.kind != opGet {
 			dst = append(dst, " T"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		}
+	case opGets:
+		dst = append(dst, "gets"...)
+		for _, k := range req.Keys[o.key : o.key+o.n] {
+			dst = append(dst, ' ')
+			dst = append(dst, k...)
 		}
 	case opStore:
 		dst = append(dst, "ms "...)

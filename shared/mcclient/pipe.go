@@ -15,7 +15,8 @@ import (
 )
 
 // A call moves through these states. The caller's Request may be read only
-// in stEncoding and its Responses written only in stReading; a caller whose
+// in stEncoding and stReading (its keys, to match classic gets replies) and
+// its Responses written only in stReading; a caller whose
 // context ends may walk away (stAbandoned) only from the states in which
 // nobody touches them, and otherwise waits for the short remainder. Every
 // transition is a CAS, so the caller and the pipe never both act on a call.
@@ -328,12 +329,15 @@ func (p *pipe) readCall(cl *call) error {
 	for i := range cl.ops {
 		o := &cl.ops[i]
 		resp := &p.discard
+		var keys [][]byte
 		if claimed {
-			resp = cl.resps[o.req]
+			// The caller now waits for done whatever happens (see wait),
+			// so its Request is intact and may be read to match keys.
+			resp, keys = cl.resps[o.req], cl.reqs[o.req].Keys
 		} else {
 			resp.Reset()
 		}
-		if err := p.rr.read(o, resp, now); err != nil {
+		if err := p.rr.read(o, resp, keys, now); err != nil {
 			if !errors.Is(err, errValueTooLarge) {
 				return err
 			}

@@ -3,7 +3,9 @@
 // conformance suite run the codecs and the server against; it is not a
 // product (one mutex, one map, no eviction).
 //
-// What it implements, as memcached does:
+// The item semantics (what each command does to an item, counters, CAS,
+// the meta stale-while-revalidate state) are package item's, applied here
+// under one mutex. What the store implements, as memcached does:
 //   - get/gets/gat/gats/touch, set/add/replace/append/prepend/cas, delete,
 //     incr/decr, flush_all (with delay), stats, version, verbosity;
 //   - exptime via protocol.AbsExpiry against an injectable clock; writes
@@ -32,12 +34,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
-
-// metaArithmetic is Request.Opcode for meta ma: protocol.Request records
-// the meta command letter there.
-const metaArithmetic = 'a'
 
 // DefaultVersion is what "version" answers unless Options.Version says
 // otherwise.
@@ -67,26 +66,19 @@ type Store struct {
 	started     time.Time
 
 	mu      sync.Mutex
-	items   map[string]*item // guarded by mu
-	lastCAS uint64           // guarded by mu: the last CAS handed out
+	items   map[string]*entry // guarded by mu
+	lastCAS uint64            // guarded by mu: the last CAS handed out
 	// flushAt is a pending delayed flush_all (unix seconds, 0: none):
 	// once now >= flushAt, items written before flushAt are gone.
 	flushAt int64    // guarded by mu
 	c       counters // guarded by mu
 }
 
-// item is one stored value. A value slice is never modified once stored
-// (a write makes a new item); only tokenSent changes in place, under mu.
-type item struct {
-	value   []byte
-	flags   uint32
-	exptime int64  // absolute unix seconds, 0: never
-	cas     uint64 // version of this write
-	written int64  // unix second of the write, for delayed flush_all
-	// stale marks an item invalidated by meta md I (or written by ms I
-	// with an older CAS); tokenSent records that a reader was handed the
-	// meta W (win) token for it, so later readers see Z instead.
-	stale, tokenSent bool
+// entry is one stored item. Its value is never modified once stored (a
+// write makes a new entry).
+type entry struct {
+	it      item.Item
+	written int64 // unix second of the last write, for delayed flush_all
 }
 
 // counters are the stats memcached reports under the same names.
@@ -108,7 +100,7 @@ func New(opts Options) *Store {
 		maxItemSize: opts.MaxItemSize,
 		connStats:   opts.ConnStats,
 		pid:         os.Getpid(),
-		items:       make(map[string]*item),
+		items:       make(map[string]*entry),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -179,67 +171,87 @@ func (s *Store) liveCount(now int64) int {
 	return n
 }
 
-func expired(it *item, now int64) bool {
-	return it.exptime != 0 && it.exptime <= now
+func expired(e *entry, now int64) bool {
+	return !e.it.Live(now)
 }
 
 // lookup returns the live item under key, dropping it if it has expired.
-func (s *Store) lookup(key []byte, now int64) *item {
-	it, _ := s.lookupExpired(key, now)
-	return it
+func (s *Store) lookup(key []byte, now int64) *entry {
+	e, _ := s.lookupExpired(key, now)
+	return e
 }
 
 // lookupExpired is lookup that also reports whether an expired item was
 // found (and dropped), for get_expired.
-func (s *Store) lookupExpired(key []byte, now int64) (it *item, wasExpired bool) {
-	it, ok := s.items[string(key)]
+func (s *Store) lookupExpired(key []byte, now int64) (e *entry, wasExpired bool) {
+	e, ok := s.items[string(key)]
 	if !ok {
 		return nil, false
 	}
-	if expired(it, now) {
+	if expired(e, now) {
 		delete(s.items, string(key))
 		return nil, true
 	}
-	return it, false
+	return e, false
 }
 
-// nextCAS returns the CAS for a write: the one the client asked for (meta
-// E) or a fresh one.
-func (s *Store) nextCAS(req *protocol.Request) uint64 {
-	if req.NewCAS != 0 {
-		return req.NewCAS
+// cur is e's item for package item, nil for no entry.
+func cur(e *entry) *item.Item {
+	if e == nil {
+		return nil
 	}
-	s.lastCAS++
-	return s.lastCAS
+	return &e.it
 }
 
-// put stores it under key unless its exptime is already past, in which
-// case the write succeeds but leaves nothing (memcached stores the item
-// already expired; the old one is replaced either way).
-func (s *Store) put(key []byte, it *item, now int64) {
-	s.c.totalItems++
-	if expired(it, now) {
+// apply carries out an outcome for key: a new version gets its CAS (the one
+// the client asked for with meta E, or a fresh one), and a stored value is
+// copied unless it is the old item's own (immutable) value.
+func (s *Store) apply(key []byte, req *protocol.Request, old *entry, o *item.Outcome, now int64) {
+	if o.NeedCAS && o.Status == protocol.StatusOK {
+		if req.NewCAS != 0 {
+			o.SetCAS(req.NewCAS)
+		} else {
+			s.lastCAS++
+			o.SetCAS(s.lastCAS)
+		}
+	}
+	switch o.Action {
+	case item.Put:
+		n := o.Next
+		if old == nil || !sameBytes(n.Value, old.it.Value) {
+			n.Value = append([]byte{}, n.Value...)
+		}
+		if !o.StateOnly {
+			s.c.totalItems++
+		}
+		written := now
+		if o.StateOnly && old != nil {
+			written = old.written
+		}
+		s.items[string(key)] = &entry{it: n, written: written}
+	case item.Delete:
+		if o.NeedCAS {
+			s.c.totalItems++ // a write born expired still counts
+		}
 		delete(s.items, string(key))
-		return
 	}
-	s.items[string(key)] = it
+}
+
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Time, touch bool) {
 	unix := now.Unix()
-	var exp int64
-	var past bool
-	if touch {
-		exp, past = protocol.AbsExpiry(req.Exptime, now)
-	}
 	for i, key := range req.Keys {
-		it, wasExpired := s.lookupExpired(key, unix)
+		e, wasExpired := s.lookupExpired(key, unix)
 		if touch {
 			s.c.cmdTouch++
 		}
 		s.c.cmdGet++
-		created := false
-		if it == nil {
+		o := item.Read(req, cur(e), unix)
+		switch {
+		case e == nil:
 			s.c.getMisses++
 			if wasExpired {
 				s.c.getExpired++
@@ -247,309 +259,82 @@ func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Tim
 			if touch {
 				s.c.touchMisses++
 			}
-			if !req.Vivify {
-				continue
-			}
-			// mg N: create an empty placeholder and hand this client the
-			// win token, so it alone recomputes the value.
-			s.lastCAS++
-			it = &item{value: []byte{}, exptime: absExpiry(req.Exptime, now), cas: s.lastCAS, written: unix}
-			s.put(key, it, unix)
-			created = true
-		} else {
+		default:
 			s.c.getHits++
-		}
-		if touch && !created {
-			s.c.touchHits++
-			// A touch changes the expiry, not the version.
-			nit := *it
-			nit.exptime = exp
-			it = &nit
-			if past {
-				// The hit is answered, then the item is gone.
-				delete(s.items, string(key))
-			} else {
-				s.items[string(key)] = it
+			if touch {
+				s.c.touchHits++
 			}
 		}
-		// As memcached's mg: Z if the token went out before, X if stale,
-		// and W for a created item or the first reader of a stale one.
-		won := it.tokenSent
-		win := created || (it.stale && !it.tokenSent)
-		if win {
-			it.tokenSent = true
+		if o.Status != protocol.StatusOK {
+			continue
 		}
-		h := resp.AppendHit(i, it.value, it.flags, it.cas, it.exptime)
-		h.Win, h.Won, h.Stale = win, won, it.stale
+		s.apply(key, req, e, &o, unix)
+		o.AppendHit(resp, i)
 	}
 	resp.Status = protocol.StatusOK
+}
+
+// write runs a write command through package item.
+func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.Time) item.Outcome {
+	key := req.Key()
+	unix := now.Unix()
+	e := s.lookup(key, unix)
+	o := item.Apply(req, cur(e), unix, s.maxItemSize, nil)
+	s.apply(key, req, e, &o, unix)
+	o.Reply(resp)
+	return o
 }
 
 func (s *Store) touch(req *protocol.Request, resp *protocol.Response, now time.Time) {
-	key := req.Key()
 	s.c.cmdTouch++
-	it := s.lookup(key, now.Unix())
-	if it == nil {
-		s.c.touchMisses++
-		resp.Status = protocol.StatusNotFound
-		return
-	}
-	s.c.touchHits++
-	exp, past := protocol.AbsExpiry(req.Exptime, now)
-	if past {
-		delete(s.items, string(key))
+	if o := s.write(req, resp, now); o.Status == protocol.StatusOK {
+		s.c.touchHits++
 	} else {
-		nit := *it
-		nit.exptime = exp
-		s.items[string(key)] = &nit
+		s.c.touchMisses++
 	}
-	resp.Status = protocol.StatusOK
+	resp.Hits = resp.Hits[:0]
 }
 
 func (s *Store) store(req *protocol.Request, resp *protocol.Response, now time.Time) {
-	key := req.Key()
-	unix := now.Unix()
 	s.c.cmdSet++
-	old := s.lookup(key, unix)
-	cmd := req.Command
-
-	switch {
-	case cmd == protocol.CmdCas || (req.CAS != 0 && (cmd == protocol.CmdSet || cmd == protocol.CmdAdd || cmd == protocol.CmdReplace)):
-		// memcached turns any store carrying a CAS into a compare-and-swap.
-		switch {
-		case old == nil:
-			s.c.casMisses++
-			resp.Status = protocol.StatusNotFound
-			return
-		case old.cas != req.CAS && req.Invalidate && req.CAS < old.cas:
-			// ms I: a write based on an older version is still stored,
-			// marked stale, keeping the current TTL and token state.
+	o := s.write(req, resp, now)
+	if item.IsCompareAndSwap(req) {
+		switch o.Status {
+		case protocol.StatusOK:
 			s.c.casHits++
-			it := &item{
-				value:     append([]byte(nil), req.Value...),
-				flags:     req.Flags,
-				exptime:   old.exptime,
-				cas:       s.nextCAS(req),
-				written:   unix,
-				stale:     true,
-				tokenSent: old.tokenSent,
-			}
-			s.put(key, it, unix)
-			resp.Status, resp.CAS = protocol.StatusOK, it.cas
-			return
-		case old.cas != req.CAS:
+		case protocol.StatusNotFound:
+			s.c.casMisses++
+		case protocol.StatusExists:
 			s.c.casBadval++
-			resp.Status = protocol.StatusExists
-			return
 		}
-		s.c.casHits++
-	case cmd == protocol.CmdAdd && old != nil,
-		cmd == protocol.CmdReplace && old == nil,
-		(cmd == protocol.CmdAppend || cmd == protocol.CmdPrepend) && old == nil:
-		resp.Status = protocol.StatusNotStored
-		return
-	case (cmd == protocol.CmdAppend || cmd == protocol.CmdPrepend) && req.CAS != 0 && old.cas != req.CAS:
-		resp.Status = protocol.StatusExists
-		return
 	}
-
-	if cmd == protocol.CmdAppend || cmd == protocol.CmdPrepend {
-		// Flags and exptime are the old item's; the request's are ignored.
-		if len(old.value)+len(req.Value) > s.maxItemSize {
-			resp.Status = protocol.StatusTooLarge
-			return
-		}
-		v := make([]byte, 0, len(old.value)+len(req.Value))
-		if cmd == protocol.CmdAppend {
-			v = append(append(v, old.value...), req.Value...)
-		} else {
-			v = append(append(v, req.Value...), old.value...)
-		}
-		it := &item{value: v, flags: old.flags, exptime: old.exptime, cas: s.nextCAS(req), written: unix}
-		s.put(key, it, unix)
-		resp.Status, resp.CAS = protocol.StatusOK, it.cas
-		return
-	}
-
-	if len(req.Value) > s.maxItemSize {
-		// memcached unlinks the old item of a set too large to store, so
-		// a failed set never leaves stale data readable.
-		if cmd == protocol.CmdSet {
-			delete(s.items, string(key))
-		}
-		resp.Status = protocol.StatusTooLarge
-		return
-	}
-	it := &item{
-		value:   append([]byte(nil), req.Value...),
-		flags:   req.Flags,
-		exptime: absExpiry(req.Exptime, now),
-		cas:     s.nextCAS(req),
-		written: unix,
-	}
-	s.put(key, it, unix)
-	resp.Status, resp.CAS = protocol.StatusOK, it.cas
-}
-
-// absExpiry is protocol.AbsExpiry with "already past" folded into the
-// result: such an item gets an exptime of now, which expired() reports.
-func absExpiry(exptime int64, now time.Time) int64 {
-	abs, past := protocol.AbsExpiry(exptime, now)
-	if past {
-		return now.Unix()
-	}
-	return abs
 }
 
 func (s *Store) delete(req *protocol.Request, resp *protocol.Response, now time.Time) {
-	key := req.Key()
-	it := s.lookup(key, now.Unix())
-	switch {
-	case it == nil:
+	switch o := s.write(req, resp, now); o.Status {
+	case protocol.StatusOK:
+		s.c.deleteHits++
+	case protocol.StatusNotFound:
 		s.c.deleteMisses++
-		resp.Status = protocol.StatusNotFound
-	case req.CAS != 0 && it.cas != req.CAS:
-		resp.Status = protocol.StatusExists
-	case req.Invalidate:
-		// md I: keep the item but mark it stale with a new version, so
-		// the next reader wins the right to refresh it.
-		s.c.deleteHits++
-		nit := *it
-		nit.stale, nit.tokenSent = true, false
-		nit.cas = s.nextCAS(req)
-		if req.HasExptime {
-			nit.exptime = absExpiry(req.Exptime, now)
-		}
-		s.put(key, &nit, now.Unix())
-		resp.Status, resp.CAS = protocol.StatusOK, nit.cas
-	default:
-		s.c.deleteHits++
-		delete(s.items, string(key))
-		resp.Status = protocol.StatusOK
+	}
+	if !req.Invalidate {
+		resp.CAS = 0
 	}
 }
 
 func (s *Store) arith(req *protocol.Request, resp *protocol.Response, now time.Time) {
-	key := req.Key()
-	unix := now.Unix()
-	incr := req.Command == protocol.CmdIncr
-	it := s.lookup(key, unix)
-	if it == nil {
-		if incr {
-			s.c.incrMisses++
-		} else {
-			s.c.decrMisses++
-		}
-		if !req.Vivify {
-			resp.Status = protocol.StatusNotFound
-			return
-		}
-		// Auto-vivify (binary incr with an exptime, meta ma N): create
-		// the counter with the initial value; the delta is not applied.
-		nit := &item{
-			value:   strconv.AppendUint(nil, req.Initial, 10),
-			flags:   req.Flags,
-			exptime: absExpiry(req.Exptime, now),
-			cas:     s.nextCAS(req),
-			written: unix,
-		}
-		s.put(key, nit, unix)
-		resp.Status, resp.Number, resp.CAS = protocol.StatusOK, req.Initial, nit.cas
-		resp.AppendHit(0, nil, nit.flags, nit.cas, nit.exptime)
-		return
+	e := s.lookup(req.Key(), now.Unix())
+	hits, misses := &s.c.decrHits, &s.c.decrMisses
+	if req.Command == protocol.CmdIncr {
+		hits, misses = &s.c.incrHits, &s.c.incrMisses
 	}
-	if req.CAS != 0 && it.cas != req.CAS {
-		resp.Status = protocol.StatusExists
-		return
+	o := s.write(req, resp, now)
+	switch {
+	case e == nil:
+		*misses++
+	case o.Status == protocol.StatusOK:
+		*hits++
 	}
-	v, ok := parseCounter(it.value)
-	if !ok {
-		resp.Status = protocol.StatusNonNumeric
-		return
-	}
-	if incr {
-		s.c.incrHits++
-		v += req.Delta // wraps at 2^64, as memcached's uint64_t does
-	} else {
-		s.c.decrHits++
-		if req.Delta > v {
-			v = 0
-		} else {
-			v -= req.Delta
-		}
-	}
-	digits := strconv.AppendUint(nil, v, 10)
-	var nv []byte
-	if len(digits) <= len(it.value) {
-		// memcached rewrites a counter in place when the new number
-		// fits, padding the rest of the old length with spaces.
-		nv = make([]byte, len(it.value))
-		copy(nv, digits)
-		for i := len(digits); i < len(nv); i++ {
-			nv[i] = ' '
-		}
-	} else {
-		nv = digits
-	}
-	exp := it.exptime
-	if req.HasExptime && req.Opcode == metaArithmetic {
-		// ma T sets the TTL of a hit. A binary incr's exptime only
-		// applies to an item it creates, so only the meta form counts.
-		exp = absExpiry(req.Exptime, now)
-	}
-	nit := &item{value: nv, flags: it.flags, exptime: exp, cas: s.nextCAS(req), written: unix}
-	s.put(key, nit, unix)
-	resp.Status, resp.Number, resp.CAS = protocol.StatusOK, v, nit.cas
-	// The item's expiry, for meta ma's t flag (the codec reads it from
-	// the first hit); the number itself is in Number.
-	resp.AppendHit(0, nil, nit.flags, nit.cas, nit.exptime)
-}
-
-// parseCounter reads a stored value as memcached's safe_strtoull does on
-// the item data (which ends in "\r\n"): optional leading white space, an
-// optional sign, at least one decimal digit without overflow, then white
-// space or the end ("7 junk" is 7, "7junk" is not a number). A minus sign is
-// accepted only where the result is not negative as an int64 ("-0" is 0).
-func parseCounter(b []byte) (uint64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	i := 0
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	neg := false
-	if i < len(b) && (b[i] == '+' || b[i] == '-') {
-		neg = b[i] == '-'
-		i++
-	}
-	start := i
-	var v uint64
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		d := uint64(b[i] - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false // ERANGE
-		}
-		v = v*10 + d
-		i++
-	}
-	if i == start {
-		return 0, false
-	}
-	if neg {
-		v = -v
-		if int64(v) < 0 {
-			return 0, false
-		}
-	}
-	if i < len(b) && !isSpace(b[i]) {
-		return 0, false
-	}
-	return v, true
-}
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 // flush handles flush_all: at once, or at a later time.
@@ -571,8 +356,8 @@ func (s *Store) applyFlush(now int64) {
 	if s.flushAt == 0 || now < s.flushAt {
 		return
 	}
-	for k, it := range s.items {
-		if it.written < s.flushAt {
+	for k, e := range s.items {
+		if e.written < s.flushAt {
 			delete(s.items, k)
 		}
 	}
@@ -615,9 +400,9 @@ func (s *Store) stats(req *protocol.Request, resp *protocol.Response, now time.T
 	}
 	unix := now.Unix()
 	var bytes uint64
-	for _, it := range s.items {
-		if !expired(it, unix) {
-			bytes += uint64(len(it.value))
+	for _, e := range s.items {
+		if !expired(e, unix) {
+			bytes += uint64(len(e.it.Value))
 		}
 	}
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }

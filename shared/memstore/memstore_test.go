@@ -80,6 +80,16 @@ func (f *fixture) hit(key string) protocol.Hit {
 	return r.Hits[0]
 }
 
+// mg reads key as meta mg does (W X Z handed out).
+func (f *fixture) mg(key string) protocol.Hit {
+	f.t.Helper()
+	r := f.do(protocol.CmdGet, func(r *protocol.Request) { r.Mods.Meta = true }, key)
+	if len(r.Hits) != 1 {
+		f.t.Fatalf("%s: miss", key)
+	}
+	return r.Hits[0]
+}
+
 func exptime(e int64) func(*protocol.Request) {
 	return func(r *protocol.Request) { r.Exptime = e }
 }
@@ -169,7 +179,8 @@ func TestTooLarge(t *testing.T) {
 		t.Fatal("a too-large set must remove the old item, as memcached does")
 	}
 	f.set(protocol.CmdSet, "a", string(make([]byte, 60)), nil)
-	f.status(f.set(protocol.CmdAppend, "a", string(make([]byte, 41)), nil), protocol.StatusTooLarge)
+	// memcached cannot allocate the combined item and answers NOT_STORED.
+	f.status(f.set(protocol.CmdAppend, "a", string(make([]byte, 41)), nil), protocol.StatusNotStored)
 	if len(f.get("a")) != 60 {
 		t.Fatal("a failed append changed the item")
 	}
@@ -325,7 +336,7 @@ func TestIncrVivifyAndTTL(t *testing.T) {
 	}
 	// ...but meta ma T does.
 	f.do(protocol.CmdDecr, func(r *protocol.Request) {
-		r.Opcode, r.Delta, r.Exptime, r.HasExptime = 'a', 2, 7, true
+		r.Mods.Meta, r.Mods.SetTTL, r.Delta, r.Exptime, r.HasExptime = true, true, 2, 7, true
 	}, "c")
 	if h := f.hit("c"); string(h.Value) != "50" || h.Exptime != f.now.Unix()+7 {
 		t.Fatalf("ma T: %+v", h)
@@ -366,7 +377,9 @@ func TestFlushAll(t *testing.T) {
 
 func TestMetaTokens(t *testing.T) {
 	f := newFixture(t)
-	mgN := func(r *protocol.Request) { r.Opcode, r.Vivify, r.Exptime, r.HasExptime = 'g', true, 30, false }
+	mgN := func(r *protocol.Request) {
+		r.Mods.Meta, r.Vivify, r.Mods.VivifyExptime, r.Exptime, r.HasExptime = true, true, 30, 30, false
+	}
 	r := f.do(protocol.CmdGet, mgN, "k")
 	if len(r.Hits) != 1 || !r.Hits[0].Win || r.Hits[0].Won || len(r.Hits[0].Value) != 0 ||
 		r.Hits[0].Exptime != f.now.Unix()+30 {
@@ -377,22 +390,26 @@ func TestMetaTokens(t *testing.T) {
 		t.Fatalf("second mg N: %+v, want Z only", h)
 	}
 	cas := f.set(protocol.CmdSet, "k", "fresh", nil).CAS
-	if h := f.hit("k"); h.Win || h.Won || h.Stale {
+	if h := f.mg("k"); h.Win || h.Won || h.Stale {
 		t.Fatalf("a set clears the tokens: %+v", h)
 	}
 	// md I: stale, new CAS; first reader wins, the next sees Z.
 	r = f.do(protocol.CmdDelete, func(r *protocol.Request) { r.Invalidate = true }, "k")
 	f.status(r, protocol.StatusOK)
-	if h := f.hit("k"); !h.Stale || !h.Win || h.Won || h.CAS == cas || string(h.Value) != "fresh" {
+	if h := f.mg("k"); !h.Stale || !h.Win || h.Won || h.CAS == cas || string(h.Value) != "fresh" {
 		t.Fatalf("first read after md I: %+v", h)
 	}
-	if h := f.hit("k"); !h.Stale || h.Win || !h.Won {
+	if h := f.mg("k"); !h.Stale || h.Win || !h.Won {
 		t.Fatalf("second read after md I: %+v", h)
+	}
+	// A classic get serves the stale item without handing out tokens.
+	if h := f.hit("k"); h.Win || h.Won || string(h.Value) != "fresh" {
+		t.Fatalf("get after md I: %+v", h)
 	}
 	// ms I with the older CAS stores the value, still stale.
 	r = f.set(protocol.CmdCas, "k", "recomputed", func(r *protocol.Request) { r.CAS = cas; r.Invalidate = true })
 	f.status(r, protocol.StatusOK)
-	if h := f.hit("k"); !h.Stale || string(h.Value) != "recomputed" {
+	if h := f.mg("k"); !h.Stale || string(h.Value) != "recomputed" {
 		t.Fatalf("ms I: %+v", h)
 	}
 	f.status(f.set(protocol.CmdCas, "k", "x", func(r *protocol.Request) { r.CAS = r.CAS + 1<<40; r.Invalidate = true }), protocol.StatusExists)

@@ -135,6 +135,10 @@ type Request struct {
 	// not support stale items treat it as absent.
 	Invalidate bool
 
+	// Mods are the meta protocol's item modifiers, explicit so handlers
+	// need not read codec state. Zero for classic and binary requests.
+	Mods Mods
+
 	// Args is the rest of the line for stats (the group) and verbosity.
 	Args []byte
 
@@ -153,6 +157,31 @@ type Request struct {
 	Meta MetaFlags
 
 	arena []byte
+}
+
+// Mods are the meta protocol's per-item modifiers (see package item for
+// what each does). The meta codec sets them; classic and binary requests
+// leave them zero.
+type Mods struct {
+	// Meta marks a meta command (mg ms md ma): its reply may carry W, X
+	// and Z, and the fields below apply.
+	Meta bool
+	// SetTTL (ma T; mg T, which also makes the command CmdGat) sets a
+	// hit's TTL to Request.Exptime. Without it, a binary incr's Exptime
+	// applies only to the item it creates.
+	SetTTL bool
+	// VivifyExptime is N's TTL, for the item mg N / ma N creates.
+	VivifyExptime int64
+	// Recache (mg R, HasRecache) hands the win token (W) to the first
+	// reader of an item whose remaining TTL is below Recache seconds.
+	Recache    int64
+	HasRecache bool
+	// memcached applies T and N and prints t in flag order: TTLBeforeSet
+	// says t came before T, TTLBeforeVivify before N, and VivifyAfterSet
+	// that N came after T (so a created item keeps N's TTL).
+	TTLBeforeSet, TTLBeforeVivify, VivifyAfterSet bool
+	// NoBump (mg u) reads without recording an access.
+	NoBump bool
 }
 
 // MetaFlags records per-request meta protocol details a codec needs when
@@ -256,6 +285,23 @@ type Hit struct {
 	// Win, Stale and Won carry meta's W, X and Z return flags for handlers
 	// that implement stale-while-revalidate; others leave them false.
 	Win, Stale, Won bool
+	// Fetched (mg h) says the item had been read before this request;
+	// Accessed (mg l) is the unix second of its last recorded access
+	// before it (0: unknown, printed as l0).
+	Fetched  bool
+	Accessed int64
+	// EarlyTTL says the reply's t shows EarlyExptime, the expiry before a
+	// T or N that came after t in the request changed it to Exptime.
+	EarlyTTL     bool
+	EarlyExptime int64
+}
+
+// CopyMeta copies h's meta fields (W X Z, h, l, early t) to dst, for a
+// handler that answers with a hit another handler returned.
+func (h *Hit) CopyMeta(dst *Hit) {
+	dst.Win, dst.Stale, dst.Won = h.Win, h.Stale, h.Won
+	dst.Fetched, dst.Accessed = h.Fetched, h.Accessed
+	dst.EarlyTTL, dst.EarlyExptime = h.EarlyTTL, h.EarlyExptime
 }
 
 // Stat is one line of a stats reply.

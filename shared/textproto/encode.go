@@ -320,6 +320,9 @@ func (c *ServerCodec) writeMA(req *protocol.Request, resp *protocol.Response) {
 	it := item{cas: resp.CAS}
 	if len(resp.Hits) > 0 {
 		it.exptime = resp.Hits[0].Exptime
+		if resp.Hits[0].EarlyTTL {
+			it.exptime = resp.Hits[0].EarlyExptime
+		}
 	}
 	b := c.hdr[:0]
 	withValue := req.Want&protocol.WantValue != 0
@@ -378,11 +381,18 @@ type item struct {
 	size    int
 	flags   uint32
 	cas     uint64
-	exptime int64 // absolute, 0 never
+	exptime int64 // absolute, 0 never, as t shows it
+	fetched bool  // h
+	access  int64 // l: unix second of the last access, 0 unknown
 }
 
 func hitItem(h *protocol.Hit) item {
-	return item{has: true, size: len(h.Value), flags: h.Flags, cas: h.CAS, exptime: h.Exptime}
+	it := item{has: true, size: len(h.Value), flags: h.Flags, cas: h.CAS, exptime: h.Exptime,
+		fetched: h.Fetched, access: h.Accessed}
+	if h.EarlyTTL {
+		it.exptime = h.EarlyExptime
+	}
+	return it
 }
 
 // Return flags each meta command prints (bit rfX set), as memcached does.
@@ -419,9 +429,18 @@ func (c *ServerCodec) appendReturnFlags(b []byte, req *protocol.Request, mask ui
 				b = strconv.AppendUint(b, uint64(it.flags), 10)
 			}
 		case rfL:
-			b = append(b, " l0"...)
+			b = append(b, " l"...)
+			var la int64
+			if it.access != 0 {
+				la = max(c.now().Unix()-it.access, 0)
+			}
+			b = strconv.AppendInt(b, la, 10)
 		case rfH:
-			b = append(b, " h0"...)
+			if it.fetched {
+				b = append(b, " h1"...)
+			} else {
+				b = append(b, " h0"...)
+			}
 		case rfO:
 			b = append(b, ' ')
 			b = append(b, req.Meta.Opaque...)

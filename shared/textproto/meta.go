@@ -89,6 +89,12 @@ type metaFlags struct {
 	initial  uint64
 	invalid  bool // I
 	opaque   []byte
+	recache  int32 // R
+	hasR     bool
+	noBump   bool // u
+	// Token positions of t, T and N (0: absent), because memcached
+	// applies T and N and prints t in flag order.
+	posTTL, posT, posN int
 }
 
 // preparse runs memcached's flag pass over tokens [first, ntok). It returns
@@ -120,24 +126,28 @@ func (c *ServerCodec) preparse(first int, mf *metaFlags) (errMsg string) {
 			if !ok {
 				errMsg = msgBadToken
 			}
-			mf.vivify, mf.vivExp = true, v
+			mf.vivify, mf.vivExp, mf.posN = true, v, i
 		case 'T':
 			v, ok := safeStrtol(val)
 			if !ok {
 				errMsg = msgBadToken
 			}
-			mf.hasT, mf.exptime = true, v
+			mf.hasT, mf.exptime, mf.posT = true, v, i
 		case 'R':
-			// Recache: only a handler with stale-while-revalidate could
-			// honour it, and the model has no field; checked, then ignored.
-			if _, ok := safeStrtol(val); !ok {
+			v, ok := safeStrtol(val)
+			if !ok {
 				errMsg = msgBadToken
 			}
+			mf.hasR, mf.recache = true, v
 		case 'O':
 			mf.opaque = t
-		case 'P', 'L', 'u', 'h', 'l':
-			// P, L: proxy hints; u: no LRU bump. Accepted and ignored.
-		case 'k', 's', 't', 'c', 'f':
+		case 'u':
+			mf.noBump = true
+		case 'P', 'L', 'h', 'l':
+			// P, L: proxy hints. Accepted and ignored.
+		case 't':
+			mf.posTTL = i
+		case 'k', 's', 'c', 'f':
 		case 'v':
 			mf.want |= protocol.WantValue
 		case 'q':
@@ -215,6 +225,15 @@ func (c *ServerCodec) applyMeta(req *protocol.Request, mf *metaFlags) {
 	req.Meta.Base64 = mf.b64
 	req.Meta.Flags = mf.order
 	req.Meta.Mode = mf.mode
+	m := &req.Mods
+	m.Meta = true
+	m.SetTTL = mf.hasT
+	m.VivifyExptime = int64(mf.vivExp)
+	m.Recache, m.HasRecache = int64(mf.recache), mf.hasR
+	m.NoBump = mf.noBump
+	m.TTLBeforeSet = mf.posTTL != 0 && mf.posTTL < mf.posT
+	m.TTLBeforeVivify = mf.posTTL != 0 && mf.posTTL < mf.posN
+	m.VivifyAfterSet = mf.posN > mf.posT
 	if mf.opaque != nil {
 		req.Meta.Opaque = req.CopyBytes(mf.opaque)
 	}
@@ -280,7 +299,8 @@ func (c *ServerCodec) parseMG(req *protocol.Request) error {
 	switch {
 	case mf.hasT:
 		// memcached applies N's TTL to an item it creates and T's to any
-		// hit, in flag order; the model has one Exptime, and T wins.
+		// hit, in flag order: Exptime carries T, Mods.VivifyExptime N and
+		// Mods the order (package item applies them).
 		req.Command = protocol.CmdGat
 		req.Exptime, req.HasExptime = int64(mf.exptime), true
 	case mf.vivify:

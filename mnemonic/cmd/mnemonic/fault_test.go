@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,4 +298,107 @@ func TestShardRecoversFromFDExhaustion(t *testing.T) {
 		t.Errorf("no reopen logged:\n%s", p.stderr)
 	}
 	p.stop()
+}
+
+// newestWAL returns the path of the newest WAL file of a shard directory.
+func newestWAL(t *testing.T, dir string) string {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no WAL in %s: %v", dir, err)
+	}
+	sort.Strings(logs)
+	return logs[len(logs)-1]
+}
+
+// TestGarbledWALAfterKill9 is issue 11 item 8: after kill -9, a damaged WAL
+// record is not skipped silently. Recovery stops at it (kPointInTimeRecovery:
+// the shard holds a prefix of the writes, and starts), logs an ERROR naming
+// what it dropped, and counts it; every write before the damage survives.
+func TestGarbledWALAfterKill9(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// damage garbles the WAL and returns it with the first key it
+		// hits.
+		damage func(t *testing.T, wal []byte) ([]byte, int)
+		// torn: only a partly written last record (WARN, not ERROR).
+		torn bool
+	}{
+		// The last record: the damage a torn write or a bad last sector does.
+		{"tail", func(t *testing.T, wal []byte) ([]byte, int) {
+			for i := len(wal) - 8; i < len(wal); i++ {
+				wal[i] ^= 0xff
+			}
+			return wal, 199
+		}, false},
+		// The last record cut short, as a crash in the middle of the
+		// write leaves it.
+		{"torn", func(t *testing.T, wal []byte) ([]byte, int) {
+			return wal[:len(wal)-5], 199
+		}, true},
+		// A record in the middle: recovery must stop there, not skip it.
+		{"middle", func(t *testing.T, wal []byte) ([]byte, int) {
+			i := bytes.Index(wal, []byte("value-120-"))
+			if i < 0 {
+				t.Fatal("value-120 not in the WAL")
+			}
+			wal[i+3] ^= 0xff
+			return wal, 120
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			admin := freeAddr(t)
+			args := []string{"-shards", "1", "-admin", admin}
+			p := startMnemonic(t, data, args...)
+			c := dialText(t, p.addr)
+			const n = 200
+			for i := 0; i < n; i++ {
+				v := fmt.Sprintf("value-%d-%s", i, strings.Repeat("v", 40))
+				c.do(fmt.Sprintf("set key%d 0 0 %d\r\n%s\r\n", i, len(v), v), "STORED")
+			}
+			p.crash()
+
+			path := newestWAL(t, filepath.Join(data, "shard-000"))
+			wal, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wal, first := tc.damage(t, wal)
+			if err := os.WriteFile(path, wal, 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			p = startMnemonic(t, data, args...)
+			log := p.stderr.String()
+			switch {
+			case tc.torn && !strings.Contains(log, "level=WARN msg=\"WAL ended in a partly written record"):
+				t.Fatalf("no WARN about the torn record:\n%s", log)
+			case !tc.torn && !strings.Contains(log, "level=ERROR msg=\"WAL recovery dropped records"):
+				t.Fatalf("no ERROR about dropped WAL records:\n%s", log)
+			}
+			c = dialText(t, p.addr)
+			for i := 0; i < first; i++ {
+				v := fmt.Sprintf("value-%d-%s", i, strings.Repeat("v", 40))
+				c.do(fmt.Sprintf("get key%d\r\n", i), fmt.Sprintf("VALUE key%d 0 %d", i, len(v)), v, "END")
+			}
+			// A prefix: nothing at or after the damage was replayed.
+			for i := first; i < n; i++ {
+				c.do(fmt.Sprintf("get key%d\r\n", i), "END")
+			}
+			want, torn := n-first, 0
+			if tc.torn {
+				want, torn = 0, 1
+			}
+			m := scrape(t, admin)
+			if m["mnemonic_wal_dropped_records_total"] != float64(want) || m["mnemonic_wal_torn_tails_total"] != float64(torn) {
+				t.Fatalf("dropped %v torn %v, want %d and %d\n%s", m["mnemonic_wal_dropped_records_total"],
+					m["mnemonic_wal_torn_tails_total"], want, torn, log)
+			}
+			if st := textStats(c, ""); st["wal_dropped_records"] != fmt.Sprint(want) {
+				t.Fatalf("stats wal_dropped_records %s, want %d", st["wal_dropped_records"], want)
+			}
+			p.stop()
+		})
+	}
 }

@@ -140,6 +140,9 @@ func storeCollector(st *store.Store) prometheus.Collector {
 	s.Counter(n("disk_full_refused_total"), "Writes refused because the disk was full (SERVER_ERROR out of disk space).", nil, func(c store.Counters) float64 { return float64(c.DiskFullRefused) })
 	s.Counter(n("shard_faults_total"), "Times a shard stopped taking writes (a failed write or a RocksDB background error).", nil, func(c store.Counters) float64 { return float64(c.ShardFaults) })
 	s.Counter(n("shard_reopens_total"), "Times a read-only or stopped shard was reopened read-write.", nil, func(c store.Counters) float64 { return float64(c.ShardReopens) })
+	s.Counter(n("wal_dropped_records_total"), "WAL records a shard's recovery did not replay (kPointInTimeRecovery stops at the first unreadable one); they may hold acknowledged writes.", nil, func(c store.Counters) float64 { return float64(c.WALDroppedRecords) })
+	s.Counter(n("wal_dropped_writes_total"), "Keys written or deleted in the readable WAL records recovery dropped.", nil, func(c store.Counters) float64 { return float64(c.WALDroppedWrites) })
+	s.Counter(n("wal_torn_tails_total"), "Recoveries that dropped a partly written final WAL record (cut by a crash, never acknowledged).", nil, func(c store.Counters) float64 { return float64(c.WALTornTails) })
 	s.Gauge(n("disk_free_bytes"), "Free space of the data directory's file system at the last check (every 100ms).", nil, func(c store.Counters) float64 { return float64(c.DiskFreeBytes) })
 	s.Gauge(n("disk_full"), "1 while writes are refused because the disk is full.", nil, func(c store.Counters) float64 { return b2f(c.DiskFull) })
 	return s

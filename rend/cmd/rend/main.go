@@ -159,6 +159,11 @@ func (p *proc) start(errc chan<- error) error {
 	// someone else stored under a client key can be as large as memcached
 	// allows (1 MiB by default): accepting that much lets rend read it as
 	// "not a rend header" (a miss) instead of failing the whole batch.
+	//
+	// L1 gets go out as classic multi-key gets lines: memcached serves a
+	// multi-get for less per key than one mg each, and rend needs no TTL
+	// from L1 (the header carries the expiry).
+	//
 	// The breakers make a frozen backend fail fast (and Healthy false), so
 	// that rend serves from the other layer instead of waiting bt per call.
 	// L1 is a local memcached that answers in microseconds: no reply for
@@ -169,7 +174,7 @@ func (p *proc) start(errc chan<- error) error {
 		breakerFailures = -1 // off
 	}
 	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt,
-		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), Logger: p.log.With("layer", "L1"),
+		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1"),
 		BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	if err != nil {
 		return err
