@@ -436,9 +436,10 @@ loop:
 			p.fail(ErrClosed)
 		case now := <-tick.C:
 			sent, answered := p.sent.Load(), p.answered.Load()
+			progress := answered + p.partial.Load()
 			switch {
-			case sent == answered || answered != lastAnswered:
-				lastAnswered, stuckSince = answered, time.Time{}
+			case sent == answered || progress != lastAnswered:
+				lastAnswered, stuckSince = progress, time.Time{}
 			case stuckSince.IsZero():
 				stuckSince = now
 			case now.Sub(stuckSince) >= limit:
