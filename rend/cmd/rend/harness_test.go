@@ -146,6 +146,14 @@ func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
 	}
 	args = append(args, extra...)
 	r.process = startProcess(t, "rend", bin.rend, r.regular, args...)
+	// The admin listener opens after the memcached ports: wait for it too.
+	eventually(t, 10*time.Second, "rend's admin listener", func() bool {
+		c, err := net.Dial("tcp", r.admin)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	return r
 }
 
