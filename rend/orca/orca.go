@@ -604,37 +604,7 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		return nil
 	}
 
-	// l1only. All L1 writes of this key hold the stripe, so the compare
-	// below cannot be invalidated by another rend write before our store.
-	cmd := req.Command
-	if cmd == protocol.CmdCas {
-		found, version, err := o.l1Version(ctx, key)
-		if err != nil {
-			return o.fail(resp, "L1", err)
-		}
-		switch {
-		case !found:
-			resp.Status = protocol.StatusNotFound
-			return nil
-		case version != req.CAS:
-			resp.Status = protocol.StatusExists
-			return nil
-		}
-		cmd = protocol.CmdSet
-	}
-	version := req.NewCAS
-	if version == 0 {
-		version = o.nextVersion()
-	}
-	st, err := o.l1.store(ctx, cmd, key, item{value: req.Value, flags: req.Flags, exp: exp, version: version})
-	if err != nil {
-		return o.fail(resp, "L1", err)
-	}
-	resp.Status = st
-	if st == protocol.StatusOK {
-		resp.CAS = version
-	}
-	return nil
+	return o.l1onlyStore(ctx, req, resp, exp) // see l1only.go
 }
 
 // l1Version reads the version of key's L1 header.
@@ -685,98 +655,7 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		return nil
 	}
 
-	// l1only: read, compute, write back, all under the stripe.
-	cur := o.pool.resp()
-	defer o.pool.putResp(cur)
-	if err := o.l1.get(ctx, req.Keys[:1], cur, false, 0); err != nil {
-		return o.fail(resp, "L1", err)
-	}
-	isArith := req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr
-	if len(cur.Hits) == 0 {
-		switch {
-		case !isArith:
-			resp.Status = protocol.StatusNotStored
-		case req.Vivify:
-			version := o.nextVersion()
-			v := strconv.AppendUint(nil, req.Initial, 10)
-			st, err := o.l1.store(ctx, protocol.CmdAdd, key, item{value: v, flags: req.Flags, exp: memcExp(req.Exptime, now), version: version})
-			if err != nil {
-				return o.fail(resp, "L1", err)
-			}
-			if st != protocol.StatusOK {
-				// Another writer created it; with the stripe held that
-				// is a non-rend writer: report what memcached would.
-				resp.Status = protocol.StatusNotStored
-				return nil
-			}
-			resp.Number, resp.CAS = req.Initial, version
-			resp.AppendHit(0, nil, 0, version, max(memcExp(req.Exptime, now), 0))
-		default:
-			resp.Status = protocol.StatusNotFound
-		}
-		return nil
-	}
-	h := cur.Hits[0]
-	var nv []byte
-	switch req.Command {
-	case protocol.CmdAppend, protocol.CmdPrepend:
-		if len(h.Value)+len(req.Value) > o.cfg.MaxItemSize {
-			resp.Status = protocol.StatusTooLarge
-			return nil
-		}
-		nv = make([]byte, 0, len(h.Value)+len(req.Value))
-		if req.Command == protocol.CmdAppend {
-			nv = append(append(nv, h.Value...), req.Value...)
-		} else {
-			nv = append(append(nv, req.Value...), h.Value...)
-		}
-	default:
-		n, ok := parseNumber(h.Value)
-		if !ok {
-			resp.Status = protocol.StatusNonNumeric
-			return nil
-		}
-		if req.Command == protocol.CmdIncr {
-			n += req.Delta // wraps at 2^64, as memcached does
-		} else if req.Delta > n {
-			n = 0 // decr never goes below zero
-		} else {
-			n -= req.Delta
-		}
-		resp.Number = n
-		nv = strconv.AppendUint(nil, n, 10)
-		if req.Command == protocol.CmdDecr {
-			// memcached decrements in place: a shorter number keeps the
-			// item's length, padded with spaces (incr makes a new item).
-			for len(nv) < len(h.Value) {
-				nv = append(nv, ' ')
-			}
-		}
-	}
-	version := o.nextVersion()
-	// The item keeps its flags and remaining lifetime, as in memcached.
-	if _, err := o.l1.store(ctx, protocol.CmdSet, key, item{value: nv, flags: h.Flags, exp: h.Exptime, version: version}); err != nil {
-		return o.fail(resp, "L1", err)
-	}
-	resp.CAS = version
-	if isArith {
-		resp.AppendHit(0, nil, 0, version, h.Exptime)
-	}
-	return nil
-}
-
-// parseNumber reads a counter value the way memcached does: decimal
-// digits, optionally followed by the spaces memcached's in-place decr
-// leaves, and no more than fits in 64 bits.
-func parseNumber(b []byte) (uint64, bool) {
-	for len(b) > 0 && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(b), 10, 64)
-	return n, err == nil
+	return o.l1onlyApply(ctx, req, resp, true) // see l1only.go
 }
 
 // refreshL1 copies key's current L2 item into L1 per the mode's policy

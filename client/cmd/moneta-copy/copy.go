@@ -183,6 +183,9 @@ func (c *copier) copyBatch(ctx context.Context, keys [][]byte, b *bufs) {
 	if len(reqs) == 0 {
 		return
 	}
+	// A retried write round may repeat writes the failed round already
+	// made: harmless for the data (same value, flags and expiry), but in
+	// mode add those keys then count as "already on target".
 	if err := c.retry(ctx, func(ctx context.Context) error {
 		return c.dst.Do(ctx, reqs, resps)
 	}); err != nil {
