@@ -79,6 +79,10 @@ type pipe struct {
 	// the watchdog compares them to tell a stuck connection from an idle one.
 	sent     atomic.Uint64
 	answered atomic.Uint64
+	// partial counts runs of 128 replies read within one call, so that the
+	// watchdog sees a huge batch (a 20 MiB L1 item is 20,000 sets) making
+	// progress before it completes.
+	partial atomic.Uint64
 
 	wg sync.WaitGroup // writer and reader goroutines
 
@@ -336,6 +340,9 @@ func (p *pipe) readCall(cl *call) error {
 			resp, keys = cl.resps[o.req], cl.reqs[o.req].Keys
 		} else {
 			resp.Reset()
+		}
+		if i&127 == 127 {
+			p.partial.Add(1)
 		}
 		if err := p.rr.read(o, resp, keys, now); err != nil {
 			if !errors.Is(err, errValueTooLarge) {
