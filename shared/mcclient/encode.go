@@ -205,12 +205,19 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 	case opGet, opGat, opTouch:
 		dst = append(dst, "mg "...)
 		dst = appendKey(dst, req.Keys[o.key], o.b64)
-		if o.kind != opTouch {
-			dst = append(dst, " v f c t"...)
-		}
-		if o.kind != opGet {
+		switch {
+		case o.kind == opTouch:
 			dst = append(dst, " T"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		case req.Mods.Meta:
+			dst = appendMetaReadMods(dst, req)
+			dst = appendTTLMods(dst, req, " v f c", o.kind == opGat, req.Vivify, req.Mods.VivifyExptime, 0)
+		default:
+			dst = append(dst, " v f c t"...)
+			if o.kind == opGat {
+				dst = append(dst, " T"...)
+				dst = strconv.AppendInt(dst, req.Exptime, 10)
+			}
 		}
 	case opGets:
 		dst = append(dst, "gets"...)
@@ -267,20 +274,28 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		dst = append(dst, " D"...)
 		dst = strconv.AppendUint(dst, req.Delta, 10)
 		if req.Command == protocol.CmdDecr {
-			dst = append(dst, " MD v c t"...)
+			dst = append(dst, " MD"...)
 		} else {
-			dst = append(dst, " MI v c t"...)
+			dst = append(dst, " MI"...)
+		}
+		if req.Mods.Meta {
+			// A client's ma: its N, T and t in its own order, so the reply's
+			// t is the one the client must see.
+			dst = appendTTLMods(dst, req, " v c", req.Mods.SetTTL, req.Vivify, req.Mods.VivifyExptime, req.Initial)
+		} else {
+			dst = append(dst, " v c t"...)
 		}
 		if req.CAS != 0 {
 			dst = append(dst, " C"...)
 			dst = strconv.AppendUint(dst, req.CAS, 10)
 		}
-		if req.Vivify {
+		if req.Vivify && !req.Mods.Meta {
 			dst = append(dst, " N"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)
 			dst = append(dst, " J"...)
 			dst = strconv.AppendUint(dst, req.Initial, 10)
 		}
+
 	case opFlush:
 		dst = append(dst, "flush_all"...)
 		if req.Exptime != 0 {
@@ -306,6 +321,77 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		dst = append(dst, " b"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// appendTTLMods appends flags, then t, T (setTTL) and N (vivify; with J
+// for an ma) in the order the client sent them: memcached applies T and N
+// and prints t in flag order, so the reply's t is what the client expects.
+func appendTTLMods(dst []byte, req *protocol.Request, flags string, setTTL, vivify bool, vexp int64, initial uint64) []byte {
+	m := &req.Mods
+	dst = append(dst, flags...)
+	var order [3]byte // 't', 'T', 'N'
+	n := 0
+	add := func(c byte) { order[n] = c; n++ }
+	tAt := 0 // modifiers before t
+	if setTTL && !m.TTLBeforeSet {
+		tAt++
+	}
+	if vivify && !m.TTLBeforeVivify {
+		tAt++
+	}
+	mods := [2]byte{'N', 'T'}
+	if m.VivifyAfterSet {
+		mods = [2]byte{'T', 'N'}
+	}
+	for _, c := range mods {
+		if (c == 'T' && !setTTL) || (c == 'N' && !vivify) {
+			continue
+		}
+		if n == tAt {
+			add('t')
+		}
+		add(c)
+	}
+	if n == tAt {
+		add('t')
+	}
+	for _, c := range order[:n] {
+		switch c {
+		case 't':
+			dst = append(dst, " t"...)
+		case 'T':
+			dst = append(dst, " T"...)
+			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		case 'N':
+			dst = append(dst, " N"...)
+			dst = strconv.AppendInt(dst, vexp, 10)
+			if req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr {
+				dst = append(dst, " J"...)
+				dst = strconv.AppendUint(dst, initial, 10)
+			}
+		}
+	}
+	return dst
+}
+
+// appendMetaReadMods appends the meta modifiers of a client's mg that the
+// server must apply (R, u) or answer (h, l); N goes with appendTTLMods.
+func appendMetaReadMods(dst []byte, req *protocol.Request) []byte {
+	m := &req.Mods
+	if m.HasRecache {
+		dst = append(dst, " R"...)
+		dst = strconv.AppendInt(dst, m.Recache, 10)
+	}
+	if m.NoBump {
+		dst = append(dst, " u"...)
+	}
+	if req.Want&protocol.WantFetched != 0 {
+		dst = append(dst, " h"...)
+	}
+	if req.Want&protocol.WantAccess != 0 {
+		dst = append(dst, " l"...)
+	}
+	return dst
 }
 
 func appendKey(dst, k []byte, b64 bool) []byte {
