@@ -211,24 +211,7 @@ var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 
 const maxPooledRecord = 64 << 10
 
-func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Time) error {
-	for i, key := range req.Keys {
-		s.stats.cmdGet.Add(1)
-		it, ok, err := s.lookup(s.shardFor(hashKey(key)), key, now)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			s.stats.getMisses.Add(1)
-			continue
-		}
-		s.stats.getHits.Add(1)
-		resp.AppendHit(i, it.data, it.h.flags, it.h.cas, int64(it.h.expiry))
-		it.release()
-	}
-	resp.Status = protocol.StatusOK
-	return nil
-}
+// get is in multiget.go: reads take the batched path.
 
 // gat returns each hit and sets its expiry. Like memcached's touch it keeps
 // the CAS: the value did not change.
