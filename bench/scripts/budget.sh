@@ -6,7 +6,7 @@
 # CPU, syscalls, context switches of every server process, and the load
 # generator's own CPU), and takes a 5 s pprof CPU profile of each rend under
 # the same load (top 10 in OUTDIR/*.top). Run `make build` first. Stops
-# everything it started.
+# everything it started. REND=path runs another rend binary (for before/after runs).
 set -euo pipefail
 out=$1
 shift
@@ -45,7 +45,7 @@ scen=(
 			sleep 1
 			curl -s -o "$out/$sname-$(name $t).prof" "http://127.0.0.1:$(($(port $t) + 1))/debug/pprof/profile?seconds=5"
 			wait $gen
-			go tool pprof -top -nodecount=10 "$root/bin/rend" "$out/$sname-$(name $t).prof" 2>/dev/null | sed -n '/flat%/,$p' >"$out/$sname-$(name $t).top"
+			go tool pprof -top -nodecount=10 "${REND:-$root/bin/rend}" "$out/$sname-$(name $t).prof" 2>/dev/null | sed -n '/flat%/,$p' >"$out/$sname-$(name $t).top"
 		done
 	done
 	echo "# load after: $(cat /proc/loadavg)"

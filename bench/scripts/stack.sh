@@ -28,6 +28,6 @@ if [ "$mode" = l1l2 ]; then
 	wait_sock "$dir/l2.sock"
 	l2=(-l2 "unix:$dir/l2.sock" -batch-listen "")
 fi
-"$bin/rend" -listen "127.0.0.1:$port" -l1 "unix:$dir/l1.sock" "${l2[@]}" -admin "127.0.0.1:$((port + 1))" "$@" >"$dir/rend.log" 2>&1 &
+"${REND:-$bin/rend}" -listen "127.0.0.1:$port" -l1 "unix:$dir/l1.sock" "${l2[@]}" -admin "127.0.0.1:$((port + 1))" "$@" >"$dir/rend.log" 2>&1 &
 echo $! >>"$dir/pids"
 wait_port "$port"

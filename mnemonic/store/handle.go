@@ -3,18 +3,17 @@ package store
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
+	mcitem "github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Reply messages. They are fixed strings: err.Error() never reaches a client.
 const (
 	msgStorage   = "storage failure"
-	msgNoMemory  = "out of memory storing object"
 	msgBadKey    = "bad command line format"
 	msgNotNumber = "cannot increment or decrement non-numeric value"
 )
@@ -54,10 +53,8 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 	}
 	var err error
 	switch req.Command {
-	case protocol.CmdGet, protocol.CmdGets:
-		err = s.get(req, resp, now)
-	case protocol.CmdGat, protocol.CmdGats:
-		err = s.gat(req, resp, now)
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		err = s.read(req, resp, now)
 	case protocol.CmdTouch:
 		err = s.touch(req, resp, now)
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdCas,
@@ -211,84 +208,209 @@ var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 
 const maxPooledRecord = 64 << 10
 
-// get is in multiget.go: reads take the batched path.
+// model is it as package item sees it. A record without the state
+// extension has no meta bits and was last accessed when it was written
+// (its stamp follows the wall clock in nanoseconds).
+func (it *item) model() mcitem.Item {
+	m := mcitem.Item{Value: it.data, Flags: it.h.flags, Exptime: int64(it.h.expiry), CAS: it.h.cas,
+		Bits: mcitem.Bits(it.h.bits), Access: int64(it.h.access)}
+	if m.Access == 0 {
+		m.Access = int64(it.h.stamp / uint64(time.Second))
+	}
+	return m
+}
 
-// gat returns each hit and sets its expiry. Like memcached's touch it keeps
-// the CAS: the value did not change.
-func (s *Store) gat(req *protocol.Request, resp *protocol.Response, now time.Time) error {
-	abs, expired := protocol.AbsExpiry(req.Exptime, now)
-	for i, key := range req.Keys {
-		s.stats.cmdGet.Add(1)
-		s.stats.cmdTouch.Add(1)
-		hk := hashKey(key)
-		sh := s.shardFor(hk)
-		mu := s.lockFor(hk)
-		mu.Lock()
-		it, ok, err := s.lookup(sh, key, now)
+// commit carries out an outcome of package item for key; the caller holds
+// the key's stripe and cur is the item the outcome was computed from (nil:
+// none). A new version draws its CAS and stamp here; anything else (touch,
+// a read's state) keeps the record's stamp, so a delayed flush_all still
+// sees when the value was written.
+func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, o *mcitem.Outcome, now time.Time) error {
+	var stamp uint64
+	if cur != nil {
+		stamp = cur.h.stamp
+	}
+	if o.NeedCAS && o.Status == protocol.StatusOK {
+		cas, st, err := s.newVersion(req, now)
 		if err != nil {
-			mu.Unlock()
 			return err
 		}
-		if !ok {
+		o.SetCAS(cas)
+		stamp = st
+	}
+	switch o.Action {
+	case mcitem.Put:
+		n := &o.Next
+		h := header{cas: n.CAS, stamp: stamp, flags: n.Flags, expiry: clampExpiry(n.Exptime), bits: uint8(n.Bits)}
+		if n.Bits != 0 {
+			h.access = uint32(max(n.Access, 0))
+		}
+		return s.put(sh, key, h, n.Value)
+	case mcitem.Delete:
+		return s.del(sh, key)
+	}
+	return nil
+}
+
+// persist reports whether a read's outcome must be written back: always
+// for a changed expiry (gat) or a created item (mg N), and for a change of
+// the meta bits (first fetch, a W handed out). A moved access time alone is
+// not written, so a hot key's reads do not each cost a RocksDB write; mg l
+// then shows the time since the write or the last bit change.
+func persist(o *mcitem.Outcome, cur *mcitem.Item) bool {
+	switch {
+	case o.Action == mcitem.None:
+		return false
+	case o.Action == mcitem.Delete, !o.StateOnly, cur == nil:
+		return true
+	}
+	return o.Next.Bits != cur.Bits
+}
+
+// read serves get, gets, gat, gats and mg through package item. A read
+// looks the key up without a lock; only when the outcome must be written
+// (gat, mg N, the first fetch, a W token) does it take the key's stripe,
+// read again and decide again under it, so two readers cannot both win W.
+func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
+	unix := now.Unix()
+	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	// The lock-free first lookups of all keys, one cgo call per shard
+	// (multiget.go); the items alias sc until it is released.
+	sc, err := s.prefetch(req.Keys)
+	defer s.putScratch(sc)
+	if err != nil {
+		return err
+	}
+	for i, key := range req.Keys {
+		s.stats.cmdGet.Add(1)
+		if touch {
+			s.stats.cmdTouch.Add(1)
+		}
+		hk := hashKey(key)
+		sh := s.shardFor(hk)
+		it, ok := s.prefetched(sc, i, len(key), now)
+		var cm mcitem.Item
+		var cur *mcitem.Item
+		if ok {
+			cm = it.model()
+			cur = &cm
+		}
+		o := mcitem.Read(req, cur, unix)
+		if persist(&o, cur) {
+			it.release()
+			mu := s.lockFor(hk)
+			mu.Lock()
+			it, ok, err = s.lookup(sh, key, now)
+			if err != nil {
+				mu.Unlock()
+				return err
+			}
+			cur = nil
+			if ok {
+				cm = it.model()
+				cur = &cm
+			}
+			o = mcitem.Read(req, cur, unix)
+			if persist(&o, cur) {
+				var ip *item
+				if ok {
+					ip = &it
+				}
+				stateOnly := o.StateOnly
+				if !stateOnly || s.guard.take(writeCost(len(key), len(o.Next.Value))) {
+					err = s.commit(sh, key, req, ip, &o, now)
+				}
+				if stateOnly {
+					// Best effort: the reply does not depend on it.
+					err = nil
+				}
+			}
 			mu.Unlock()
+			if err != nil {
+				it.release()
+				return err
+			}
+		}
+		if o.Status != protocol.StatusOK {
 			s.stats.getMisses.Add(1)
-			s.stats.touchMisses.Add(1)
+			if touch {
+				s.stats.touchMisses.Add(1)
+			}
+			it.release()
 			continue
 		}
 		s.stats.getHits.Add(1)
-		s.stats.touchHits.Add(1)
-		h := it.h
-		if req.HasExptime {
-			h.expiry = clampExpiry(abs)
-			if expired {
-				err = s.del(sh, key)
-			} else {
-				err = s.put(sh, key, h, it.data)
-			}
+		if touch {
+			s.stats.touchHits.Add(1)
 		}
-		resp.AppendHit(i, it.data, h.flags, h.cas, int64(h.expiry))
+		o.AppendHit(resp, i)
 		it.release()
-		mu.Unlock()
-		if err != nil {
-			return err
-		}
 	}
 	resp.Status = protocol.StatusOK
 	return nil
 }
 
-func (s *Store) touch(req *protocol.Request, resp *protocol.Response, now time.Time) error {
-	s.stats.cmdTouch.Add(1)
+// write runs a write command through package item under the key's stripe.
+// A plain set does not read the key: its outcome does not depend on it, and
+// holding the stripe still keeps a concurrent cas from comparing against a
+// version this set is about to replace.
+func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.Time) (mcitem.Outcome, bool, error) {
 	key := req.Key()
 	hk := hashKey(key)
 	sh := s.shardFor(hk)
 	mu := s.lockFor(hk)
 	mu.Lock()
 	defer mu.Unlock()
-	it, ok, err := s.lookup(sh, key, now)
+	var it item
+	var found bool
+	if req.Command != protocol.CmdSet || req.CAS != 0 {
+		var err error
+		it, found, err = s.lookup(sh, key, now)
+		if err != nil {
+			return mcitem.Outcome{}, false, err
+		}
+		defer it.release()
+	}
+	var cm mcitem.Item
+	var cur *mcitem.Item
+	var ip *item
+	if found {
+		cm = it.model()
+		cur, ip = &cm, &it
+	}
+	buf := recordPool.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledRecord {
+			*buf = (*buf)[:0]
+			recordPool.Put(buf)
+		}
+	}()
+	o := mcitem.Apply(req, cur, now.Unix(), s.opts.MaxItemSize, (*buf)[:0])
+	if err := s.commit(sh, key, req, ip, &o, now); err != nil {
+		return o, found, err
+	}
+	if o.Action == mcitem.Put && cap(o.Next.Value) > cap(*buf) {
+		*buf = o.Next.Value[:0] // keep a grown buffer for the pool
+	}
+	o.Reply(resp)
+	if o.Status == protocol.StatusNonNumeric {
+		resp.Message = msgNotNumber
+	}
+	return o, found, nil
+}
+
+func (s *Store) touch(req *protocol.Request, resp *protocol.Response, now time.Time) error {
+	s.stats.cmdTouch.Add(1)
+	o, _, err := s.write(req, resp, now)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		s.stats.touchMisses.Add(1)
-		resp.Status = protocol.StatusNotFound
-		return nil
-	}
-	defer it.release()
-	s.stats.touchHits.Add(1)
-	abs, expired := protocol.AbsExpiry(req.Exptime, now)
-	if expired {
-		err = s.del(sh, key)
+	if o.Status == protocol.StatusOK {
+		s.stats.touchHits.Add(1)
+		resp.CAS = o.Next.CAS
 	} else {
-		h := it.h
-		h.expiry = clampExpiry(abs)
-		err = s.put(sh, key, h, it.data)
+		s.stats.touchMisses.Add(1)
 	}
-	if err != nil {
-		return err
-	}
-	resp.Status = protocol.StatusOK
-	resp.CAS = it.h.cas
 	return nil
 }
 
@@ -306,262 +428,59 @@ func (s *Store) newVersion(req *protocol.Request, now time.Time) (cas, stamp uin
 	return cas, stamp, nil
 }
 
-// store runs set, add, replace, cas, append and prepend.
-//
-// A compare value (req.CAS != 0) turns set, add and replace into cas, as
+// store runs set, add, replace, cas, append and prepend (package item
+// decides: a compare value turns set, add and replace into cas, as
 // memcached's binary protocol and meta ms C do; append and prepend with a
-// compare value must match too.
+// compare value must match too).
 func (s *Store) store(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	s.stats.cmdSet.Add(1)
-	if len(req.Value) > s.opts.MaxItemSize {
-		resp.Status = protocol.StatusTooLarge
-		return nil
+	o, _, err := s.write(req, resp, now)
+	if err != nil {
+		return err
 	}
-	cmd := req.Command
-	if req.CAS != 0 && (cmd == protocol.CmdSet || cmd == protocol.CmdAdd || cmd == protocol.CmdReplace) {
-		cmd = protocol.CmdCas
-	}
-	key := req.Key()
-	hk := hashKey(key)
-	sh := s.shardFor(hk)
-	mu := s.lockFor(hk)
-	mu.Lock()
-	defer mu.Unlock()
-
-	// A plain set needs no read: it replaces whatever is there. Holding
-	// the stripe lock still matters, so that a concurrent cas cannot
-	// compare against a version this set is about to replace.
-	var cur item
-	var found bool
-	if cmd != protocol.CmdSet {
-		var err error
-		cur, found, err = s.lookup(sh, key, now)
-		if err != nil {
-			return err
-		}
-		defer cur.release()
-	}
-	switch cmd {
-	case protocol.CmdAdd:
-		if found {
-			resp.Status = protocol.StatusNotStored
-			return nil
-		}
-	case protocol.CmdReplace, protocol.CmdAppend, protocol.CmdPrepend:
-		if !found {
-			resp.Status = protocol.StatusNotStored
-			return nil
-		}
-		if req.CAS != 0 && req.CAS != cur.h.cas {
-			resp.Status = protocol.StatusExists
-			return nil
-		}
-	case protocol.CmdCas:
-		if !found {
+	if mcitem.IsCompareAndSwap(req) {
+		switch o.Status {
+		case protocol.StatusOK:
+			s.stats.casHits.Add(1)
+		case protocol.StatusNotFound:
 			s.stats.casMisses.Add(1)
-			resp.Status = protocol.StatusNotFound
-			return nil
-		}
-		if req.CAS != cur.h.cas {
+		case protocol.StatusExists:
 			s.stats.casBadval.Add(1)
-			resp.Status = protocol.StatusExists
-			return nil
-		}
-		s.stats.casHits.Add(1)
-	}
-
-	cas, stamp, err := s.newVersion(req, now)
-	if err != nil {
-		return err
-	}
-	h := header{cas: cas, stamp: stamp}
-	switch cmd {
-	case protocol.CmdAppend, protocol.CmdPrepend:
-		// memcached keeps the existing item's flags and expiry.
-		h.flags, h.expiry = cur.h.flags, cur.h.expiry
-		if len(cur.data)+len(req.Value) > s.opts.MaxItemSize {
-			resp.ServerError(msgNoMemory)
-			return nil
-		}
-		if cmd == protocol.CmdAppend {
-			err = s.put(sh, key, h, cur.data, req.Value)
-		} else {
-			err = s.put(sh, key, h, req.Value, cur.data)
-		}
-	default:
-		abs, expired := protocol.AbsExpiry(req.Exptime, now)
-		if expired {
-			// memcached answers STORED for an item born expired, and the
-			// old value is gone.
-			err = s.del(sh, key)
-			h.cas = 0
-		} else {
-			h.flags, h.expiry = req.Flags, clampExpiry(abs)
-			err = s.put(sh, key, h, req.Value)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	resp.Status = protocol.StatusOK
-	resp.CAS = h.cas
 	return nil
 }
 
 func (s *Store) delete(req *protocol.Request, resp *protocol.Response, now time.Time) error {
-	key := req.Key()
-	hk := hashKey(key)
-	sh := s.shardFor(hk)
-	mu := s.lockFor(hk)
-	mu.Lock()
-	defer mu.Unlock()
-	it, found, err := s.lookup(sh, key, now)
+	o, _, err := s.write(req, resp, now)
 	if err != nil {
 		return err
 	}
-	if !found {
+	switch o.Status {
+	case protocol.StatusOK:
+		s.stats.deleteHits.Add(1)
+	case protocol.StatusNotFound:
 		s.stats.deleteMisses.Add(1)
-		resp.Status = protocol.StatusNotFound
-		return nil
 	}
-	cas := it.h.cas
-	it.release()
-	if req.CAS != 0 && req.CAS != cas {
-		resp.Status = protocol.StatusExists
-		return nil
-	}
-	if err := s.del(sh, key); err != nil {
-		return err
-	}
-	s.stats.deleteHits.Add(1)
-	resp.Status = protocol.StatusOK
 	return nil
 }
 
 func (s *Store) incrDecr(req *protocol.Request, resp *protocol.Response, now time.Time) error {
-	incr := req.Command == protocol.CmdIncr
 	hits, misses := &s.stats.decrHits, &s.stats.decrMisses
-	if incr {
+	if req.Command == protocol.CmdIncr {
 		hits, misses = &s.stats.incrHits, &s.stats.incrMisses
 	}
-	key := req.Key()
-	hk := hashKey(key)
-	sh := s.shardFor(hk)
-	mu := s.lockFor(hk)
-	mu.Lock()
-	defer mu.Unlock()
-	it, found, err := s.lookup(sh, key, now)
+	o, found, err := s.write(req, resp, now)
 	if err != nil {
 		return err
 	}
-	if !found {
+	switch {
+	case !found:
 		misses.Add(1)
-		if !req.Vivify {
-			resp.Status = protocol.StatusNotFound
-			return nil
-		}
-		// Binary incr with an initial value, meta ma N: create the item.
-		abs, expired := protocol.AbsExpiry(req.Exptime, now)
-		cas, stamp, err := s.newVersion(req, now)
-		if err != nil {
-			return err
-		}
-		var num [20]byte
-		if !expired {
-			h := header{cas: cas, stamp: stamp, flags: req.Flags, expiry: clampExpiry(abs)}
-			if err := s.put(sh, key, h, strconv.AppendUint(num[:0], req.Initial, 10)); err != nil {
-				return err
-			}
-		}
-		resp.Status = protocol.StatusOK
-		resp.Number = req.Initial
-		resp.CAS = cas
-		// The hit carries the item's flags and expiry for meta ma's
-		// return flags (t, f); its value is the number above.
-		resp.AppendHit(0, nil, req.Flags, cas, abs)
-		return nil
+	case o.Status == protocol.StatusOK:
+		hits.Add(1)
 	}
-	defer it.release()
-	if req.CAS != 0 && req.CAS != it.h.cas {
-		resp.Status = protocol.StatusExists
-		return nil
-	}
-	v, ok := parseCounter(it.data)
-	if !ok {
-		resp.Status = protocol.StatusNonNumeric
-		resp.Message = msgNotNumber
-		return nil
-	}
-	hits.Add(1)
-	if incr {
-		v += req.Delta // wraps at 2^64, as memcached's does
-	} else if req.Delta > v {
-		v = 0 // decr floors at zero
-	} else {
-		v -= req.Delta
-	}
-	var buf [24]byte
-	digits := strconv.AppendUint(buf[:0], v, 10)
-	// memcached rewrites a number that got shorter in place and pads it
-	// with spaces to the old length ("10" decr 1 reads back as "9 ");
-	// clients comparing with memcached see the same bytes here.
-	if len(digits) < len(it.data) {
-		padded := make([]byte, len(it.data))
-		n := copy(padded, digits)
-		for i := n; i < len(padded); i++ {
-			padded[i] = ' '
-		}
-		digits = padded
-	}
-	cas, stamp, err := s.newVersion(req, now)
-	if err != nil {
-		return err
-	}
-	h := header{cas: cas, stamp: stamp, flags: it.h.flags, expiry: it.h.expiry}
-	if err := s.put(sh, key, h, digits); err != nil {
-		return err
-	}
-	resp.Status = protocol.StatusOK
-	resp.Number = v
-	resp.CAS = cas
-	resp.AppendHit(0, nil, h.flags, cas, int64(h.expiry))
 	return nil
-}
-
-// parseCounter reads a stored number the way memcached's safe_strtoull
-// does: optional leading spaces, decimal digits that fit in 64 bits, then
-// only spaces (the padding of an earlier decr) or nothing.
-func parseCounter(b []byte) (uint64, bool) {
-	i := 0
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	if i < len(b) && b[i] == '+' {
-		i++
-	}
-	start := i
-	var v uint64
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		d := uint64(b[i] - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-		i++
-	}
-	if i == start {
-		return 0, false
-	}
-	for ; i < len(b); i++ {
-		if !isSpace(b[i]) {
-			return 0, false
-		}
-	}
-	return v, true
-}
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 // flushAll invalidates every item written before the flush point.

@@ -15,7 +15,6 @@ import (
 	"unsafe"
 
 	"github.com/linxGnu/grocksdb"
-	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Reads through mgshim (mgshim.cc) instead of grocksdb's Get and MultiGet.
@@ -90,37 +89,31 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// get answers get and gets: each shard's keys are looked up with one
-// mgShard call, then the hits are appended in request order.
-func (s *Store) get(req *protocol.Request, resp *protocol.Response, now time.Time) error {
+// prefetch looks up keys with one mgShard call per shard. The caller
+// releases sc with putScratch once it no longer uses the items.
+func (s *Store) prefetch(keys [][]byte) (*mgScratch, error) {
 	sc := mgPool.Get().(*mgScratch)
-	defer s.putScratch(sc)
-	err := s.lookupMany(req.Keys, sc)
-	// AppendHit copies each value, so what RocksDB holds for us can go
-	// once the hits are appended.
-	defer sc.release()
-	if err != nil {
-		return err
+	return sc, s.lookupMany(keys, sc)
+}
+
+// prefetched returns key i of a prefetch as lookup would: a visible item
+// (its data aliasing sc; release is a no-op) or a miss, expired and flushed
+// records counted.
+func (s *Store) prefetched(sc *mgScratch, i, keyLen int, now time.Time) (item, bool) {
+	if sc.res[i] != C.MN_FOUND {
+		return item{}, false
 	}
-	for i := range req.Keys {
-		s.stats.cmdGet.Add(1)
-		if sc.res[i] != C.MN_FOUND {
-			s.stats.getMisses.Add(1)
-			continue
-		}
-		h, data, ok := s.visible(sc.value(i), len(req.Keys[i]), now)
-		if !ok {
-			s.stats.getMisses.Add(1)
-			continue
-		}
-		s.stats.getHits.Add(1)
-		resp.AppendHit(i, data, h.flags, h.cas, int64(h.expiry))
+	h, data, ok := s.visible(sc.value(i), keyLen, now)
+	if !ok {
+		return item{}, false
 	}
-	resp.Status = protocol.StatusOK
-	return nil
+	return item{h: h, data: data}, true
 }
 
 func (s *Store) putScratch(sc *mgScratch) {
+	// What RocksDB holds for us goes once the hits are appended
+	// (AppendHit copies each value).
+	sc.release()
 	for i, o := range sc.outs {
 		if cap(o) > maxPooledOut {
 			sc.outs[i] = nil

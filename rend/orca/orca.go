@@ -256,6 +256,10 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 	dst.Delta, dst.Initial, dst.Vivify = req.Delta, req.Initial, req.Vivify
 	dst.Want = req.Want
 	dst.Invalidate = req.Invalidate
+	dst.Mods = req.Mods
+	if req.Vivify && req.Mods.Meta {
+		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
+	}
 }
 
 // callL2 sends req (converted) to L2 into a pooled response the caller puts back.
@@ -382,6 +386,9 @@ func (o *Orca) invalidate(ctx context.Context, key []byte) {
 
 // get serves get/gets (and gat without a new exptime).
 func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if o.pol.l2 && needsRecord(req) {
+		return o.recordRead(ctx, req, resp) // see meta.go
+	}
 	layer, err := o.lookup(ctx, req.Keys, resp)
 	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
 		return o.fail(resp, layer, err)
@@ -526,7 +533,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	o.stats.L2Misses.Add(uint64(len(missIdx) - len(l2resp.Hits)))
 	for i := range l2resp.Hits {
 		h := &l2resp.Hits[i]
-		resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime)
+		h.CopyMeta(resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime))
 	}
 	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
 		o.fill(ctx, l2req.Keys, l2resp.Hits)
@@ -543,6 +550,9 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
 		h := &hits[i]
 		if o.pending.suspect(keys[h.Index]) {
 			continue // an ambiguous write may yet change it in L2
+		}
+		if hasMetaState(h) {
+			continue // see meta.go: such items live in L2 only
 		}
 		st, err := o.l1.store(ctx, protocol.CmdAdd, keys[h.Index], item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
 		switch {
@@ -590,7 +600,12 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		switch r.Status {
 		case protocol.StatusOK:
 			if l1ok {
-				o.updateL1(ctx, key, item{value: req.Value, flags: req.Flags, exp: exp, version: r.CAS}, hot)
+				if req.Invalidate {
+					// ms I may have stored a stale item, which lives in L2
+					// only (see meta.go); L1's copy is out already.
+				} else {
+					o.updateL1(ctx, key, item{value: req.Value, flags: req.Flags, exp: exp, version: r.CAS}, hot)
+				}
 			}
 		case protocol.StatusNotStored, protocol.StatusExists, protocol.StatusNotFound:
 			// L2 kept its item unchanged.
@@ -604,37 +619,7 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		return nil
 	}
 
-	// l1only. All L1 writes of this key hold the stripe, so the compare
-	// below cannot be invalidated by another rend write before our store.
-	cmd := req.Command
-	if cmd == protocol.CmdCas {
-		found, version, err := o.l1Version(ctx, key)
-		if err != nil {
-			return o.fail(resp, "L1", err)
-		}
-		switch {
-		case !found:
-			resp.Status = protocol.StatusNotFound
-			return nil
-		case version != req.CAS:
-			resp.Status = protocol.StatusExists
-			return nil
-		}
-		cmd = protocol.CmdSet
-	}
-	version := req.NewCAS
-	if version == 0 {
-		version = o.nextVersion()
-	}
-	st, err := o.l1.store(ctx, cmd, key, item{value: req.Value, flags: req.Flags, exp: exp, version: version})
-	if err != nil {
-		return o.fail(resp, "L1", err)
-	}
-	resp.Status = st
-	if st == protocol.StatusOK {
-		resp.CAS = version
-	}
-	return nil
+	return o.l1onlyStore(ctx, req, resp, exp) // see l1only.go
 }
 
 // l1Version reads the version of key's L1 header.
@@ -669,6 +654,10 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
 		resp.Status, resp.CAS, resp.Number, resp.Message = r.Status, r.CAS, r.Number, r.Message
+		early, hasEarly := int64(0), len(r.Hits) > 0
+		if hasEarly {
+			early = r.Hits[0].Exptime // the TTL before an ma T (mcclient sends T after t)
+		}
 		o.pool.putResp(r)
 		if resp.Status != protocol.StatusOK {
 			return nil // L1's copy is out; L2 kept or dropped its item
@@ -680,103 +669,17 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		if exp, ok := o.refreshL1(ctx, key, hot && l1ok, l1ok); ok && (req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr) {
 			// The meta ma reply can show the item's TTL (t); the codec
 			// takes it from a hit.
-			resp.AppendHit(0, nil, 0, resp.CAS, exp)
+			h := resp.AppendHit(0, nil, 0, resp.CAS, exp)
+			if hasEarly && req.Mods.Meta && early != exp {
+				// L2 applied the client's T and N and printed t in the
+				// client's order (mcclient keeps it): show its t.
+				h.EarlyTTL, h.EarlyExptime = true, early
+			}
 		}
 		return nil
 	}
 
-	// l1only: read, compute, write back, all under the stripe.
-	cur := o.pool.resp()
-	defer o.pool.putResp(cur)
-	if err := o.l1.get(ctx, req.Keys[:1], cur, false, 0); err != nil {
-		return o.fail(resp, "L1", err)
-	}
-	isArith := req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr
-	if len(cur.Hits) == 0 {
-		switch {
-		case !isArith:
-			resp.Status = protocol.StatusNotStored
-		case req.Vivify:
-			version := o.nextVersion()
-			v := strconv.AppendUint(nil, req.Initial, 10)
-			st, err := o.l1.store(ctx, protocol.CmdAdd, key, item{value: v, flags: req.Flags, exp: memcExp(req.Exptime, now), version: version})
-			if err != nil {
-				return o.fail(resp, "L1", err)
-			}
-			if st != protocol.StatusOK {
-				// Another writer created it; with the stripe held that
-				// is a non-rend writer: report what memcached would.
-				resp.Status = protocol.StatusNotStored
-				return nil
-			}
-			resp.Number, resp.CAS = req.Initial, version
-			resp.AppendHit(0, nil, 0, version, max(memcExp(req.Exptime, now), 0))
-		default:
-			resp.Status = protocol.StatusNotFound
-		}
-		return nil
-	}
-	h := cur.Hits[0]
-	var nv []byte
-	switch req.Command {
-	case protocol.CmdAppend, protocol.CmdPrepend:
-		if len(h.Value)+len(req.Value) > o.cfg.MaxItemSize {
-			resp.Status = protocol.StatusTooLarge
-			return nil
-		}
-		nv = make([]byte, 0, len(h.Value)+len(req.Value))
-		if req.Command == protocol.CmdAppend {
-			nv = append(append(nv, h.Value...), req.Value...)
-		} else {
-			nv = append(append(nv, req.Value...), h.Value...)
-		}
-	default:
-		n, ok := parseNumber(h.Value)
-		if !ok {
-			resp.Status = protocol.StatusNonNumeric
-			return nil
-		}
-		if req.Command == protocol.CmdIncr {
-			n += req.Delta // wraps at 2^64, as memcached does
-		} else if req.Delta > n {
-			n = 0 // decr never goes below zero
-		} else {
-			n -= req.Delta
-		}
-		resp.Number = n
-		nv = strconv.AppendUint(nil, n, 10)
-		if req.Command == protocol.CmdDecr {
-			// memcached decrements in place: a shorter number keeps the
-			// item's length, padded with spaces (incr makes a new item).
-			for len(nv) < len(h.Value) {
-				nv = append(nv, ' ')
-			}
-		}
-	}
-	version := o.nextVersion()
-	// The item keeps its flags and remaining lifetime, as in memcached.
-	if _, err := o.l1.store(ctx, protocol.CmdSet, key, item{value: nv, flags: h.Flags, exp: h.Exptime, version: version}); err != nil {
-		return o.fail(resp, "L1", err)
-	}
-	resp.CAS = version
-	if isArith {
-		resp.AppendHit(0, nil, 0, version, h.Exptime)
-	}
-	return nil
-}
-
-// parseNumber reads a counter value the way memcached does: decimal
-// digits, optionally followed by the spaces memcached's in-place decr
-// leaves, and no more than fits in 64 bits.
-func parseNumber(b []byte) (uint64, bool) {
-	for len(b) > 0 && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(b), 10, 64)
-	return n, err == nil
+	return o.l1onlyApply(ctx, req, resp, true) // see l1only.go
 }
 
 // refreshL1 copies key's current L2 item into L1 per the mode's policy
@@ -813,7 +716,8 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 		// leave a copy in L1 even if rend dies right after L2's, and a
 		// refused compare (EXISTS) only costs the next read a refill.
 		o.takeOut(ctx, key)
-		r, err := o.callL2(ctx, req, 0)
+		// md I T: the new TTL goes to L2 as an absolute time like any other.
+		r, err := o.callL2(ctx, req, memcExp(req.Exptime, time.Now()))
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
@@ -876,6 +780,9 @@ func (o *Orca) touch(ctx context.Context, req *protocol.Request, resp *protocol.
 func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	o.stats.CmdGet.Add(uint64(len(req.Keys)))
 	o.stats.CmdTouch.Add(uint64(len(req.Keys)))
+	if o.pol.l2 && needsRecord(req) {
+		return o.recordRead(ctx, req, resp) // see meta.go
+	}
 	exp := memcExp(req.Exptime, time.Now())
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
@@ -908,8 +815,9 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	}
 	for i := range r.Hits {
 		h := &r.Hits[i]
-		resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
-		if !l1ok || (!o.pol.fill && !hot[h.Index]) {
+		nh := resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
+		h.CopyMeta(nh) // with the t L2 showed, for a meta client
+		if !l1ok || (!o.pol.fill && !hot[h.Index]) || hasMetaState(h) {
 			continue
 		}
 		key := req.Keys[h.Index]

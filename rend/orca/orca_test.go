@@ -27,13 +27,16 @@ type rig struct {
 	t       *testing.T
 	l1mc    *mctest.Memcached
 	l1, l2  *mcclient.Client
+	raw     *mcclient.Client // meta client to L1, to see memcached's TTLs
 	regular *Orca
 	batch   *Orca
 	stats   *Stats
 }
 
-func client(t *testing.T, addr string) *mcclient.Client {
-	c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, BackoffMax: 50 * time.Millisecond})
+// client connects to addr; classic sets ClassicGets, as rend does for L1.
+func client(t *testing.T, addr string, classic ...bool) *mcclient.Client {
+	c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, BackoffMax: 50 * time.Millisecond,
+		ClassicGets: len(classic) > 0 && classic[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +47,8 @@ func client(t *testing.T, addr string) *mcclient.Client {
 func newRig(t *testing.T, withL2 bool) *rig {
 	r := &rig{t: t, stats: new(Stats)}
 	r.l1mc = mctest.Start(t, "-m", "128")
-	r.l1 = client(t, r.l1mc.Addr)
+	r.l1 = client(t, r.l1mc.Addr, true)
+	r.raw = client(t, r.l1mc.Addr)
 	locks := NewLocks(64)
 	cfg := Config{Mode: L1Only, L1: r.l1, Locks: locks, Stats: r.stats, ChunkSize: testChunk}
 	if withL2 {
@@ -288,7 +292,7 @@ func TestL1L2FillAndTTL(t *testing.T) {
 	if r.stats.L1Fills.Load() != 1 {
 		t.Fatalf("fills %d", r.stats.L1Fills.Load())
 	}
-	raw := do(t, r.l1, op{cmd: protocol.CmdGet, keys: []string{"a"}})
+	raw := do(t, r.raw, op{cmd: protocol.CmdGet, keys: []string{"a"}})
 	if len(raw.Hits) != 1 {
 		t.Fatal("fill not in L1")
 	}
@@ -346,7 +350,7 @@ func TestBatchPort(t *testing.T) {
 	}
 	// gat on the batch port gives L1's copy the new TTL.
 	do(t, b, op{cmd: protocol.CmdGat, keys: []string{"hot"}, exptime: 300})
-	raw := do(t, r.l1, op{cmd: protocol.CmdGet, keys: []string{"hot"}})
+	raw := do(t, r.raw, op{cmd: protocol.CmdGet, keys: []string{"hot"}})
 	if len(raw.Hits) != 1 || raw.Hits[0].Exptime == 0 {
 		t.Fatal("batch gat left L1 immortal")
 	}
@@ -376,7 +380,7 @@ func TestConcurrentWritersConverge(t *testing.T) {
 	wg.Wait()
 	h2, ok2 := get1(t, r.l2, "hotkey")
 	h1, ok1 := get1(t, r.regular, "hotkey")
-	raw := do(t, r.l1, op{cmd: protocol.CmdGet, keys: []string{"hotkey"}})
+	raw := do(t, r.raw, op{cmd: protocol.CmdGet, keys: []string{"hotkey"}})
 	if ok2 != ok1 || (ok1 && (string(h1.Value) != string(h2.Value) || h1.CAS != h2.CAS)) {
 		t.Fatalf("L1 %v %q != L2 %v %q", ok1, h1.Value, ok2, h2.Value)
 	}

@@ -354,17 +354,25 @@ func (p *Pending) Probe(ctx context.Context, l2 Backend) int {
 	return p.lenLocked()
 }
 
-// Run drains every interval while L1 is healthy, until ctx ends.
+// Run drains every interval while L1 is healthy, until ctx ends. It waits
+// for L1 to have been healthy at two ticks in a row: an L1 that was frozen
+// applies what it had queued from rend when it resumes (a write-through
+// of an older value included), on connections rend gave up on, in any
+// order with new requests; the delete must land after that.
 func (p *Pending) Run(ctx context.Context, l1 Backend, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	wasHealthy := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if !p.needsDrain() || !l1.Healthy() {
+		healthy := l1.Healthy()
+		ready := healthy && wasHealthy
+		wasHealthy = healthy
+		if !ready || !p.needsDrain() {
 			continue
 		}
 		if left := p.Drain(ctx, l1); left != 0 {

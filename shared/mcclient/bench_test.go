@@ -91,9 +91,15 @@ func BenchmarkSet(b *testing.B) { benchSet(b, false) }
 
 func BenchmarkSetParallel(b *testing.B) { benchSet(b, true) }
 
-// BenchmarkMultiGet100 is one Do-free multi-key get of 100 keys, 50 hits.
+// BenchmarkMultiGet100 is one Do-free multi-key get of 100 keys, 50 hits,
+// as 100 mg commands and (classic) as one classic gets line.
 func BenchmarkMultiGet100(b *testing.B) {
-	c := benchClient(b)
+	b.Run("meta", func(b *testing.B) { benchMultiGet100(b, false) })
+	b.Run("classic", func(b *testing.B) { benchMultiGet100(b, true) })
+}
+
+func benchMultiGet100(b *testing.B, classic bool) {
+	c := benchClient(b, func(cfg *Config) { cfg.ClassicGets = classic })
 	keys := make([]string, 100)
 	for i := range keys {
 		keys[i] = "mg" + string(rune('a'+i%26)) + string(rune('a'+i/26))

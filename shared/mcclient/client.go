@@ -31,9 +31,13 @@ type Client struct {
 	rr    atomic.Uint32 // round-robin start for pick
 	calls sync.Pool     // *call
 
+	// br is the circuit breaker (breaker.go).
+	br breaker
+
 	// Prebuilt so that failing fast allocates nothing.
 	errUnavailable error
 	errClosed      error
+	errOpen        error
 
 	// Counters for Stats.
 	requests   atomic.Uint64
@@ -74,6 +78,7 @@ func New(cfg Config) (*Client, error) {
 		cancel:         cancel,
 		errUnavailable: fmt.Errorf("%w (%s)", ErrUnavailable, cfg.Addr),
 		errClosed:      fmt.Errorf("%w (%s)", ErrClosed, cfg.Addr),
+		errOpen:        fmt.Errorf("%w (%s): circuit open", ErrUnavailable, cfg.Addr),
 	}
 	var first sync.WaitGroup
 	first.Add(cfg.Conns)
@@ -108,12 +113,21 @@ func (c *Client) Do(ctx context.Context, reqs []*protocol.Request, resps []*prot
 }
 
 func (c *Client) do(ctx context.Context, cl *call, reqs []*protocol.Request, resps []*protocol.Response) error {
+	if c.circuitOpen() {
+		c.putCall(cl)
+		return c.errOpen
+	}
+	return c.call(ctx, cl, reqs, resps)
+}
+
+// call is do past the breaker (its probes use it directly).
+func (c *Client) call(ctx context.Context, cl *call, reqs []*protocol.Request, resps []*protocol.Response) error {
 	if c.closed.Load() {
 		c.putCall(cl)
 		return c.errClosed
 	}
 	cl.reqs, cl.resps = reqs, resps
-	cl.ops = prepare(cl.ops[:0], reqs, resps, c.cfg.MaxValueSize, time.Now())
+	cl.ops = prepare(cl.ops[:0], reqs, resps, c.cfg.MaxValueSize, time.Now(), c.cfg.ClassicGets)
 	c.requests.Add(uint64(len(reqs)))
 	if len(cl.ops) == 0 {
 		c.putCall(cl)
@@ -194,6 +208,11 @@ func (c *Client) wait(ctx context.Context, cl *call) error {
 }
 
 func (c *Client) countErr(err error) {
+	if err == nil {
+		c.callOK()
+	} else {
+		c.callFailed(err)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrTimeout):
@@ -257,8 +276,12 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Healthy reports whether at least one connection is up.
+// Healthy reports whether at least one connection is up and the circuit
+// breaker is closed.
 func (c *Client) Healthy() bool {
+	if c.circuitOpen() {
+		return false
+	}
 	for _, s := range c.slots {
 		if p := s.pipe.Load(); p != nil && !p.isDead() {
 			return true
@@ -294,21 +317,27 @@ type PoolStats struct {
 	// Flushes counts socket writes; Requests/Flushes shows how well
 	// pipelining batches.
 	Flushes uint64
+	// Breaker is the circuit breaker's state (BreakerClosed, BreakerOpen,
+	// BreakerHalfOpen); BreakerOpens counts its closed -> open transitions.
+	Breaker      string
+	BreakerOpens uint64
 }
 
 // Stats returns a snapshot of the pool.
 func (c *Client) Stats() PoolStats {
 	st := PoolStats{
-		Addr:       c.cfg.Addr,
-		Conns:      len(c.slots),
-		Requests:   c.requests.Load(),
-		Errors:     c.errs.Load(),
-		Timeouts:   c.timeouts.Load(),
-		Canceled:   c.canceled.Load(),
-		Stalls:     c.stalls.Load(),
-		Reconnects: c.reconnects.Load(),
-		DialErrors: c.dialErrs.Load(),
-		Flushes:    c.flushes.Load(),
+		Addr:         c.cfg.Addr,
+		Conns:        len(c.slots),
+		Requests:     c.requests.Load(),
+		Errors:       c.errs.Load(),
+		Timeouts:     c.timeouts.Load(),
+		Canceled:     c.canceled.Load(),
+		Stalls:       c.stalls.Load(),
+		Reconnects:   c.reconnects.Load(),
+		DialErrors:   c.dialErrs.Load(),
+		Flushes:      c.flushes.Load(),
+		Breaker:      c.BreakerState(),
+		BreakerOpens: c.br.opens.Load(),
 	}
 	for _, s := range c.slots {
 		if p := s.pipe.Load(); p != nil && !p.isDead() {
@@ -391,7 +420,8 @@ func (c *Client) serve(s *slot, p *pipe) bool {
 	// stuck reply blocks all behind it, and only a new connection helps.
 	// Callers time out on their own timers; this also covers calls whose
 	// callers already left.
-	tick := time.NewTicker(min(max(c.cfg.RequestTimeout/10, time.Millisecond), 100*time.Millisecond))
+	limit, trips := c.stallLimit()
+	tick := time.NewTicker(min(max(limit/10, time.Millisecond), 100*time.Millisecond))
 	defer tick.Stop()
 	var (
 		lastAnswered uint64
@@ -406,14 +436,20 @@ loop:
 			p.fail(ErrClosed)
 		case now := <-tick.C:
 			sent, answered := p.sent.Load(), p.answered.Load()
+			progress := answered + p.partial.Load()
 			switch {
-			case sent == answered || answered != lastAnswered:
-				lastAnswered, stuckSince = answered, time.Time{}
+			case sent == answered || progress != lastAnswered:
+				lastAnswered, stuckSince = progress, time.Time{}
 			case stuckSince.IsZero():
 				stuckSince = now
-			case now.Sub(stuckSince) >= c.cfg.RequestTimeout:
+			case now.Sub(stuckSince) >= limit:
 				c.stalls.Add(1)
-				p.fail(fmt.Errorf("%w: no reply for %v", ErrTimeout, c.cfg.RequestTimeout))
+				if trips {
+					// A server that answers nothing at all for this
+					// long is frozen, not slow: stop sending it calls.
+					c.trip(fmt.Sprintf("no reply for %v", limit))
+				}
+				p.fail(fmt.Errorf("%w: no reply for %v", ErrTimeout, limit))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +16,16 @@ var now = time.Unix(1_700_000_000, 0)
 
 // encodeAll runs prepare and appendOp as the writer would.
 func encodeAll(reqs ...*protocol.Request) (string, []op, []*protocol.Response) {
+	return encodeWith(false, reqs...)
+}
+
+// encodeWith encodes reqs, with Config.ClassicGets set to classic.
+func encodeWith(classic bool, reqs ...*protocol.Request) (string, []op, []*protocol.Response) {
 	resps := make([]*protocol.Response, len(reqs))
 	for i := range resps {
 		resps[i] = &protocol.Response{}
 	}
-	ops := prepare(nil, reqs, resps, 1<<20, now)
+	ops := prepare(nil, reqs, resps, 1<<20, now, classic)
 	var buf []byte
 	for i := range ops {
 		buf = appendOp(buf, &ops[i], reqs[ops[i].req])
@@ -100,11 +106,16 @@ func TestEncodeLocalAnswers(t *testing.T) {
 // decode parses reply for the ops of reqs, as the reader would.
 func decode(t *testing.T, reply string, reqs ...*protocol.Request) ([]*protocol.Response, error) {
 	t.Helper()
-	_, ops, resps := encodeAll(reqs...)
+	return decodeWith(t, false, reply, reqs...)
+}
+
+func decodeWith(t *testing.T, classic bool, reply string, reqs ...*protocol.Request) ([]*protocol.Response, error) {
+	t.Helper()
+	_, ops, resps := encodeWith(classic, reqs...)
 	rr := replyReader{br: bufio.NewReaderSize(strings.NewReader(reply), 64), maxValue: 1000}
 	var firstErr error
 	for i := range ops {
-		if err := rr.read(&ops[i], resps[ops[i].req], now); err != nil {
+		if err := rr.read(&ops[i], resps[ops[i].req], reqs[ops[i].req].Keys, now); err != nil {
 			if !errors.Is(err, errValueTooLarge) {
 				return resps, err
 			}
@@ -244,7 +255,7 @@ func TestCodecAllocs(t *testing.T) {
 	rd := bytes.NewReader(reply)
 	rr := replyReader{br: bufio.NewReaderSize(rd, 4096), maxValue: 100}
 	n := testing.AllocsPerRun(100, func() {
-		ops = prepare(ops[:0], reqs, resps, 100, now)
+		ops = prepare(ops[:0], reqs, resps, 100, now, false)
 		buf = buf[:0]
 		for i := range ops {
 			buf = appendOp(buf, &ops[i], req)
@@ -252,7 +263,7 @@ func TestCodecAllocs(t *testing.T) {
 		rd.Reset(reply)
 		rr.br.Reset(rd)
 		for i := range ops {
-			if err := rr.read(&ops[i], resp, now); err != nil {
+			if err := rr.read(&ops[i], resp, req.Keys, now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -277,12 +288,13 @@ func FuzzReply(f *testing.F) {
 	f.Add(uint8(opVersion), []byte("VERSION 1.6.18\r\n"))                     // version
 	f.Add(uint8(opDelete), []byte("SERVER_ERROR out of memory\r\n"))          // server error
 	f.Add(uint8(opTouch), []byte("CLIENT_ERROR bad command line format\r\n")) // client error
+	f.Add(uint8(opGets), []byte("VALUE k 3 2 9\r\nhi\r\nEND\r\n"))            // classic gets
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
-		o := op{kind: opKind(kind) % (opStats + 1), exp: 5}
+		o := op{kind: opKind(kind) % (opGets + 1), exp: 5}
 		rr := replyReader{br: bufio.NewReaderSize(bytes.NewReader(data), 64), maxValue: 256}
 		resp := &protocol.Response{}
 		for range 16 {
-			if err := rr.read(&o, resp, now); err != nil && !errors.Is(err, errValueTooLarge) {
+			if err := rr.read(&o, resp, nil, now); err != nil && !errors.Is(err, errValueTooLarge) {
 				return
 			}
 			if cap(rr.scratch) > 256+2 {
@@ -290,4 +302,60 @@ func FuzzReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestClassicGets: with ClassicGets, a get or gets of classicMinKeys keys
+// or more becomes classic gets lines (split at maxGetsLine and around
+// base64 keys, which stay mg), and the replies are matched to the keys by
+// name, duplicates and misses included. Shorter gets stay mg.
+func TestClassicGets(t *testing.T) {
+	wire, ops, _ := encodeWith(true, rq(protocol.CmdGet, "", "a", "bin key", "b", "c", "d", "e", "f", "g"),
+		rq(protocol.CmdGat, "", "g"), rq(protocol.CmdGet, "", "x", "y"))
+	if want := "gets a\r\nmg YmluIGtleQ== v f c t b\r\ngets b c d e f g\r\nmg g v f c t T0\r\nmg x v f c t\r\nmg y v f c t\r\n"; wire != want {
+		t.Fatalf("wire %q, want %q", wire, want)
+	}
+	if len(ops) != 6 || ops[2].kind != opGets || ops[2].key != 2 || ops[2].n != 6 {
+		t.Fatalf("ops %+v", ops)
+	}
+	var keys []string
+	for i := range 300 {
+		keys = append(keys, fmt.Sprintf("key:%04d", i))
+	}
+	wire, _, _ = encodeWith(true, rq(protocol.CmdGets, "", keys...))
+	lines := strings.Split(strings.TrimSuffix(wire, "\r\n"), "\r\n")
+	if len(lines) < 2 || strings.Count(wire, " ") != 300 {
+		t.Fatalf("300 keys in %d lines, %d keys", len(lines), strings.Count(wire, " "))
+	}
+	for _, l := range lines {
+		if len(l) > maxGetsLine {
+			t.Fatalf("line of %d bytes", len(l))
+		}
+	}
+
+	// Keys a, b (missing), a again, c, then misses: hits name their keys.
+	eight := func(k ...string) *protocol.Request {
+		return rq(protocol.CmdGets, "", append(k, "m1", "m2", "m3", "m4", "m5", "m6", "m7")[:max(len(k), 8)]...)
+	}
+	resps, err := decodeWith(t, true, "VALUE a 1 2 7\r\nhi\r\nVALUE a 1 2 7\r\nhi\r\nVALUE c 0 0 8\r\n\r\nEND\r\n", eight("a", "b", "a", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := resps[0].Hits
+	if len(h) != 3 || h[0].Index != 0 || h[1].Index != 2 || h[2].Index != 3 || string(h[0].Value) != "hi" ||
+		h[0].Flags != 1 || h[0].CAS != 7 || h[2].CAS != 8 || len(h[2].Value) != 0 || h[0].Exptime != 0 {
+		t.Fatalf("hits %+v", h)
+	}
+	// A key not asked for (or out of order) means the stream is out of step.
+	if _, err := decodeWith(t, true, "VALUE c 0 1 1\r\nx\r\nVALUE a 0 1 1\r\nx\r\nEND\r\n", eight("a", "c")); err == nil {
+		t.Fatal("out-of-order VALUE accepted")
+	}
+	// Oversized values fail the call but the rest is consumed.
+	resps, err = decodeWith(t, true, "VALUE a 0 1001 1\r\n"+strings.Repeat("z", 1001)+"\r\nVALUE b 0 1 2\r\nq\r\nEND\r\n", eight("a", "b"))
+	if !errors.Is(err, errValueTooLarge) || len(resps[0].Hits) != 1 || resps[0].Hits[0].Index != 1 {
+		t.Fatalf("oversized: %v %+v", err, resps[0].Hits)
+	}
+	resps, err = decodeWith(t, true, "SERVER_ERROR out of memory\r\n", eight("a"))
+	if err != nil || resps[0].Status != protocol.StatusServerError {
+		t.Fatalf("server error: %v %v", err, resps[0].Status)
+	}
 }

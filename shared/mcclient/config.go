@@ -11,13 +11,15 @@ import (
 
 // Defaults for the zero fields of a Config.
 const (
-	DefaultConns          = 2
-	DefaultMaxInFlight    = 1024
-	DefaultDialTimeout    = time.Second
-	DefaultRequestTimeout = time.Second
-	DefaultBackoffMin     = 10 * time.Millisecond
-	DefaultBackoffMax     = 2 * time.Second
-	DefaultMaxValueSize   = 64 << 20
+	DefaultConns           = 2
+	DefaultMaxInFlight     = 1024
+	DefaultDialTimeout     = time.Second
+	DefaultRequestTimeout  = time.Second
+	DefaultBackoffMin      = 10 * time.Millisecond
+	DefaultBackoffMax      = 2 * time.Second
+	DefaultMaxValueSize    = 64 << 20
+	DefaultBreakerFailures = 3
+	DefaultBreakerOpen     = time.Second
 )
 
 // Upper bounds that catch configuration mistakes (a byte count typed where a
@@ -52,6 +54,23 @@ type Config struct {
 	// value sent (a larger one is answered locally with StatusTooLarge). A
 	// reply announcing more is skipped without allocating and fails its call.
 	MaxValueSize int
+	// BreakerFailures is how many consecutive timed-out calls open the
+	// circuit breaker (breaker.go); 0 means
+	// DefaultBreakerFailures, a negative value turns the breaker off.
+	BreakerFailures int
+	// BreakerStall opens the breaker as soon as one connection has had
+	// calls outstanding and answered none for this long (0: RequestTimeout).
+	// It is also how long a half-open probe may take.
+	BreakerStall time.Duration
+	// BreakerOpen is how long the breaker stays open before it probes.
+	BreakerOpen time.Duration
+	// ClassicGets sends a get or gets of many keys (8 or more) as classic
+	// multi-key "gets" lines instead of one meta mg per key: memcached
+	// answers many keys in one command for less CPU, but classic replies
+	// carry no TTL, so such hits have Exptime 0 (and no W/X/Z flags). For
+	// callers that keep the expiry elsewhere (rend's L1 headers); gat and
+	// shorter gets always use mg.
+	ClassicGets bool
 	// Logger receives connection events (connect, drop, reconnect). Nil
 	// discards them.
 	Logger *slog.Logger
@@ -80,6 +99,15 @@ func (c *Config) EnsureDefaults() {
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize
 	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = DefaultBreakerFailures
+	}
+	if c.BreakerStall == 0 {
+		c.BreakerStall = c.RequestTimeout
+	}
+	if c.BreakerOpen == 0 {
+		c.BreakerOpen = DefaultBreakerOpen
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,6 +135,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mcclient: negative backoff %v..%v", c.BackoffMin, c.BackoffMax)
 	case c.BackoffMin > 0 && c.BackoffMax > 0 && c.BackoffMin > c.BackoffMax:
 		return fmt.Errorf("mcclient: BackoffMin %v above BackoffMax %v", c.BackoffMin, c.BackoffMax)
+	case c.BreakerStall < 0 || c.BreakerOpen < 0:
+		return fmt.Errorf("mcclient: negative breaker time %v / %v", c.BreakerStall, c.BreakerOpen)
 	case c.MaxValueSize < 0:
 		return fmt.Errorf("mcclient: negative MaxValueSize %d", c.MaxValueSize)
 	}

@@ -110,9 +110,11 @@ func (r *replyReader) skip(n int) error {
 	return err
 }
 
-// read parses the reply to o into resp. A *protoError or an I/O error means
-// the connection is unusable; errValueTooLarge means only this call failed.
-func (r *replyReader) read(o *op, resp *protocol.Response, now time.Time) error {
+// read parses the reply to o into resp. keys are the Request's keys, which
+// an opGets reply is matched against, or nil when nobody waits for the
+// reply (it is then only consumed). A *protoError or an I/O error means the
+// connection is unusable; errValueTooLarge means only this call failed.
+func (r *replyReader) read(o *op, resp *protocol.Response, keys [][]byte, now time.Time) error {
 	line, err := r.readLine()
 	if err != nil {
 		return err
@@ -125,6 +127,8 @@ func (r *replyReader) read(o *op, resp *protocol.Response, now time.Time) error 
 	switch o.kind {
 	case opGet, opGat:
 		return r.readGet(o, line, resp, now)
+	case opGets:
+		return r.readGets(o, line, resp, keys)
 	case opTouch:
 		return r.status(line, resp, "HDEN")
 	case opStore:
@@ -285,6 +289,8 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 		win      bool
 		stale    bool
 		won      bool
+		fetched  bool
+		access   int64 = -1
 		tok      []byte
 		parseErr bool
 	)
@@ -307,6 +313,13 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 		case 't':
 			var ok bool
 			if ttl, ok = parseInt(tok[1:]); !ok {
+				parseErr = true
+			}
+		case 'h':
+			fetched = string(tok) == "h1"
+		case 'l':
+			var ok bool
+			if access, ok = parseInt(tok[1:]); !ok {
 				parseErr = true
 			}
 		case 'W':
@@ -334,7 +347,75 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 	h := resp.AppendHit(int(o.key), v, uint32(flags), cas, exp)
 	r.release(int(n), peeked)
 	h.Win, h.Stale, h.Won = win, stale, won
+	h.Fetched = fetched
+	if access >= 0 {
+		h.Accessed = now.Unix() - access
+	}
+	if o.kind == opGat {
+		// t came before T: it shows the TTL before this gat.
+		h.EarlyTTL, h.EarlyExptime = true, 0
+		if ttl >= 0 {
+			h.EarlyExptime = now.Unix() + ttl
+		}
+	}
 	return nil
+}
+
+// readGets reads the reply to a classic gets line, whose first line is
+// line: a VALUE block per key found, in the order the keys were sent, then
+// END. Each VALUE names its key; it must be the next key sent from that
+// position on, or the stream is out of step. With keys nil the values are
+// consumed and dropped.
+func (r *replyReader) readGets(o *op, line []byte, resp *protocol.Response, keys [][]byte) error {
+	next, end := int(o.key), int(o.key+o.n)
+	var callErr error
+	for string(line) != "END" {
+		rest, ok := bytes.CutPrefix(line, []byte("VALUE "))
+		if !ok {
+			return badReply("want VALUE or END", line)
+		}
+		key, rest := nextToken(rest)
+		fl, rest := nextToken(rest)
+		sz, rest := nextToken(rest)
+		cs, rest := nextToken(rest)
+		flags, okF := parseUint(fl)
+		n, okN := parseUint(sz)
+		cas, okC := parseUint(cs)
+		if !okF || flags > 1<<32-1 || !okN || n > 1<<40 || !okC || len(rest) > 0 {
+			return badReply("bad VALUE line", line)
+		}
+		idx := -1
+		if keys != nil {
+			for next < end && !bytes.Equal(keys[next], key) {
+				next++
+			}
+			if next == end {
+				return badReply("VALUE for a key not asked for", line)
+			}
+			idx = next
+			next++
+		}
+		if n > uint64(r.maxValue) {
+			if err := r.skip(int(n)); err != nil {
+				return err
+			}
+			callErr = errValueTooLarge
+		} else {
+			v, peeked, err := r.readValue(int(n))
+			if err != nil {
+				return err
+			}
+			if idx >= 0 {
+				resp.AppendHit(idx, v, uint32(flags), cas, 0)
+			}
+			r.release(int(n), peeked)
+		}
+		var err error
+		if line, err = r.readLine(); err != nil {
+			return err
+		}
+	}
+	return callErr
 }
 
 func (r *replyReader) readArith(line []byte, resp *protocol.Response) error {
@@ -348,6 +429,7 @@ func (r *replyReader) readArith(line []byte, resp *protocol.Response) error {
 		return badReply("bad number length", line)
 	}
 	resp.CAS = flagUint(rest, 'c')
+	early, hasT := flagTTL(rest)
 	v, peeked, err := r.readValue(int(n))
 	if err != nil {
 		return err
@@ -358,7 +440,31 @@ func (r *replyReader) readArith(line []byte, resp *protocol.Response) error {
 		return badReply("bad number", v)
 	}
 	resp.Number = num
+	if hasT {
+		// The item's TTL as the reply's t showed it (before any T the
+		// request carried), for a caller that must show the same.
+		resp.AppendHit(0, nil, 0, resp.CAS, early)
+	}
 	return nil
+}
+
+// flagTTL reads the t flag of a meta reply as an absolute expiry (0 never).
+func flagTTL(flags []byte) (exp int64, ok bool) {
+	for len(flags) > 0 {
+		var tok []byte
+		tok, flags = nextToken(flags)
+		if len(tok) > 1 && tok[0] == 't' {
+			ttl, ok := parseInt(tok[1:])
+			if !ok {
+				return 0, false
+			}
+			if ttl < 0 {
+				return 0, true
+			}
+			return time.Now().Unix() + ttl, true
+		}
+	}
+	return 0, false
 }
 
 // readStats reads STAT lines up to END; "stats reset" and "stats detail on"

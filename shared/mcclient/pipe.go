@@ -15,7 +15,8 @@ import (
 )
 
 // A call moves through these states. The caller's Request may be read only
-// in stEncoding and its Responses written only in stReading; a caller whose
+// in stEncoding and stReading (its keys, to match classic gets replies) and
+// its Responses written only in stReading; a caller whose
 // context ends may walk away (stAbandoned) only from the states in which
 // nobody touches them, and otherwise waits for the short remainder. Every
 // transition is a CAS, so the caller and the pipe never both act on a call.
@@ -78,6 +79,10 @@ type pipe struct {
 	// the watchdog compares them to tell a stuck connection from an idle one.
 	sent     atomic.Uint64
 	answered atomic.Uint64
+	// partial counts runs of 128 replies read within one call, so that the
+	// watchdog sees a huge batch (a 20 MiB L1 item is 20,000 sets) making
+	// progress before it completes.
+	partial atomic.Uint64
 
 	wg sync.WaitGroup // writer and reader goroutines
 
@@ -328,12 +333,18 @@ func (p *pipe) readCall(cl *call) error {
 	for i := range cl.ops {
 		o := &cl.ops[i]
 		resp := &p.discard
+		var keys [][]byte
 		if claimed {
-			resp = cl.resps[o.req]
+			// The caller now waits for done whatever happens (see wait),
+			// so its Request is intact and may be read to match keys.
+			resp, keys = cl.resps[o.req], cl.reqs[o.req].Keys
 		} else {
 			resp.Reset()
 		}
-		if err := p.rr.read(o, resp, now); err != nil {
+		if i&127 == 127 {
+			p.partial.Add(1)
+		}
+		if err := p.rr.read(o, resp, keys, now); err != nil {
 			if !errors.Is(err, errValueTooLarge) {
 				return err
 			}

@@ -20,6 +20,7 @@ type Budget struct {
 	limit   int64
 	reserve int64
 	used    atomic.Int64
+	refused atomic.Uint64
 }
 
 // SmallValue is the largest value that may use the budget's reserve.
@@ -45,6 +46,7 @@ func (b *Budget) TryAcquire(n, size int64) bool {
 	}
 	if b.used.Add(n) > max {
 		b.used.Add(-n)
+		b.refused.Add(1)
 		return false
 	}
 	return true
@@ -63,6 +65,14 @@ func (b *Budget) Used() int64 {
 		return 0
 	}
 	return b.used.Load()
+}
+
+// Refused counts the TryAcquire calls that did not fit.
+func (b *Budget) Refused() uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.refused.Load()
 }
 
 // Limit is the budget's size in bytes (0: unlimited).

@@ -89,6 +89,11 @@ const (
 	WantTTL  // remaining time to live (mg t)
 	WantKey  // echo the key (mg k, binary getk)
 	WantSize // value length without the value (mg s)
+	// WantFetched and WantAccess ask for the item's meta state: whether it
+	// was read before (mg h) and its last access (mg l). A proxy must then
+	// ask the layer that keeps that state (see package item).
+	WantFetched
+	WantAccess
 )
 
 // Request is one client request in protocol-neutral form.

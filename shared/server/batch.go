@@ -56,6 +56,11 @@ type getBatch struct {
 	// so it can follow the replies of the batch before it, in order.
 	capBuf bytes.Buffer
 	capW   *bufio.Writer
+	// used is how many spares (and list entries past the first) the
+	// bursts since the last reset handed out: reset and size look at
+	// those only, so a burst that did not batch costs nothing here.
+	// retained is what size found the last time it looked at all spares.
+	used, retained int
 }
 
 func newGetBatch() *getBatch {
@@ -75,28 +80,32 @@ func (g *getBatch) spare(i int) (*protocol.Request, *protocol.Response) {
 		g.resps = append(g.resps, new(protocol.Response))
 	}
 	g.resps[i].Reset()
+	g.used = max(g.used, i+1)
 	return g.reqs[i], g.resps[i]
 }
 
 // size is what the read-ahead requests and responses hold, for
-// burst.oversized.
+// burst.oversized. Spares not used since the last reset kept their size.
 func (g *getBatch) size() int {
-	n := g.capBuf.Cap()
-	for i := range g.reqs {
-		n += g.reqs[i].Retained() + g.resps[i].Retained()
+	if g.used > 0 {
+		g.retained = 0
+		for i := range g.reqs {
+			g.retained += g.reqs[i].Retained() + g.resps[i].Retained()
+		}
 	}
-	return n
+	return g.capBuf.Cap() + g.retained
 }
 
 // reset drops what the last batch left, before the burst is pooled.
 func (g *getBatch) reset() {
-	for i := range g.reqs {
+	for i := range g.used {
 		g.reqs[i].Reset()
 		g.resps[i].Reset()
 	}
-	clear(g.list[:cap(g.list)])
-	clear(g.lresp[:cap(g.lresp)])
-	clear(g.errs)
+	clear(g.list[:min(g.used+1, cap(g.list))])
+	clear(g.lresp[:min(g.used+1, cap(g.lresp))])
+	clear(g.errs[:min(g.used+1, len(g.errs))])
+	g.used = 0
 	g.capBuf.Reset()
 }
 

@@ -46,20 +46,17 @@ type Stats struct {
 	ReadTimeouts atomic.Uint64
 	WriteErrors  atomic.Uint64
 
-	// NoMemory counts storage requests refused because the value budget
-	// (Config.MaxValueBytes) was spent.
-	NoMemory atomic.Uint64
-
 	// budget is the value budget of the servers sharing these Stats: the
 	// first Server created with them sets it, so a process has one.
 	budget atomic.Pointer[protocol.Budget]
 }
 
-// ValueBytes reports the bytes of request values being read now, process
-// wide, and the budget's size (0: unlimited).
-func (s *Stats) ValueBytes() (used, limit int64) {
+// ValueBytes reports the bytes of request values (and long get lines)
+// being read now, process wide, the budget's size (0: unlimited), and how
+// many requests it refused.
+func (s *Stats) ValueBytes() (used, limit int64, refused uint64) {
 	b := s.budget.Load()
-	return b.Used(), b.Limit()
+	return b.Used(), b.Limit(), b.Refused()
 }
 
 // AppendStats appends the counters memcached reports under the same names

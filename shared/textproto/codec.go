@@ -101,6 +101,8 @@ type ServerCodec struct {
 	pos       []int32     // scratch: key positions of the group being read
 	hitAt     []int32     // scratch: hit per key of the group being written
 	table     []int32     // scratch: dedup hash table
+	linear    bool        // dedup by comparison (small groups), not table
+	fps       []uint64    // scratch: key fingerprints of a small group
 	seed      maphash.Seed
 
 	// budget, if set, is charged for the value bytes being read (see

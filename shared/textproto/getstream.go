@@ -1,6 +1,7 @@
 package textproto
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -45,6 +46,7 @@ type getState struct {
 	want  protocol.Want
 	exp   int64
 	tch   bool // gat/gats: Exptime applies
+	left  int  // keys in line
 }
 
 // SetGroupKeys bounds the keys of the next get request ReadRequest returns
@@ -73,7 +75,7 @@ func (c *ServerCodec) nextGroup(req *protocol.Request) {
 	}
 	pos := c.pos[:0]
 	dup := false
-	c.dedupReset(min(limit, len(line)/2+1))
+	c.dedupReset(min(limit, g.left))
 	i := 0
 	for i < len(line) && len(pos) < limit {
 		s := i
@@ -91,6 +93,7 @@ func (c *ServerCodec) nextGroup(req *protocol.Request) {
 		pos = append(pos, int32(u))
 	}
 	c.pos = pos
+	g.left -= len(pos)
 	rest := line[i:]
 	last := len(rest) == 0
 	switch {
@@ -109,8 +112,17 @@ func (c *ServerCodec) nextGroup(req *protocol.Request) {
 	}
 }
 
+// linearKeys: a group of at most this many keys is deduplicated by
+// comparing each key with the ones before it, cheaper than hashing them.
+const linearKeys = 16
+
 // dedupReset prepares the key table for a group of up to n keys.
 func (c *ServerCodec) dedupReset(n int) {
+	c.linear = n <= linearKeys
+	if c.linear {
+		c.fps = c.fps[:0]
+		return
+	}
 	size := 8
 	for size < 2*n {
 		size <<= 1
@@ -126,6 +138,17 @@ func (c *ServerCodec) dedupReset(n int) {
 // dedup returns the index in req.Keys of key, adding it if it is new.
 // The table holds index+1 per slot (0: empty), open addressing.
 func (c *ServerCodec) dedup(req *protocol.Request, key []byte) (idx int, seen bool) {
+	if c.linear {
+		fp := fingerprint(key)
+		for i, f := range c.fps {
+			if f == fp && string(req.Keys[i]) == string(key) {
+				return i, true
+			}
+		}
+		c.fps = append(c.fps, fp)
+		req.AddKey(key)
+		return len(req.Keys) - 1, false
+	}
 	mask := uint64(len(c.table) - 1)
 	h := maphash.Bytes(c.seed, key) & mask
 	for {
@@ -140,6 +163,20 @@ func (c *ServerCodec) dedup(req *protocol.Request, key []byte) (idx int, seen bo
 		}
 		h = (h + 1) & mask
 	}
+}
+
+// fingerprint packs a key's length and last bytes (where keys that share a
+// prefix differ) into a word, so most comparisons are one instruction.
+func fingerprint(key []byte) uint64 {
+	n := len(key)
+	if n >= 4 {
+		return uint64(n)<<32 | uint64(binary.LittleEndian.Uint32(key[n-4:]))
+	}
+	fp := uint64(n)
+	for _, b := range key {
+		fp = fp<<8 | uint64(b)
+	}
+	return fp
 }
 
 // pushGroup queues the group layout of req for WriteResponse. Replies are

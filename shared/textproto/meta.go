@@ -203,6 +203,10 @@ func (c *ServerCodec) preparse(first int, mf *metaFlags) (errMsg string) {
 				mf.want |= protocol.WantFlags
 			case 'k':
 				mf.want |= protocol.WantKey
+			case 'h':
+				mf.want |= protocol.WantFetched
+			case 'l':
+				mf.want |= protocol.WantAccess
 			}
 		}
 	}

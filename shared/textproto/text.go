@@ -170,25 +170,41 @@ func (c *ServerCodec) parseGet(req *protocol.Request, cmd protocol.Command, touc
 	// Check the whole line first: memcached answers only the error when a
 	// key anywhere is too long, and no group of the line may have been
 	// sent by then.
+	if c.ntok <= maxTokens {
+		// Every key is a token span already: check those.
+		for _, t := range c.toks[first:c.ntok] {
+			if t.end-t.start > c.lim.MaxKeyLen {
+				return c.replyError(req, msgBadFormat)
+			}
+		}
+		if c.ntok == first+1 {
+			// One key: nothing to group or deduplicate.
+			req.AddKey(c.tok(first))
+			return nil
+		}
+	}
 	line := c.line[c.toks[first].start:]
-	n := 0
-	for i := 0; i < len(line); {
-		s := i
-		for i < len(line) && line[i] != ' ' {
-			i++
-		}
-		if i-s > c.lim.MaxKeyLen {
-			return c.replyError(req, msgBadFormat)
-		}
-		n++
-		for i < len(line) && line[i] == ' ' {
-			i++
+	n := c.ntok - first
+	if c.ntok > maxTokens {
+		n = 0
+		for i := 0; i < len(line); {
+			s := i
+			for i < len(line) && line[i] != ' ' {
+				i++
+			}
+			if i-s > c.lim.MaxKeyLen {
+				return c.replyError(req, msgBadFormat)
+			}
+			n++
+			for i < len(line) && line[i] == ' ' {
+				i++
+			}
 		}
 	}
 	if n > c.lim.MaxKeys {
 		return c.replyError(req, msgTooManyKeys)
 	}
-	c.get = getState{line: line, owned: c.lineOwned, cmd: cmd, want: req.Want, exp: req.Exptime, tch: touch}
+	c.get = getState{line: line, owned: c.lineOwned, cmd: cmd, want: req.Want, exp: req.Exptime, tch: touch, left: n}
 	c.nextGroup(req)
 	return nil
 }

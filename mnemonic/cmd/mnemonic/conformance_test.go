@@ -8,19 +8,13 @@ import (
 
 // TestConformance runs the shared wire-level suite (expectations recorded
 // from a real memcached) against a real mnemonic process, for every group
-// mnemonic supports. meta-stale is left out: mnemonic has no
-// stale-while-revalidate items (md I, mg W/X/Z).
+// mnemonic supports: all of them (meta-stale too: the record keeps the
+// stale-while-revalidate state, see shared/item).
 func TestConformance(t *testing.T) {
 	// memcached's default item size (-I 1m), which the limits scripts
 	// were recorded with; mnemonic's own default is rend's 20 MiB.
 	p := startMnemonic(t, "", "-max-item-size", "1048576")
-	groups := []string{}
-	for _, g := range conformance.AllGroups() {
-		if g != "meta-stale" {
-			groups = append(groups, g)
-		}
-	}
-	conformance.Run(t, conformance.Target{Name: "mnemonic", Addr: p.addr, Groups: groups,
+	conformance.Run(t, conformance.Target{Name: "mnemonic", Addr: p.addr, Groups: conformance.AllGroups(),
 		Skip: map[string]string{
 			"quirks/binary-unknown-body": "decided by shared/binproto (unknown opcode with a body), not by the store",
 		}})

@@ -32,6 +32,11 @@ type Options struct {
 	L1Conns         int      `toml:"l1_conns"`
 	L2Conns         int      `toml:"l2_conns"`
 	BackendTimeout  Duration `toml:"backend_timeout"`
+	// BreakerFailures, BreakerOpen and L1StallTimeout configure the
+	// backends' circuit breakers (mcclient breaker.go).
+	BreakerFailures int      `toml:"breaker_failures"`
+	BreakerOpen     Duration `toml:"breaker_open"`
+	L1StallTimeout  Duration `toml:"l1_stall_timeout"`
 	LockStripes     int      `toml:"lock_stripes"`
 	// GoMaxProcs is the runtime parallelism (GOMAXPROCS); 0 picks
 	// autoMaxProcs. Not reloadable.
@@ -54,6 +59,9 @@ func defaultOptions() Options {
 		L1Conns:         2,
 		L2Conns:         4,
 		BackendTimeout:  Duration(2 * time.Second),
+		BreakerFailures: 3,
+		BreakerOpen:     Duration(time.Second),
+		L1StallTimeout:  Duration(500 * time.Millisecond),
 		LockStripes:     orca.DefaultStripes,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -90,6 +98,12 @@ func (o *Options) Validate() error {
 		return bad("shutdown_timeout", o.ShutdownTimeout, "want 0 or more")
 	case o.BackendTimeout <= 0:
 		return bad("backend_timeout", o.BackendTimeout, "want more than 0")
+	case o.BreakerFailures < 0:
+		return bad("breaker_failures", o.BreakerFailures, "want 0 (breakers off) or more")
+	case o.BreakerOpen <= 0:
+		return bad("breaker_open", o.BreakerOpen, "want more than 0")
+	case o.L1StallTimeout <= 0:
+		return bad("l1_stall_timeout", o.L1StallTimeout, "want more than 0")
 	case o.L1Conns < 1:
 		return bad("l1_conns", o.L1Conns, "want at least 1")
 	case o.L2Conns < 1:
@@ -150,6 +164,9 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
 	fs.Var(&o.BackendTimeout, "backend-timeout", "how long one backend call may take")
+	fs.IntVar(&o.BreakerFailures, "breaker-failures", o.BreakerFailures, "consecutive timed-out calls that open a backend's circuit breaker (0: breakers off)")
+	fs.Var(&o.BreakerOpen, "breaker-open", "how long an open breaker fails calls fast before it probes the backend")
+	fs.Var(&o.L1StallTimeout, "l1-stall-timeout", "an L1 connection answering nothing this long with calls outstanding opens L1's breaker")
 	fs.IntVar(&o.LockStripes, "lock-stripes", o.LockStripes, "number of striped key locks")
 	fs.IntVar(&o.GoMaxProcs, "gomaxprocs", o.GoMaxProcs, "threads running Go code at once (0: half the CPUs, at least 1)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -293,5 +295,80 @@ func TestKillRendMidWrite(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("stale L1 copies after kill -9 in round %d", round)
 		}
+	}
+}
+
+// healthz returns /healthz's status code and body.
+func healthz(t *testing.T, admin string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestFrozenL1FallsBackToL2 (issue 11 item 5): memcached SIGSTOPped under
+// rend. The backend timeout is 30 s, so without L1's circuit breaker every
+// request would wait 30 s (past this test's 20 s client deadline); with it,
+// after one stall of l1_stall_timeout reads and writes go to L2 alone.
+// /healthz, stats and metrics show the open breaker. After SIGCONT the
+// breaker closes by itself, L1 is used again, and the keys written during
+// the freeze (whose old copies L1 still holds) are never served stale.
+func TestFrozenL1FallsBackToL2(t *testing.T) {
+	s := newStack(t, true, "-backend-timeout", "30s", "-l1-stall-timeout", "300ms", "-breaker-open", "200ms")
+	c := dial(t, s.rend.regular)
+	keys := []string{"fz-a", "fz-b", "fz-c"}
+	for _, k := range keys {
+		c.set(k, []byte("before"), 0, 0)
+		c.get(k) // hot in L1
+	}
+	pid := s.mc.Pid()
+	sigstop(t, pid)
+	resumed := false
+	defer func() {
+		if !resumed {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	start := time.Now()
+	for _, k := range keys {
+		c.set(k, []byte("during"), 0, 0)
+		if v, _, _, ok := c.get(k); !ok || string(v) != "during" {
+			t.Fatalf("%s with L1 frozen: %q %v", k, v, ok)
+		}
+	}
+	t.Logf("6 requests with L1 frozen took %v (l1_stall_timeout 300ms)", time.Since(start))
+	if code, body := healthz(t, s.rend.admin); code != 503 || !strings.Contains(body, `"breaker":"open"`) && !strings.Contains(body, `"breaker":"half_open"`) {
+		t.Fatalf("healthz with L1 frozen: %d %s", code, body)
+	}
+	if st := c.stats(""); st["l1_breaker"] == "closed" || st["l1_breaker_opens"] != "1" || st["l2_breaker"] != "closed" {
+		t.Fatalf("stats: l1_breaker %q opens %q, l2_breaker %q", st["l1_breaker"], st["l1_breaker_opens"], st["l2_breaker"])
+	}
+	if m := scrape(t, s.rend.admin); m[`rend_backend_breaker_state{layer="l1"}`] == 0 || m[`rend_backend_breaker_opens_total{layer="l1"}`] != 1 {
+		t.Fatalf("metrics: state %v opens %v", m[`rend_backend_breaker_state{layer="l1"}`], m[`rend_backend_breaker_opens_total{layer="l1"}`])
+	}
+
+	syscall.Kill(pid, syscall.SIGCONT)
+	resumed = true
+	eventually(t, 10*time.Second, "L1's breaker to close", func() bool {
+		code, body := healthz(t, s.rend.admin)
+		return code == 200 && strings.Contains(body, `"breaker":"closed"`)
+	})
+	eventually(t, 10*time.Second, "pending L1 deletes to land", func() bool {
+		return c.stats("")["l1_pending_invalidations"] == "0"
+	})
+	for _, k := range keys {
+		s.sameAsL2(t, c, k)
+	}
+	// L1 serves again: a read fills it, the next one hits it.
+	hits := func() string { return c.stats("")["l1_hits"] }
+	before := hits()
+	c.get("fz-a")
+	c.get("fz-a")
+	if hits() == before {
+		t.Fatal("no L1 hit after recovery")
 	}
 }

@@ -146,6 +146,20 @@ func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
 	}
 	args = append(args, extra...)
 	r.process = startProcess(t, "rend", bin.rend, r.regular, args...)
+	// The admin listener opens after the memcached ports: wait for it too
+	// (unless a later -admin turned it off).
+	for i := range extra {
+		if extra[i] == "-admin" && i+1 < len(extra) && extra[i+1] == "" {
+			return r
+		}
+	}
+	eventually(t, 10*time.Second, "rend's admin listener", func() bool {
+		c, err := net.Dial("tcp", r.admin)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	return r
 }
 

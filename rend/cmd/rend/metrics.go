@@ -57,6 +57,16 @@ func poolCollector(layer string, c *mcclient.Client) prometheus.Collector {
 	s.Counter(n("pool_stalls_total"), "Backend connections dropped for answering nothing within the timeout.", l, func(s mcclient.PoolStats) float64 { return float64(s.Stalls) })
 	s.Counter(n("pool_reconnects_total"), "Backend connections re-established after a drop.", l, func(s mcclient.PoolStats) float64 { return float64(s.Reconnects) })
 	s.Counter(n("pool_dial_errors_total"), "Failed connection attempts to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.DialErrors) })
+	s.Gauge(n("backend_breaker_state"), "The backend's circuit breaker: 0 closed, 1 open (failing fast), 2 half-open (probing).", l, func(s mcclient.PoolStats) float64 {
+		switch s.Breaker {
+		case mcclient.BreakerOpen:
+			return 1
+		case mcclient.BreakerHalfOpen:
+			return 2
+		}
+		return 0
+	})
+	s.Counter(n("backend_breaker_opens_total"), "Times the backend's circuit breaker opened.", l, func(s mcclient.PoolStats) float64 { return float64(s.BreakerOpens) })
 	s.Counter(n("pool_flushes_total"), "Socket writes to the backend (requests/flushes shows pipelining).", l, func(s mcclient.PoolStats) float64 { return float64(s.Flushes) })
 	return s
 }
@@ -131,6 +141,8 @@ func (p *proc) extraStats(dst []protocol.Stat) []protocol.Stat {
 		add(layer+"_conns_up", uint64(s.ConnsUp))
 		add(layer+"_in_flight", uint64(s.InFlight))
 		add(layer+"_reconnects", s.Reconnects)
+		dst = append(dst, protocol.Stat{Name: layer + "_breaker", Value: s.Breaker})
+		add(layer+"_breaker_opens", s.BreakerOpens)
 	}
 	pool("l1", p.l1)
 	pool("l2", p.l2)
