@@ -2,6 +2,7 @@ package orca
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"sync"
@@ -26,6 +27,43 @@ type Backend interface {
 // errL1Status means memcached answered a chunk write with a failure status
 // (out of memory, too large): the item was not stored.
 var errL1Status = errors.New("orca: L1 refused a write")
+
+// L1 names. memcached reads at most 250 bytes of key token, base64 (b flag)
+// for keys with spaces or control bytes, so a binary-protocol key of more
+// than 186 such bytes (whose base64 is 252 bytes or more) cannot be sent to it as is. Such a key lives in L1
+// under
+//
+//	hashPrefix + sha256(key)   (34 bytes; sent base64)
+//
+// and so does every key that itself starts with hashPrefix. That keeps the
+// mapping one-to-one: a key kept as is never starts with the prefix, a hashed
+// one always does, and two hashed keys meet only on a SHA-256 collision, so
+// the header needs no copy of the full key. Chunk keys are derived from the
+// client key anyway (chunk.KeyBase). L2 (mnemonic) takes such keys whole.
+const hashPrefix = "\x00#"
+
+// maxPlainB64 is the longest key memcached takes base64-encoded (248 bytes).
+const maxPlainB64 = 186
+
+// hashedName reports whether key needs a hashed L1 name. The common case
+// (a key of at most 186 bytes) costs two byte compares.
+func hashedName(key []byte) bool {
+	if len(key) >= 2 && key[0] == hashPrefix[0] && key[1] == hashPrefix[1] {
+		return true
+	}
+	return len(key) > maxPlainB64 && !protocol.ValidKey(key, protocol.DefaultMaxKeyLen)
+}
+
+// addL1Key appends key's L1 name to r's keys (copied into r's arena).
+func addL1Key(r *protocol.Request, key []byte) {
+	if !hashedName(key) {
+		r.AddKey(key)
+		return
+	}
+	var b [len(hashPrefix) + sha256.Size]byte
+	sum := sha256.Sum256(key)
+	r.AddKey(append(append(b[:0], hashPrefix...), sum[:]...))
+}
 
 // item is a value to write into L1.
 type item struct {
@@ -213,7 +251,13 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
-	req.Keys = append(req.Keys, keys...)
+	for _, k := range keys {
+		if hashedName(k) {
+			addL1Key(req, k)
+		} else {
+			req.Keys = append(req.Keys, k) // aliased: req lives only for this call
+		}
+	}
 	resp := l.pool.resp()
 	if err := l.handle(ctx, req, resp); err != nil {
 		l.pool.putResp(resp)
@@ -254,7 +298,13 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
-	req.Keys = append(req.Keys, keys...)
+	for _, k := range keys {
+		if hashedName(k) {
+			addL1Key(req, k) // see hashPrefix
+		} else {
+			req.Keys = append(req.Keys, k)
+		}
+	}
 	defer clear(req.Keys) // they alias the caller's keys
 	if err := l.handle(ctx, req, out); err != nil {
 		out.Reset()
@@ -413,7 +463,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			h.Exptime = max(newExp, 0)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
-			r.AddKey(keys[pending[i].idx])
+			addL1Key(r, keys[pending[i].idx])
 			r.Value = r.CopyBytes(*hdrBuf)
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
@@ -486,7 +536,7 @@ func (l *l1) repair(ctx context.Context, key []byte, hdrCAS uint64) {
 	resp := l.pool.resp()
 	defer l.pool.putResp(resp)
 	req.Command = protocol.CmdDelete
-	req.AddKey(key)
+	addL1Key(req, key)
 	req.CAS = hdrCAS
 	_ = l.handle(ctx, req, resp)
 }
@@ -537,7 +587,7 @@ func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it ite
 		}
 	}
 	r := b.add(cmd)
-	r.AddKey(key)
+	addL1Key(r, key)
 	*vbuf = chunk.AppendHeader((*vbuf)[:0], &h)
 	r.Value = r.CopyBytes(*vbuf)
 	r.Exptime, r.HasExptime = it.exp, true
@@ -597,7 +647,7 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 	resp := l.pool.resp()
 	defer l.pool.putResp(resp)
 	req.Command = protocol.CmdDelete
-	req.AddKey(key)
+	addL1Key(req, key)
 	if err := l.handle(ctx, req, resp); err != nil {
 		return false, err
 	}
@@ -617,7 +667,7 @@ func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error 
 	b := l.pool.batch()
 	defer b.release()
 	for _, k := range keys {
-		b.add(protocol.CmdDelete).AddKey(k)
+		addL1Key(b.add(protocol.CmdDelete), k)
 	}
 	if err := l.do(ctx, b); err != nil {
 		return err
@@ -662,7 +712,7 @@ func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) 
 	}
 	h.Exptime = max(newExp, 0)
 	r := b.add(protocol.CmdSet)
-	r.AddKey(key)
+	addL1Key(r, key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
 	r.Exptime, r.HasExptime = newExp, true
 	if err := l.do(ctx, b); err != nil {

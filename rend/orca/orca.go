@@ -895,8 +895,15 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	case "":
 	case "reset":
 		return
+	case "slabs", "items":
+		// L1's own: where the hot set's memory goes (rend's header and
+		// chunk items, by slab class).
+		o.l1Stats(ctx, req, resp)
+		return
 	default:
-		resp.Status = protocol.StatusNotFound
+		if !protocol.AdminStats(req.Args, resp, &o.stats.Detail) {
+			resp.Status = protocol.StatusNotFound
+		}
 		return
 	}
 	now := time.Now()
@@ -941,6 +948,21 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	}
 	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
 	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))
+}
+
+// l1Stats answers a stats group with L1's reply to the same group.
+func (o *Orca) l1Stats(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	sreq, sresp := o.pool.req(), o.pool.resp()
+	defer o.pool.putReq(sreq)
+	defer o.pool.putResp(sresp)
+	sreq.Command, sreq.Args = protocol.CmdStats, req.Args
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := o.l1.be.Handle(sctx, sreq, sresp); err != nil || sresp.Status != protocol.StatusOK {
+		resp.ServerError("L1 unavailable")
+		return
+	}
+	resp.Stats = append(resp.Stats, sresp.Stats...)
 }
 
 func boolStat(b bool) string {

@@ -70,11 +70,11 @@ const (
 const maxKeyLen = protocol.DefaultMaxKeyLen
 
 // keyForm decides how k goes on the wire: as is, base64, or not at all.
-func keyForm(k []byte) (b64, ok bool) {
+func keyForm(k []byte, maxKey64 int) (b64, ok bool) {
 	if protocol.ValidKey(k, maxKeyLen) {
 		return false, true
 	}
-	if len(k) == 0 || base64.StdEncoding.EncodedLen(len(k)) > maxKeyLen {
+	if len(k) == 0 || len(k) > maxKeyLen || base64.StdEncoding.EncodedLen(len(k)) > maxKey64 {
 		return false, false
 	}
 	return true, true
@@ -103,7 +103,7 @@ func validArgs(b []byte) bool {
 // keys that need base64 (those go as mg): one command for many keys costs
 // memcached less than one mg each, but classic replies carry no TTL, so
 // those hits have Exptime 0.
-func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue int, now time.Time, classic bool) []op {
+func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue, maxKey64 int, now time.Time, classic bool) []op {
 	for i, req := range reqs {
 		resp := resps[i]
 		resp.Reset()
@@ -119,7 +119,7 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 			}
 			line := 0 // length of the open opGets line, 0 if none is open
 			for ki, k := range req.Keys {
-				b64, ok := keyForm(k)
+				b64, ok := keyForm(k, maxKey64)
 				if !ok {
 					ops = ops[:start]
 					resp.ClientError(msgBadFormat)
@@ -144,7 +144,7 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 		case protocol.CmdTouch, protocol.CmdDelete, protocol.CmdIncr, protocol.CmdDecr,
 			protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend,
 			protocol.CmdPrepend, protocol.CmdCas:
-			b64, ok := keyForm(req.Key())
+			b64, ok := keyForm(req.Key(), maxKey64)
 			if !ok || len(req.Keys) != 1 {
 				resp.ClientError(msgBadFormat)
 				continue

@@ -411,6 +411,13 @@ func (f HandlerFunc) Handle(ctx context.Context, req *Request, resp *Response) e
 type Limits struct {
 	// MaxKeyLen is the longest key accepted (memcached: 250).
 	MaxKeyLen int
+	// MaxBase64KeyLen is the longest key token a meta command carrying
+	// the b flag may have. memcached checks the token against MaxKeyLen
+	// before decoding it (the default), so binary keys of more than 186
+	// bytes cannot be sent to it in base64; mnemonic allows
+	// base64.StdEncoding.EncodedLen(MaxKeyLen) so that rend can pass every
+	// binary-protocol key on. The decoded key is held to MaxKeyLen.
+	MaxBase64KeyLen int
 	// MaxItemSize is the largest data block accepted; a larger one is
 	// swallowed and answered "SERVER_ERROR object too large for cache".
 	MaxItemSize int
@@ -437,6 +444,9 @@ func (l *Limits) EnsureDefaults() {
 	}
 	if l.MaxItemSize <= 0 {
 		l.MaxItemSize = DefaultMaxItemSize
+	}
+	if l.MaxBase64KeyLen < l.MaxKeyLen {
+		l.MaxBase64KeyLen = l.MaxKeyLen
 	}
 	if l.MaxKeys <= 0 {
 		l.MaxKeys = DefaultMaxKeys

@@ -174,6 +174,11 @@ func (c *ServerCodec) writeStats(req *protocol.Request, resp *protocol.Response)
 		c.writeLine("RESET")
 		return
 	}
+	if resp.Message != "" && len(resp.Stats) == 0 {
+		// A group answered with one word ("stats detail on": OK).
+		c.writeLine(resp.Message)
+		return
+	}
 	for _, s := range resp.Stats {
 		c.w.WriteString("STAT ")
 		c.w.WriteString(s.Name)

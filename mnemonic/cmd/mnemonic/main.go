@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -83,10 +84,14 @@ func run(args []string) int {
 		MaxValueBytes:   cfg.MaxValueBytes,
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
-		Limits:          protocol.Limits{MaxItemSize: opts.MaxItemSize},
-		Logger:          log,
-		Stats:           stats,
-		Name:            "mnemonic",
+		// Base64 keys up to the encoded length of a 250-byte key: rend
+		// passes binary-protocol keys with spaces or control bytes on in
+		// base64 (memcached itself allows only 250 encoded bytes).
+		Limits: protocol.Limits{MaxItemSize: opts.MaxItemSize,
+			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen)},
+		Logger: log,
+		Stats:  stats,
+		Name:   "mnemonic",
 	}, p)
 	if err != nil {
 		st.Close()
