@@ -252,25 +252,11 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 	return nil
 }
 
-// persist reports whether a read's outcome must be written back: always
-// for a changed expiry (gat) or a created item (mg N), and for a change of
-// the meta bits (first fetch, a W handed out). A moved access time alone is
-// not written, so a hot key's reads do not each cost a RocksDB write; mg l
-// then shows the time since the write or the last bit change.
-func persist(o *mcitem.Outcome, cur *mcitem.Item) bool {
-	switch {
-	case o.Action == mcitem.None:
-		return false
-	case o.Action == mcitem.Delete, !o.StateOnly, cur == nil:
-		return true
-	}
-	return o.Next.Bits != cur.Bits
-}
-
 // read serves get, gets, gat, gats and mg through package item. A read
 // looks the key up without a lock; only when the outcome must be written
-// (gat, mg N, the first fetch, a W token) does it take the key's stripe,
-// read again and decide again under it, so two readers cannot both win W.
+// (item.PersistRead: gat, mg N, a W token, mg h's first fetch) does it take
+// the key's stripe, read again and decide again under it, so two readers
+// cannot both win W. A plain read never writes.
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	unix := now.Unix()
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
@@ -296,7 +282,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 			cur = &cm
 		}
 		o := mcitem.Read(req, cur, unix)
-		if persist(&o, cur) {
+		if mcitem.PersistRead(req, &o, cur) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -311,7 +297,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if persist(&o, cur) {
+			if mcitem.PersistRead(req, &o, cur) {
 				var ip *item
 				if ok {
 					ip = &it
