@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
+	mcitem "github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -70,6 +71,7 @@ type item struct {
 	flags   uint32
 	exp     int64 // memcached exptime to send: 0 never, -1 expired, else absolute unix seconds
 	version uint64
+	state   uint8 // meta state (l1only: the header is the record; see l1only.go)
 }
 
 // l1 stores client items in a stock memcached as chunk headers plus chunks
@@ -335,6 +337,7 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 			v = []byte{}
 		}
 		kept = append(kept, protocol.Hit{Index: hit.Index, Value: v, Flags: h.Flags, CAS: h.Version, Exptime: h.Exptime})
+		markState(&kept[len(kept)-1], h.State)
 	}
 	out.Hits = kept
 	return dst, nil
@@ -368,7 +371,7 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 					pending = append(pending, f) // needs its header rewritten
 					continue
 				}
-				out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime)
+				markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime), f.h.State)
 				continue
 			}
 			pending = append(pending, f)
@@ -476,7 +479,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			l.stats.L1Errors.Add(1)
 		}
 		if f.h.Chunks == 0 {
-			out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, max(newExp, 0))
+			markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, max(newExp, 0)), f.h.State)
 			continue
 		}
 		resp := b.resps[ri]
@@ -510,7 +513,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			// One chunk (checked above: token, then exactly the value) is
 			// the whole value: copy it straight into out's pooled arena,
 			// allocating nothing.
-			out.AppendHit(f.idx, resp.Hits[0].Value[chunk.TokenSize:], f.h.Flags, f.h.Version, exp)
+			markState(out.AppendHit(f.idx, resp.Hits[0].Value[chunk.TokenSize:], f.h.Flags, f.h.Version, exp), f.h.State)
 			continue
 		}
 		value := make([]byte, f.h.Length)
@@ -520,7 +523,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		}
 		// The assembled value is handed to the response as is (no second
 		// copy): it was allocated for this hit and is owned by out from now.
-		hit := out.AppendHit(f.idx, nil, f.h.Flags, f.h.Version, exp)
+		hit := markState(out.AppendHit(f.idx, nil, f.h.Flags, f.h.Version, exp), f.h.State)
 		hit.Value = value
 	}
 	return failed, nil
@@ -544,6 +547,7 @@ func (l *l1) repair(ctx context.Context, key []byte, hdrCAS uint64) {
 // then treats L1 as failed for this key).
 func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it item) (protocol.Status, error) {
 	h := chunk.NewHeader(it.value, it.flags, max(it.exp, 0), it.version, l.chunkSize)
+	h.State = it.state
 	if it.exp < 0 {
 		// Already expired (negative exptime, or an absolute time past):
 		// memcached stores such an item as immediately expired, which
@@ -745,6 +749,15 @@ func (l *l1) flush(ctx context.Context, req *protocol.Request) error {
 		return errL1Status
 	}
 	return nil
+}
+
+// markState shows a header's meta state on its hit: X for a stale item, Z
+// for one whose W token went out (l1only; see l1only.go), which is also how
+// an mg learns that it must be answered through package item.
+func markState(h *protocol.Hit, state uint8) *protocol.Hit {
+	b := mcitem.Bits(state)
+	h.Stale, h.Won = b&mcitem.Stale != 0, b&mcitem.WinSent != 0
+	return h
 }
 
 // sortHits puts hits back in request key order.

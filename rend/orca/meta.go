@@ -29,6 +29,27 @@ func needsRecord(req *protocol.Request) bool {
 		req.Want&(protocol.WantFetched|protocol.WantAccess) != 0)
 }
 
+// anyNeedsRecord reports whether a batch of gets holds one that must read
+// L2 alone; the batch is then served request by request.
+func (o *Orca) anyNeedsRecord(reqs []*protocol.Request) bool {
+	for _, r := range reqs {
+		if needsRecord(r) || (!o.pol.l2 && r.Mods.Meta) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyState reports whether a hit shows meta state (l1only: markState).
+func anyState(resp *protocol.Response) bool {
+	for i := range resp.Hits {
+		if hasMetaState(&resp.Hits[i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // hasMetaState reports whether an L2 hit shows state that L1 cannot keep.
 func hasMetaState(h *protocol.Hit) bool {
 	return h.Win || h.Stale || h.Won

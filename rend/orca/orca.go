@@ -389,7 +389,15 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	if o.pol.l2 && needsRecord(req) {
 		return o.recordRead(ctx, req, resp) // see meta.go
 	}
+	if !o.pol.l2 && needsRecord(req) {
+		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
+	}
 	layer, err := o.lookup(ctx, req.Keys, resp)
+	if err == nil && !o.pol.l2 && req.Mods.Meta && anyState(resp) {
+		// An item with meta state: the answer (and W) needs package item.
+		resp.Reset()
+		return o.l1onlyMetaRead(ctx, req, resp)
+	}
 	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
 		return o.fail(resp, layer, err)
 	}
@@ -405,8 +413,10 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 // failure in l1only mode fails them all, a failed L2 read fails those that
 // had no L1 hit.
 func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
-	if len(reqs) == 1 {
-		errs[0] = o.get(ctx, reqs[0], resps[0])
+	if len(reqs) == 1 || o.anyNeedsRecord(reqs) {
+		for i := range reqs {
+			errs[i] = o.get(ctx, reqs[i], resps[i])
+		}
 		return
 	}
 	all := o.pool.req()
@@ -725,6 +735,10 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 		o.pool.putResp(r)
 		return nil
 	}
+	if req.Invalidate {
+		// md I keeps the item, stale, with a new version (see l1only.go).
+		return o.l1onlyApply(ctx, req, resp, true)
+	}
 	if req.CAS != 0 {
 		found, version, err := o.l1Version(ctx, key)
 		if err != nil {
@@ -782,6 +796,9 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	o.stats.CmdTouch.Add(uint64(len(req.Keys)))
 	if o.pol.l2 && needsRecord(req) {
 		return o.recordRead(ctx, req, resp) // see meta.go
+	}
+	if !o.pol.l2 && req.Mods.Meta {
+		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
 	}
 	exp := memcExp(req.Exptime, time.Now())
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)

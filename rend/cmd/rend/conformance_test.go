@@ -20,12 +20,9 @@ var skip = map[string]string{
 	"quirks/binary-unknown-body": "shared binproto codec answers an unknown opcode with a body (memcached closes silently)",
 }
 
-// l1onlyNotDeclared are further groups the l1only mode does not declare.
-var l1onlyNotDeclared = map[string]string{
-	// The chunk header has no room for the meta state yet; in the l1l2
-	// modes L2 (mnemonic) keeps it (see rend/orca/meta.go).
-	"meta-stale": "no stale-while-revalidate state in L1-only mode",
-}
+// l1onlyNotDeclared are further groups the l1only mode does not declare
+// (none: the chunk header keeps the meta state, see rend/orca/l1only.go).
+var l1onlyNotDeclared = map[string]string{}
 
 func rendGroups(more map[string]string) []string {
 	var gs []string
