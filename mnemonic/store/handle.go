@@ -260,6 +260,13 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	unix := now.Unix()
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	// The lock-free first lookups of all keys, one cgo call per shard
+	// (multiget.go); the items alias sc until it is released.
+	sc, err := s.prefetch(req.Keys)
+	defer s.putScratch(sc)
+	if err != nil {
+		return err
+	}
 	for i, key := range req.Keys {
 		s.stats.cmdGet.Add(1)
 		if touch {
@@ -267,10 +274,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 		}
 		hk := hashKey(key)
 		sh := s.shardFor(hk)
-		it, ok, err := s.lookup(sh, key, now)
-		if err != nil {
-			return err
-		}
+		it, ok := s.prefetched(sc, i, len(key), now)
 		var cm mcitem.Item
 		var cur *mcitem.Item
 		if ok {

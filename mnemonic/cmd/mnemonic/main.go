@@ -118,10 +118,12 @@ func run(args []string) int {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("mnemonic serving", "version", version, "listen", cfg.Listen, "admin", cfg.Admin, "data", cfg.Data)
-
+	// Signals are caught before "serving" is logged: whoever waits for
+	// that line (a test, an operator's script) may signal at once, and an
+	// uncaught SIGHUP would end the process.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	log.Info("mnemonic serving", "version", version, "listen", cfg.Listen, "admin", cfg.Admin, "data", cfg.Data)
 	code := 0
 wait:
 	for {
