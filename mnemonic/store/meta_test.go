@@ -112,3 +112,22 @@ func TestOneWinner(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestValueNotRetained: the store never keeps (and later writes
+// into) a request's value buffer. A large set once put the request's buffer
+// into the record pool, and the next write's record overwrote the caller's
+// bytes: rend then filled L1 with a record header where the value was.
+func TestRequestValueNotRetained(t *testing.T) {
+	s := openTest(t, testOptions(t.TempDir()))
+	want := bytes.Repeat([]byte("v"), 5000)
+	r := req(protocol.CmdSet, "big")
+	r.Value = bytes.Clone(want)
+	wantStatus(t, do(t, s, r), protocol.StatusOK)
+	for i := range 20 {
+		set(t, s, protocol.CmdSet, "k", string(bytes.Repeat([]byte{'a' + byte(i)}, 6000)), 0, 0)
+	}
+	if !bytes.Equal(r.Value, want) {
+		t.Fatal("the store wrote into a request's value buffer")
+	}
+	wantValue(t, s, "big", string(want))
+}
