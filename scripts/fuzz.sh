@@ -2,18 +2,26 @@
 # Runs every go test -fuzz target in the workspace for $FUZZTIME each.
 # Minimisation of new inputs is capped by count: on large inputs its default
 # (60 s) outlasts a short run, which then fails with "context deadline exceeded".
+# FUZZTARGETS (an extended regexp) runs only the targets whose names match;
+# FUZZPARALLEL sets the fuzzing workers (default: GOMAXPROCS), e.g. 1 for a
+# long run that leaves the other cores alone. Logs: /tmp/moneta-fuzz-<target>.log.
 set -euo pipefail
 FUZZTIME=${FUZZTIME:-3s}
+FUZZTARGETS=${FUZZTARGETS:-.}
+parallel=()
+if [ -n "${FUZZPARALLEL:-}" ]; then
+	parallel=(-parallel "$FUZZPARALLEL")
+fi
 cd "$(dirname "$0")/.."
 status=0
 while IFS= read -r file; do
 	dir=$(dirname "$file")
-	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}'); do
+	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}' | grep -E "$FUZZTARGETS" || true); do
 		echo "fuzz $target in ./$dir for $FUZZTIME"
 		log="/tmp/moneta-fuzz-$target.log"
 		ok=0
 		for attempt in 1 2; do
-			if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=100x "./$dir" >"$log" 2>&1; then
+			if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=100x "${parallel[@]}" "./$dir" >"$log" 2>&1; then
 				ok=1
 				break
 			fi

@@ -83,9 +83,11 @@ func TestFleetBehindNutcracker(t *testing.T) {
 		addrs = append(addrs, hosts[i].Regular)
 	}
 	// server_retry_timeout is shortened from the shipped 10 s so that the
-	// restarted host rejoins within the test's time budget.
+	// restarted host rejoins within the test's time budget; timeout is
+	// raised from 500 ms so that a stall of the busy test machine is not
+	// taken for a failing host (only the kill should eject one).
 	nc := startNutcracker(t, map[string][]server{"moneta": servers, "moneta_batch": batch},
-		map[string]any{"server_retry_timeout": 1000})
+		map[string]any{"server_retry_timeout": 1000, "timeout": 5000})
 	proxy := nc.pools["moneta"]
 	ring := ketama.NewTwemproxy(names)
 

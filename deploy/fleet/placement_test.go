@@ -73,7 +73,10 @@ func TestPlacement25Servers(t *testing.T) {
 		servers = append(servers, server{addr: m.Addr, name: name})
 		names, addrs = append(names, name), append(addrs, m.Addr)
 	}
-	nc := startNutcracker(t, map[string][]server{"moneta": servers}, nil)
+	// No ejection and a long timeout: a stall of the busy test machine must
+	// not move keys to other servers while placement is measured.
+	nc := startNutcracker(t, map[string][]server{"moneta": servers},
+		map[string]any{"auto_eject_hosts": false, "timeout": 5000})
 	keys := make([]string, nkeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("placement:%d", i)

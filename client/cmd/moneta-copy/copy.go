@@ -15,9 +15,11 @@ import (
 // Options configure a copy. Build them from flags, call EnsureDefaults, then
 // Validate (run does both).
 type Options struct {
-	// From is the source host. Its batch port is the right one: reads there
-	// go L1 then L2 and never fill L1, so a copy does not churn the source's
-	// hot set. The regular port works too (and fills the source's L1).
+	// From is the source: a host's batch port (reads there go L1 then L2
+	// and never fill L1, so a copy does not churn the source's hot set), or
+	// its mnemonic socket when run on the source host (L2 is the record of
+	// every write, and reading it skips rend). The regular port works too
+	// but fills the source's L1.
 	From string
 	// To is the target host's batch port: writes go to its L2 and update its
 	// L1 only for keys already there, so a warm-up does not evict the

@@ -166,11 +166,13 @@ func mgTTL(t *testing.T, a, key string) (ttl int64, flags uint32, value string) 
 	return ttl, uint32(f), string(v[:n])
 }
 
-// 100,000 keys from one loopback host to another through the batch ports:
-// values, flags and remaining TTLs (never, hours, days, and past 30 days,
-// which memcached takes as an absolute time) arrive intact; keys the target
-// already had are left alone (mode add); keys missing on the source and
-// invalid lines are counted.
+// 100,000 keys from one loopback host to another: read from the source's
+// mnemonic (what moneta-copy run on the source host reads, the record of
+// every write; TestCopyFromL1 covers reading through the source's batch
+// port) and written to the target's batch port. Values, flags and remaining
+// TTLs (never, hours, days, and past 30 days, which memcached takes as an
+// absolute time) arrive intact; keys the target already had are left alone
+// (mode add); keys missing on the source and invalid lines are counted.
 func TestCopy100k(t *testing.T) {
 	const n = 100_000
 	src := mctest.StartHost(t, bin, 64)
@@ -227,7 +229,7 @@ func TestCopy100k(t *testing.T) {
 	onSource := fetch(t, pool(t, src.Mnemonic.Ready), keys)
 
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-from", src.Batch, "-to", dst.Batch, "-keys", list,
+	code := run(context.Background(), []string{"-from", src.Mnemonic.Ready, "-to", dst.Batch, "-keys", list,
 		"-progress", "1s"}, nil, &stdout, &stderr)
 	t.Logf("%s%s", stderr.String(), stdout.String())
 	if code != 0 {
@@ -280,7 +282,8 @@ func abs(x int64) int64 {
 }
 
 // -keys-from-l1 copies the source's hot set: the keys in its L1, not its
-// chunk items, and not keys that live only in L2.
+// chunk items, and not keys that live only in L2. The items are read through
+// the source's batch port (rend, mg per key) with their flags and TTL.
 func TestCopyFromL1(t *testing.T) {
 	src := mctest.StartHost(t, bin, 64)
 	dst := mctest.StartHost(t, bin, 64)
@@ -305,8 +308,10 @@ func TestCopyFromL1(t *testing.T) {
 	}
 	got := fetch(t, pool(t, dst.Batch), append(hot, "cold:c"))
 	for _, k := range hot {
-		if h, ok := got[k]; !ok || !bytes.Equal(h.Value, items[k].value) || h.Flags != items[k].flags {
-			t.Fatalf("%s: %v %+v", k, ok, h)
+		h, ok := got[k]
+		if !ok || !bytes.Equal(h.Value, items[k].value) || h.Flags != items[k].flags ||
+			(h.Exptime == 0) != (items[k].abs == 0) || abs(h.Exptime-items[k].abs) > 2 {
+			t.Fatalf("%s: %v %+v, want %+v", k, ok, h, items[k])
 		}
 	}
 	if _, ok := got["cold:c"]; ok {

@@ -13,6 +13,11 @@
 //	some-key-lister | moneta-copy -from ... -to ... -keys - -rate 20000
 //	moneta-copy -from ... -to ... -keys-from-l1 unix:/run/moneta/l1/memcached.sock
 //
+// The source is a host's batch port (reads there do not fill its L1) or,
+// run on the source host, its mnemonic socket
+// (-from unix:/run/moneta/l2/mnemonic.sock): the record of every write, read
+// without going through rend, about twice as fast.
+//
 // Keys come from a file or stdin (one per line), or from the source's L1
 // memcached ("lru_crawler metadump all", run on the source host): that lists
 // the hot set only, not the keys that live only in L2. docs/operations.md
