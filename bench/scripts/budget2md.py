@@ -34,7 +34,7 @@ runs = [(a.split("=", 1)[0], parse(a.split("=", 1)[1] + "/budget.txt")) for a in
 titles = {"depth1": "Hot set, 50 conns, depth 1 (per request)", "depth16": "Hot set, 50 conns, depth 16 (per request)",
           "multiget": "100-key multi-get, 20 conns (per key)"}
 for scen in runs[0][1]:
-    print(f"### {titles.get(scen, scen)}\n")
+    print(f"#### {titles.get(scen, scen)}\n")
     print("| run | target | ops/s | vs memcached | process | CPU µs | syscalls | reads | writes | ctx switches | generator CPU µs |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in runs:
