@@ -188,6 +188,8 @@ func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol
 		return nil
 	case protocol.CmdVerbosity:
 		return nil
+	case protocol.CmdCacheMemlimit:
+		return o.memlimit(ctx, req, resp)
 	}
 	resp.ClientError("unsupported command")
 	return nil
@@ -948,6 +950,24 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	}
 	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
 	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))
+}
+
+// memlimit serves cache_memlimit: the memory rend caches in is L1's, so
+// L1 gets the new limit (after memcached's own checks, made here so that a
+// refusal does not depend on L1 being up).
+func (o *Orca) memlimit(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if protocol.CheckMemlimit(req.Args, resp) == 0 {
+		return nil
+	}
+	r, lresp := o.pool.req(), o.pool.resp()
+	defer o.pool.putReq(r)
+	defer o.pool.putResp(lresp)
+	r.Command, r.Args = protocol.CmdCacheMemlimit, req.Args
+	if err := o.l1.handle(ctx, r, lresp); err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	resp.Status, resp.Message = lresp.Status, lresp.Message
+	return nil
 }
 
 // l1Stats answers a stats group with L1's reply to the same group.
