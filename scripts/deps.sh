@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
+# mnemonic's read path has a C++ file (mnemonic/store/mgshim.cc).
+command -v g++ >/dev/null 2>&1 || need+=(g++)
 dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
 command -v memcstat >/dev/null 2>&1 || need+=(libmemcached-tools)
 # twemproxy, for the fleet test (deploy/fleet) and deploy/nutcracker.yml.

@@ -25,6 +25,15 @@
 //	flags   client flags (u32 LE).
 //	expiry  absolute unix seconds (u32 LE), 0 for never.
 //
+// A record whose item has meta state (shared/item: stale, W token sent,
+// fetched) sets the stamp's top bit and carries 8 more bytes before the
+// data: the state bits, three zero bytes, and the last access in unix
+// seconds (u32 LE). Stamps are nanoseconds, below 2^63 until 2262, so
+// records written before the extension existed read as having no state;
+// for them the last access is the write time (the stamp's second). A read
+// writes its record back only when it changes a state bit (the first fetch,
+// a W handed out), never for the access time alone.
+//
 // # Versions and stamps
 //
 // CAS values and stamps come from one counter: each value is

@@ -72,6 +72,11 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		resp.Message = s.opts.Version
 	case protocol.CmdVerbosity:
 		// Accepted and ignored, as mnemonic logs through slog levels.
+	case protocol.CmdCacheMemlimit:
+		// Checked as memcached checks it, then accepted with no effect:
+		// mnemonic's capacity is its disk budget (max_disk_bytes), and
+		// its RAM (block cache, memtables) is sized at start.
+		protocol.CheckMemlimit(req.Args, resp)
 	default:
 		resp.ClientError("unsupported command")
 	}
@@ -252,28 +257,21 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 	return nil
 }
 
-// persist reports whether a read's outcome must be written back: always
-// for a changed expiry (gat) or a created item (mg N), and for a change of
-// the meta bits (first fetch, a W handed out). A moved access time alone is
-// not written, so a hot key's reads do not each cost a RocksDB write; mg l
-// then shows the time since the write or the last bit change.
-func persist(o *mcitem.Outcome, cur *mcitem.Item) bool {
-	switch {
-	case o.Action == mcitem.None:
-		return false
-	case o.Action == mcitem.Delete, !o.StateOnly, cur == nil:
-		return true
-	}
-	return o.Next.Bits != cur.Bits
-}
-
 // read serves get, gets, gat, gats and mg through package item. A read
 // looks the key up without a lock; only when the outcome must be written
-// (gat, mg N, the first fetch, a W token) does it take the key's stripe,
-// read again and decide again under it, so two readers cannot both win W.
+// (item.PersistRead: gat, mg N, a W token, mg h's first fetch) does it take
+// the key's stripe, read again and decide again under it, so two readers
+// cannot both win W. A plain read never writes.
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	unix := now.Unix()
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	// The lock-free first lookups of all keys, one cgo call per shard
+	// (multiget.go); the items alias sc until it is released.
+	sc, err := s.prefetch(req.Keys)
+	defer s.putScratch(sc)
+	if err != nil {
+		return err
+	}
 	for i, key := range req.Keys {
 		s.stats.cmdGet.Add(1)
 		if touch {
@@ -281,10 +279,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 		}
 		hk := hashKey(key)
 		sh := s.shardFor(hk)
-		it, ok, err := s.lookup(sh, key, now)
-		if err != nil {
-			return err
-		}
+		it, ok := s.prefetched(sc, i, len(key), now)
 		var cm mcitem.Item
 		var cur *mcitem.Item
 		if ok {
@@ -292,7 +287,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 			cur = &cm
 		}
 		o := mcitem.Read(req, cur, unix)
-		if persist(&o, cur) {
+		if mcitem.PersistRead(req, &o, cur) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -307,7 +302,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if persist(&o, cur) {
+			if mcitem.PersistRead(req, &o, cur) {
 				var ip *item
 				if ok {
 					ip = &it

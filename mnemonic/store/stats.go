@@ -176,6 +176,9 @@ func dirBytes(dir string) int64 {
 	return n
 }
 
+// Detail reports whether "stats detail on" is in force (detail_enabled).
+func (s *Store) Detail() bool { return s.detail.Load() }
+
 // statsReply answers "stats" with memcached's general fields that a store
 // can know (connection counts belong to the server) plus per-shard figures,
 // and "stats settings" with the store's configuration.
@@ -210,6 +213,9 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 		s.stats.reset()
 		return
 	default:
+		if protocol.AdminStats(req.Args, resp, &s.detail) {
+			return // cachedump, detail: as memcached with no slab classes
+		}
 		// memcached answers an unknown group "ERROR" (binary: not
 		// found); the codecs encode StatusNotFound that way.
 		resp.Status = protocol.StatusNotFound

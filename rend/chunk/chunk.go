@@ -12,7 +12,9 @@
 //	offset size field
 //	0      2    magic "RC"
 //	2      1    format version (1)
-//	3      1    kind: 0 inline (value follows the header), 1 chunked
+//	3      1    kind: 0 inline (value follows the header), 1 chunked, in
+//	            the low 4 bits; the high 4 bits are the item's meta state
+//	            (shared/item's Bits: stale, win token sent, fetched)
 //	4      4    client flags            (big endian)
 //	8      4    total value length      (big endian)
 //	12     4    chunk size              (big endian; data bytes per chunk)
@@ -103,7 +105,10 @@ type Header struct {
 	Chunks  int
 	Exptime int64 // absolute unix seconds, 0 = never
 	Version uint64
-	Token   Token
+	// State is the item's meta state (shared/item.Bits, 4 bits), kept in
+	// L1-only mode where the header is the record.
+	State uint8
+	Token Token
 	// Inline is the value of an inline item (Decode: points into the
 	// decoded buffer; valid as long as that buffer).
 	Inline []byte
@@ -160,7 +165,7 @@ func AppendHeader(dst []byte, h *Header) []byte {
 	if h.Chunks == 0 {
 		kind = kindInline
 	}
-	dst = append(dst, magic0, magic1, formatVersion, kind)
+	dst = append(dst, magic0, magic1, formatVersion, kind|h.State<<4)
 	dst = binary.BigEndian.AppendUint32(dst, h.Flags)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(h.Length))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(h.ChunkSize))
@@ -199,7 +204,8 @@ func Decode(b []byte, maxLength int) (Header, error) {
 	if len(b) < HeaderSize || b[0] != magic0 || b[1] != magic1 || b[2] != formatVersion {
 		return h, ErrNotHeader
 	}
-	kind := b[3]
+	kind := b[3] & 0x0f
+	h.State = b[3] >> 4
 	h.Flags = binary.BigEndian.Uint32(b[4:])
 	length := binary.BigEndian.Uint32(b[8:])
 	size := binary.BigEndian.Uint32(b[12:])

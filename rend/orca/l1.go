@@ -2,12 +2,14 @@ package orca
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
+	mcitem "github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -26,12 +28,50 @@ type Backend interface {
 // (out of memory, too large): the item was not stored.
 var errL1Status = errors.New("orca: L1 refused a write")
 
+// L1 names. memcached reads at most 250 bytes of key token, base64 (b flag)
+// for keys with spaces or control bytes, so a binary-protocol key of more
+// than 186 such bytes (whose base64 is 252 bytes or more) cannot be sent to it as is. Such a key lives in L1
+// under
+//
+//	hashPrefix + sha256(key)   (34 bytes; sent base64)
+//
+// and so does every key that itself starts with hashPrefix. That keeps the
+// mapping one-to-one: a key kept as is never starts with the prefix, a hashed
+// one always does, and two hashed keys meet only on a SHA-256 collision, so
+// the header needs no copy of the full key. Chunk keys are derived from the
+// client key anyway (chunk.KeyBase). L2 (mnemonic) takes such keys whole.
+const hashPrefix = "\x00#"
+
+// maxPlainB64 is the longest key memcached takes base64-encoded (248 bytes).
+const maxPlainB64 = 186
+
+// hashedName reports whether key needs a hashed L1 name. The common case
+// (a key of at most 186 bytes) costs two byte compares.
+func hashedName(key []byte) bool {
+	if len(key) >= 2 && key[0] == hashPrefix[0] && key[1] == hashPrefix[1] {
+		return true
+	}
+	return len(key) > maxPlainB64 && !protocol.ValidKey(key, protocol.DefaultMaxKeyLen)
+}
+
+// addL1Key appends key's L1 name to r's keys (copied into r's arena).
+func addL1Key(r *protocol.Request, key []byte) {
+	if !hashedName(key) {
+		r.AddKey(key)
+		return
+	}
+	var b [len(hashPrefix) + sha256.Size]byte
+	sum := sha256.Sum256(key)
+	r.AddKey(append(append(b[:0], hashPrefix...), sum[:]...))
+}
+
 // item is a value to write into L1.
 type item struct {
 	value   []byte // not retained
 	flags   uint32
 	exp     int64 // memcached exptime to send: 0 never, -1 expired, else absolute unix seconds
 	version uint64
+	state   uint8 // meta state (l1only: the header is the record; see l1only.go)
 }
 
 // l1 stores client items in a stock memcached as chunk headers plus chunks
@@ -212,7 +252,13 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
-	req.Keys = append(req.Keys, keys...)
+	for _, k := range keys {
+		if hashedName(k) {
+			addL1Key(req, k)
+		} else {
+			req.Keys = append(req.Keys, k) // aliased: req lives only for this call
+		}
+	}
 	resp := l.pool.resp()
 	if err := l.handle(ctx, req, resp); err != nil {
 		l.pool.putResp(resp)
@@ -253,7 +299,13 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
-	req.Keys = append(req.Keys, keys...)
+	for _, k := range keys {
+		if hashedName(k) {
+			addL1Key(req, k) // see hashPrefix
+		} else {
+			req.Keys = append(req.Keys, k)
+		}
+	}
 	defer clear(req.Keys) // they alias the caller's keys
 	if err := l.handle(ctx, req, out); err != nil {
 		out.Reset()
@@ -286,6 +338,7 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 			v = []byte{}
 		}
 		kept = append(kept, protocol.Hit{Index: hit.Index, Value: v, Flags: h.Flags, CAS: h.Version, Exptime: h.Exptime})
+		markState(&kept[len(kept)-1], h.State)
 	}
 	out.Hits = kept
 	return dst, nil
@@ -319,7 +372,7 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 					pending = append(pending, f) // needs its header rewritten
 					continue
 				}
-				out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime)
+				markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime), f.h.State)
 				continue
 			}
 			pending = append(pending, f)
@@ -411,7 +464,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			h.Exptime = max(newExp, 0)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
-			r.AddKey(keys[pending[i].idx])
+			addL1Key(r, keys[pending[i].idx])
 			r.Value = r.CopyBytes(*hdrBuf)
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
@@ -427,7 +480,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			l.stats.L1Errors.Add(1)
 		}
 		if f.h.Chunks == 0 {
-			out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, max(newExp, 0))
+			markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, max(newExp, 0)), f.h.State)
 			continue
 		}
 		resp := b.resps[ri]
@@ -461,7 +514,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 			// One chunk (checked above: token, then exactly the value) is
 			// the whole value: copy it straight into out's pooled arena,
 			// allocating nothing.
-			out.AppendHit(f.idx, resp.Hits[0].Value[chunk.TokenSize:], f.h.Flags, f.h.Version, exp)
+			markState(out.AppendHit(f.idx, resp.Hits[0].Value[chunk.TokenSize:], f.h.Flags, f.h.Version, exp), f.h.State)
 			continue
 		}
 		value := make([]byte, f.h.Length)
@@ -471,7 +524,7 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		}
 		// The assembled value is handed to the response as is (no second
 		// copy): it was allocated for this hit and is owned by out from now.
-		hit := out.AppendHit(f.idx, nil, f.h.Flags, f.h.Version, exp)
+		hit := markState(out.AppendHit(f.idx, nil, f.h.Flags, f.h.Version, exp), f.h.State)
 		hit.Value = value
 	}
 	return failed, nil
@@ -484,7 +537,7 @@ func (l *l1) repair(ctx context.Context, key []byte, hdrCAS uint64) {
 	resp := l.pool.resp()
 	defer l.pool.putResp(resp)
 	req.Command = protocol.CmdDelete
-	req.AddKey(key)
+	addL1Key(req, key)
 	req.CAS = hdrCAS
 	_ = l.handle(ctx, req, resp)
 }
@@ -495,6 +548,7 @@ func (l *l1) repair(ctx context.Context, key []byte, hdrCAS uint64) {
 // then treats L1 as failed for this key).
 func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it item) (protocol.Status, error) {
 	h := chunk.NewHeader(it.value, it.flags, max(it.exp, 0), it.version, l.chunkSize)
+	h.State = it.state
 	if it.exp < 0 {
 		// Already expired (negative exptime, or an absolute time past):
 		// memcached stores such an item as immediately expired, which
@@ -534,7 +588,7 @@ func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it ite
 		}
 	}
 	r := b.add(cmd)
-	r.AddKey(key)
+	addL1Key(r, key)
 	*vbuf = chunk.AppendHeader((*vbuf)[:0], &h)
 	r.Value = r.CopyBytes(*vbuf)
 	r.Exptime, r.HasExptime = it.exp, true
@@ -594,7 +648,7 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 	resp := l.pool.resp()
 	defer l.pool.putResp(resp)
 	req.Command = protocol.CmdDelete
-	req.AddKey(key)
+	addL1Key(req, key)
 	if err := l.handle(ctx, req, resp); err != nil {
 		return false, err
 	}
@@ -614,7 +668,7 @@ func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error 
 	b := l.pool.batch()
 	defer b.release()
 	for _, k := range keys {
-		b.add(protocol.CmdDelete).AddKey(k)
+		addL1Key(b.add(protocol.CmdDelete), k)
 	}
 	if err := l.do(ctx, b); err != nil {
 		return err
@@ -659,7 +713,7 @@ func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) 
 	}
 	h.Exptime = max(newExp, 0)
 	r := b.add(protocol.CmdSet)
-	r.AddKey(key)
+	addL1Key(r, key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
 	r.Exptime, r.HasExptime = newExp, true
 	if err := l.do(ctx, b); err != nil {
@@ -696,6 +750,15 @@ func (l *l1) flush(ctx context.Context, req *protocol.Request) error {
 		return errL1Status
 	}
 	return nil
+}
+
+// markState shows a header's meta state on its hit: X for a stale item, Z
+// for one whose W token went out (l1only; see l1only.go), which is also how
+// an mg learns that it must be answered through package item.
+func markState(h *protocol.Hit, state uint8) *protocol.Hit {
+	b := mcitem.Bits(state)
+	h.Stale, h.Won = b&mcitem.Stale != 0, b&mcitem.WinSent != 0
+	return h
 }
 
 // sortHits puts hits back in request key order.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/moneta-cache/moneta/rend/chunk"
 	mcitem "github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -46,29 +47,14 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 	key := req.Key()
 	now := time.Now().Unix()
 	var cur *mcitem.Item
-	var ci mcitem.Item
-	if withValue {
-		r := o.pool.resp()
-		defer o.pool.putResp(r)
-		if err := o.l1.get(ctx, req.Keys[:1], r, false, 0); err != nil {
-			return o.fail(resp, "L1", err)
-		}
-		if len(r.Hits) > 0 {
-			h := &r.Hits[0]
-			ci = mcitem.Item{Value: h.Value, Flags: h.Flags, Exptime: h.Exptime, CAS: h.CAS}
-			cur = &ci
-		}
-	} else {
-		hdrs, hresp, err := o.l1.headers(ctx, [][]byte{key}, nil)
-		if err != nil {
-			return o.fail(resp, "L1", err)
-		}
-		defer o.pool.putResp(hresp)
-		if len(hdrs) > 0 {
-			h := &hdrs[0].h
-			ci = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version}
-			cur = &ci
-		}
+	r := o.pool.resp()
+	defer o.pool.putResp(r)
+	ci, _, ok, err := o.l1onlyRecord(ctx, key, withValue, r)
+	if err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	if ok {
+		cur = &ci
 	}
 	buf := o.pool.buf()
 	defer o.pool.putBuf(buf)
@@ -89,7 +75,7 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 		if cur == nil {
 			cmd = protocol.CmdAdd
 		}
-		st, err := o.l1.store(ctx, cmd, key, item{value: n.Value, flags: n.Flags, exp: min(n.Exptime, math.MaxInt32), version: n.CAS})
+		st, err := o.l1.store(ctx, cmd, key, item{value: n.Value, flags: n.Flags, exp: min(n.Exptime, math.MaxInt32), version: n.CAS, state: uint8(n.Bits)})
 		if err != nil {
 			return o.fail(resp, "L1", err)
 		}
@@ -104,4 +90,128 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 	}
 	out.Reply(resp)
 	return nil
+}
+
+// Meta state in L1-only mode (issue 10 item 7). The chunk header is the
+// record: its State holds shared/item's Bits (stale, W token sent,
+// fetched); it has no room for the last access time, so mg l answers l0.
+// An mg that needs the state (N, R, h, l, or a hit whose header shows
+// state) runs through package item here; item.PersistRead decides what is
+// written back. A classic get serves the value, stale or not, as it is.
+
+// l1onlyRecord reads key's item from L1 as package item sees it: header
+// fields and state, and the value when withValue. ok is false on a miss.
+func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
+	keys := [1][]byte{key}
+	var fb [1]found // stack room for the one header: no allocation
+	hdrs, hresp, err := o.l1.headers(ctx, keys[:], fb[:0])
+	if err != nil {
+		return it, h, false, err
+	}
+	if len(hdrs) == 0 {
+		o.pool.putResp(hresp)
+		return it, h, false, nil
+	}
+	h = hdrs[0].h
+	it = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version, Bits: mcitem.Bits(h.State)}
+	if withValue && h.Chunks == 0 {
+		// Inline: the value came with the header (one round trip).
+		r.AppendHit(0, h.Inline, h.Flags, h.Version, h.Exptime)
+		it.Value = r.Hits[len(r.Hits)-1].Value
+	}
+	o.pool.putResp(hresp)
+	h.Inline = nil // it aliased the released response
+	if !withValue || h.Chunks == 0 {
+		return it, h, true, nil
+	}
+	if err := o.l1.get(ctx, [][]byte{key}, r, false, 0); err != nil {
+		return it, h, false, err
+	}
+	if len(r.Hits) == 0 || r.Hits[0].CAS != h.Version {
+		// Gone (or broken) between the two reads: a miss.
+		return it, h, false, nil
+	}
+	it.Value = r.Hits[0].Value
+	return it, h, true, nil
+}
+
+// l1onlyMetaRead serves an mg in l1only mode: each key is read, package
+// item decides, and a changed item is written back, all under the key's
+// stripe (exclusive: the read may hand out the single W token).
+func (o *Orca) l1onlyMetaRead(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdGet.Add(uint64(len(req.Keys)))
+	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
+	defer o.locks.unlock(stripes)
+	now := time.Now().Unix()
+	r := o.pool.resp()
+	defer o.pool.putResp(r)
+	for i, key := range req.Keys {
+		r.Reset()
+		cur, h, ok, err := o.l1onlyRecord(ctx, key, true, r)
+		if err != nil {
+			return o.fail(resp, "L1", err)
+		}
+		var cp *mcitem.Item
+		if ok {
+			cp = &cur
+		}
+		out := mcitem.Read(req, cp, now)
+		if out.NeedCAS && out.Status == protocol.StatusOK {
+			out.SetCAS(o.nextVersion())
+		}
+		if mcitem.PersistRead(req, &out, cp) {
+			if err := o.l1onlyCommit(ctx, key, cp, &h, &out); err != nil {
+				return o.fail(resp, "L1", err)
+			}
+		}
+		if out.Status == protocol.StatusOK {
+			out.AppendHit(resp, i)
+		}
+	}
+	sortHits(resp)
+	o.stats.GetHits.Add(uint64(len(resp.Hits)))
+	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
+	return nil
+}
+
+// l1onlyCommit writes a read's outcome back to L1. A change of state only
+// rewrites the header with the same token (its chunks stay valid); a new
+// expiry or a created item is a full store.
+func (o *Orca) l1onlyCommit(ctx context.Context, key []byte, cur *mcitem.Item, h *chunk.Header, out *mcitem.Outcome) error {
+	n := &out.Next
+	switch {
+	case out.Action == mcitem.Delete:
+		_, err := o.l1.delete(ctx, key)
+		return err
+	case out.Action != mcitem.Put:
+		return nil
+	case out.StateOnly && cur != nil:
+		if n.Bits == cur.Bits {
+			return nil // only the access time moved, which L1 does not keep
+		}
+		nh := *h
+		nh.State = uint8(n.Bits)
+		if nh.Chunks == 0 {
+			nh.Inline = cur.Value
+		}
+		buf := o.pool.buf()
+		defer o.pool.putBuf(buf)
+		*buf = chunk.AppendHeader((*buf)[:0], &nh)
+		req := o.pool.req()
+		defer o.pool.putReq(req)
+		resp := o.pool.resp()
+		defer o.pool.putResp(resp)
+		req.Command = protocol.CmdSet
+		req.AddKey(key)
+		req.Value = req.CopyBytes(*buf)
+		req.Exptime, req.HasExptime = nh.Exptime, true
+		return o.l1.handle(ctx, req, resp)
+	}
+	cmd := protocol.CmdSet
+	if cur == nil {
+		cmd = protocol.CmdAdd
+	}
+	_, err := o.l1.store(ctx, cmd, key, item{value: n.Value, flags: n.Flags,
+		exp: min(n.Exptime, math.MaxInt32), version: n.CAS, state: uint8(n.Bits)})
+	return err
 }

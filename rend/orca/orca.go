@@ -194,6 +194,8 @@ func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol
 		return nil
 	case protocol.CmdVerbosity:
 		return nil
+	case protocol.CmdCacheMemlimit:
+		return o.memlimit(ctx, req, resp)
 	}
 	resp.ClientError("unsupported command")
 	return nil
@@ -262,6 +264,10 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 	dst.Delta, dst.Initial, dst.Vivify = req.Delta, req.Initial, req.Vivify
 	dst.Want = req.Want
 	dst.Invalidate = req.Invalidate
+	dst.Mods = req.Mods
+	if req.Vivify && req.Mods.Meta {
+		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
+	}
 }
 
 // callL2 sends req (converted) to L2 into a pooled response the caller puts back.
@@ -388,7 +394,18 @@ func (o *Orca) invalidate(ctx context.Context, key []byte) {
 
 // get serves get/gets (and gat without a new exptime).
 func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if o.pol.l2 && needsRecord(req) {
+		return o.recordRead(ctx, req, resp) // see meta.go
+	}
+	if !o.pol.l2 && needsRecord(req) {
+		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
+	}
 	layer, err := o.lookup(ctx, req.Keys, resp)
+	if err == nil && !o.pol.l2 && req.Mods.Meta && anyState(resp) {
+		// An item with meta state: the answer (and W) needs package item.
+		resp.Reset()
+		return o.l1onlyMetaRead(ctx, req, resp)
+	}
 	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
 		return o.fail(resp, layer, err)
 	}
@@ -404,8 +421,10 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 // failure in l1only mode fails them all, a failed L2 read fails those that
 // had no L1 hit.
 func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
-	if len(reqs) == 1 {
-		errs[0] = o.get(ctx, reqs[0], resps[0])
+	if len(reqs) == 1 || o.anyNeedsRecord(reqs) {
+		for i := range reqs {
+			errs[i] = o.get(ctx, reqs[i], resps[i])
+		}
 		return
 	}
 	all := o.pool.req()
@@ -536,7 +555,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	o.stats.L2Misses.Add(uint64(len(missIdx) - len(l2resp.Hits)))
 	for i := range l2resp.Hits {
 		h := &l2resp.Hits[i]
-		resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime)
+		h.CopyMeta(resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime))
 	}
 	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
 		// The hits are in resp already: fill behind the reply when we
@@ -557,6 +576,9 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
 		h := &hits[i]
 		if o.pending.suspect(keys[h.Index]) {
 			continue // an ambiguous write may yet change it in L2
+		}
+		if hasMetaState(h) {
+			continue // see meta.go: such items live in L2 only
 		}
 		st, err := o.l1.store(ctx, protocol.CmdAdd, keys[h.Index], item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
 		switch {
@@ -604,7 +626,12 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		switch r.Status {
 		case protocol.StatusOK:
 			if l1ok {
-				o.updateL1(ctx, key, item{value: req.Value, flags: req.Flags, exp: exp, version: r.CAS}, hot)
+				if req.Invalidate {
+					// ms I may have stored a stale item, which lives in L2
+					// only (see meta.go); L1's copy is out already.
+				} else {
+					o.updateL1(ctx, key, item{value: req.Value, flags: req.Flags, exp: exp, version: r.CAS}, hot)
+				}
 			}
 		case protocol.StatusNotStored, protocol.StatusExists, protocol.StatusNotFound:
 			// L2 kept its item unchanged.
@@ -653,6 +680,10 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
 		resp.Status, resp.CAS, resp.Number, resp.Message = r.Status, r.CAS, r.Number, r.Message
+		early, hasEarly := int64(0), len(r.Hits) > 0
+		if hasEarly {
+			early = r.Hits[0].Exptime // the TTL before an ma T (mcclient sends T after t)
+		}
 		o.pool.putResp(r)
 		if resp.Status != protocol.StatusOK {
 			return nil // L1's copy is out; L2 kept or dropped its item
@@ -664,7 +695,12 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		if exp, ok := o.refreshL1(ctx, key, hot && l1ok, l1ok); ok && (req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr) {
 			// The meta ma reply can show the item's TTL (t); the codec
 			// takes it from a hit.
-			resp.AppendHit(0, nil, 0, resp.CAS, exp)
+			h := resp.AppendHit(0, nil, 0, resp.CAS, exp)
+			if hasEarly && req.Mods.Meta && early != exp {
+				// L2 applied the client's T and N and printed t in the
+				// client's order (mcclient keeps it): show its t.
+				h.EarlyTTL, h.EarlyExptime = true, early
+			}
 		}
 		return nil
 	}
@@ -706,13 +742,18 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 		// leave a copy in L1 even if rend dies right after L2's, and a
 		// refused compare (EXISTS) only costs the next read a refill.
 		o.takeOut(ctx, key)
-		r, err := o.callL2(ctx, req, 0)
+		// md I T: the new TTL goes to L2 as an absolute time like any other.
+		r, err := o.callL2(ctx, req, memcExp(req.Exptime, time.Now()))
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
 		resp.Status, resp.Message = r.Status, r.Message
 		o.pool.putResp(r)
 		return nil
+	}
+	if req.Invalidate {
+		// md I keeps the item, stale, with a new version (see l1only.go).
+		return o.l1onlyApply(ctx, req, resp, true)
 	}
 	if req.CAS != 0 {
 		found, version, err := o.l1Version(ctx, key)
@@ -769,6 +810,12 @@ func (o *Orca) touch(ctx context.Context, req *protocol.Request, resp *protocol.
 func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	o.stats.CmdGet.Add(uint64(len(req.Keys)))
 	o.stats.CmdTouch.Add(uint64(len(req.Keys)))
+	if o.pol.l2 && needsRecord(req) {
+		return o.recordRead(ctx, req, resp) // see meta.go
+	}
+	if !o.pol.l2 && req.Mods.Meta {
+		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
+	}
 	exp := memcExp(req.Exptime, time.Now())
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
@@ -801,8 +848,9 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	}
 	for i := range r.Hits {
 		h := &r.Hits[i]
-		resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
-		if !l1ok || (!o.pol.fill && !hot[h.Index]) {
+		nh := resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
+		h.CopyMeta(nh) // with the t L2 showed, for a meta client
+		if !l1ok || (!o.pol.fill && !hot[h.Index]) || hasMetaState(h) {
 			continue
 		}
 		key := req.Keys[h.Index]
@@ -863,8 +911,15 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	case "":
 	case "reset":
 		return
+	case "slabs", "items":
+		// L1's own: where the hot set's memory goes (rend's header and
+		// chunk items, by slab class).
+		o.l1Stats(ctx, req, resp)
+		return
 	default:
-		resp.Status = protocol.StatusNotFound
+		if !protocol.AdminStats(req.Args, resp, &o.stats.Detail) {
+			resp.Status = protocol.StatusNotFound
+		}
 		return
 	}
 	now := time.Now()
@@ -909,6 +964,39 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	}
 	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
 	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))
+}
+
+// memlimit serves cache_memlimit: the memory rend caches in is L1's, so
+// L1 gets the new limit (after memcached's own checks, made here so that a
+// refusal does not depend on L1 being up).
+func (o *Orca) memlimit(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if protocol.CheckMemlimit(req.Args, resp) == 0 {
+		return nil
+	}
+	r, lresp := o.pool.req(), o.pool.resp()
+	defer o.pool.putReq(r)
+	defer o.pool.putResp(lresp)
+	r.Command, r.Args = protocol.CmdCacheMemlimit, req.Args
+	if err := o.l1.handle(ctx, r, lresp); err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	resp.Status, resp.Message = lresp.Status, lresp.Message
+	return nil
+}
+
+// l1Stats answers a stats group with L1's reply to the same group.
+func (o *Orca) l1Stats(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	sreq, sresp := o.pool.req(), o.pool.resp()
+	defer o.pool.putReq(sreq)
+	defer o.pool.putResp(sresp)
+	sreq.Command, sreq.Args = protocol.CmdStats, req.Args
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := o.l1.be.Handle(sctx, sreq, sresp); err != nil || sresp.Status != protocol.StatusOK {
+		resp.ServerError("L1 unavailable")
+		return
+	}
+	resp.Stats = append(resp.Stats, sresp.Stats...)
 }
 
 func boolStat(b bool) string {

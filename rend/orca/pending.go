@@ -234,7 +234,7 @@ func (p *Pending) Drain(ctx context.Context, l1 Backend) int {
 		resps := make([]*protocol.Response, n)
 		for i := range reqs {
 			reqs[i] = &protocol.Request{Command: protocol.CmdDelete}
-			reqs[i].AddKey([]byte(list[i].key))
+			addL1Key(reqs[i], []byte(list[i].key))
 			resps[i] = new(protocol.Response)
 		}
 		err := l1.Do(ctx, reqs, resps)

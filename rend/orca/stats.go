@@ -47,6 +47,10 @@ type Stats struct {
 	// too (L1 may then serve the previous value until it expires, is
 	// evicted, or is overwritten).
 	L1Invalidations, L1InvalidationErrors atomic.Uint64
+
+	// Detail is memcached's detail_enabled setting ("stats detail
+	// on|off"), shown by "stats settings". Not a counter.
+	Detail atomic.Bool
 }
 
 // AppendStats appends the counters as stats lines (memcached's names where

@@ -9,8 +9,8 @@
 //
 //	Value, Flags     the client's data
 //	Exptime          absolute unix seconds, 0 never
-//	CAS              the version; every write that changes Value, Flags or
-//	                 Exptime... gets a fresh one (touch and gat keep it)
+//	CAS              the version: every storage command, incr/decr and
+//	                 md I give a fresh one; touch, gat and reads keep it
 //	Bits: Stale      md I marked it (or ms I stored an older write): readers
 //	                 see X, the first mg gets W
 //	      WinSent    a reader was handed W; later mg readers get Z
@@ -24,16 +24,20 @@
 //   - memstore keeps the whole Item in memory.
 //   - mnemonic keeps Value, Flags, Exptime, CAS in every record and Bits
 //     plus Access in an optional record extension written only when a bit
-//     is set (old records, without it, read as all bits clear). A read
-//     writes the record back only when it flips a bit (first fetch, W handed
-//     out), not for every access: Access therefore moves at most with those
-//     writes.
-//   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS;
-//     requests that need the meta bits go through this package on the
-//     header's item with the bits kept in the header's state byte.
-//   - rend, l1l2: the record is L2. A meta request whose answer depends on
-//     the bits (mg with N, R, h, l; md I; ms I) is sent to L2, which applies
-//     this package to the record; L1 keeps only a copy of the data.
+//     is set (old records, without it, read as all bits clear, last access
+//     at the write). A read writes its record back only as PersistRead
+//     says: never for a plain read (no write amplification), so Fetched is
+//     recorded by reads that ask for h or l, and Access moves only with
+//     such writes.
+//   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS
+//     and Bits (in its kind byte); it has no Access (mg l answers l0). An mg
+//     that needs the state (N, R, h, l, or a hit whose header shows state)
+//     goes through this package under the key's stripe; classic reads serve
+//     the value as it is.
+//   - rend, l1l2 and l1l2batch: the record is L2 (mnemonic), which applies
+//     this package. L1 holds only items without state: an mg with N, R, h
+//     or l reads L2 alone, an L2 hit showing W, X or Z is not copied into
+//     L1, md I and ms I take L1's copy out (rend/orca/meta.go).
 //
 // # Ownership
 //
@@ -403,6 +407,26 @@ func (o *Outcome) hitOf(it *Item, early int64) {
 	if early != it.Exptime {
 		o.Hit.EarlyTTL, o.Hit.EarlyExptime = true, early
 	}
+}
+
+// PersistRead reports whether a store that keeps items outside memory
+// (mnemonic's records, rend's L1 headers) must write back the outcome o of
+// Read(req, cur): always for a new expiry, a created or deleted item, or a
+// change of Stale or WinSent; a first fetch (Fetched) only when req asked
+// for h or l; a moved access time alone never. So a plain read costs no
+// write, and mg h/l still see the fetches made by requests that asked.
+func PersistRead(req *protocol.Request, o *Outcome, cur *Item) bool {
+	switch {
+	case o.Action == None:
+		return false
+	case o.Action == Delete, !o.StateOnly, cur == nil:
+		return true
+	}
+	changed := o.Next.Bits ^ cur.Bits
+	if changed&(Stale|WinSent) != 0 {
+		return true
+	}
+	return changed&Fetched != 0 && req.Want&(protocol.WantFetched|protocol.WantAccess) != 0
 }
 
 // Read runs a read (get, gets, gat, gats, mg) of one key against cur (nil:

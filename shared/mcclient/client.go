@@ -127,7 +127,7 @@ func (c *Client) call(ctx context.Context, cl *call, reqs []*protocol.Request, r
 		return c.errClosed
 	}
 	cl.reqs, cl.resps = reqs, resps
-	cl.ops = prepare(cl.ops[:0], reqs, resps, c.cfg.MaxValueSize, time.Now(), c.cfg.ClassicGets)
+	cl.ops = prepare(cl.ops[:0], reqs, resps, c.cfg.MaxValueSize, c.cfg.MaxBase64KeyLen, time.Now(), c.cfg.ClassicGets)
 	c.requests.Add(uint64(len(reqs)))
 	if len(cl.ops) == 0 {
 		c.putCall(cl)

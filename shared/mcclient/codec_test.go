@@ -25,7 +25,7 @@ func encodeWith(classic bool, reqs ...*protocol.Request) (string, []op, []*proto
 	for i := range resps {
 		resps[i] = &protocol.Response{}
 	}
-	ops := prepare(nil, reqs, resps, 1<<20, now, classic)
+	ops := prepare(nil, reqs, resps, 1<<20, maxKeyLen, now, classic)
 	var buf []byte
 	for i := range ops {
 		buf = appendOp(buf, &ops[i], reqs[ops[i].req])
@@ -255,7 +255,7 @@ func TestCodecAllocs(t *testing.T) {
 	rd := bytes.NewReader(reply)
 	rr := replyReader{br: bufio.NewReaderSize(rd, 4096), maxValue: 100}
 	n := testing.AllocsPerRun(100, func() {
-		ops = prepare(ops[:0], reqs, resps, 100, now, false)
+		ops = prepare(ops[:0], reqs, resps, 100, maxKeyLen, now, false)
 		buf = buf[:0]
 		for i := range ops {
 			buf = appendOp(buf, &ops[i], req)

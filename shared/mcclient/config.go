@@ -54,6 +54,12 @@ type Config struct {
 	// value sent (a larger one is answered locally with StatusTooLarge). A
 	// reply announcing more is skipped without allocating and fails its call.
 	MaxValueSize int
+	// MaxBase64KeyLen is the longest base64 key token the server takes
+	// (keys with spaces or control bytes are sent base64-encoded). 0 means
+	// 250, memcached's limit, which leaves such keys at most 186 bytes;
+	// mnemonic takes base64.StdEncoding.EncodedLen(250) = 336, so every
+	// key of up to 250 bytes reaches it. Longer keys are refused locally.
+	MaxBase64KeyLen int
 	// BreakerFailures is how many consecutive timed-out calls open the
 	// circuit breaker (breaker.go); 0 means
 	// DefaultBreakerFailures, a negative value turns the breaker off.
@@ -98,6 +104,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.MaxBase64KeyLen == 0 {
+		c.MaxBase64KeyLen = maxKeyLen
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = DefaultBreakerFailures

@@ -157,6 +157,17 @@ func (r *replyReader) read(o *op, resp *protocol.Response, keys [][]byte, now ti
 		return nil
 	case opStats:
 		return r.readStats(line, resp)
+	case opMemlimit:
+		// OK, or memcached's refusal line (MEMLIMIT_TOO_SMALL ...),
+		// passed on as protocol.CheckMemlimit reports it.
+		if string(line) == "OK" {
+			return nil
+		}
+		if bytes.HasPrefix(line, []byte("MEMLIMIT_")) {
+			setStatus(resp, protocol.StatusNotStored, string(line))
+			return nil
+		}
+		return badReply("want OK", line)
 	}
 	return badReply("unknown op", line)
 }
@@ -289,6 +300,8 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 		win      bool
 		stale    bool
 		won      bool
+		fetched  bool
+		access   int64 = -1
 		tok      []byte
 		parseErr bool
 	)
@@ -311,6 +324,13 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 		case 't':
 			var ok bool
 			if ttl, ok = parseInt(tok[1:]); !ok {
+				parseErr = true
+			}
+		case 'h':
+			fetched = string(tok) == "h1"
+		case 'l':
+			var ok bool
+			if access, ok = parseInt(tok[1:]); !ok {
 				parseErr = true
 			}
 		case 'W':
@@ -338,6 +358,17 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 	h := resp.AppendHit(int(o.key), v, uint32(flags), cas, exp)
 	r.release(int(n), peeked)
 	h.Win, h.Stale, h.Won = win, stale, won
+	h.Fetched = fetched
+	if access >= 0 {
+		h.Accessed = now.Unix() - access
+	}
+	if o.kind == opGat {
+		// t came before T: it shows the TTL before this gat.
+		h.EarlyTTL, h.EarlyExptime = true, 0
+		if ttl >= 0 {
+			h.EarlyExptime = now.Unix() + ttl
+		}
+	}
 	return nil
 }
 
@@ -409,6 +440,7 @@ func (r *replyReader) readArith(line []byte, resp *protocol.Response) error {
 		return badReply("bad number length", line)
 	}
 	resp.CAS = flagUint(rest, 'c')
+	early, hasT := flagTTL(rest)
 	v, peeked, err := r.readValue(int(n))
 	if err != nil {
 		return err
@@ -419,7 +451,31 @@ func (r *replyReader) readArith(line []byte, resp *protocol.Response) error {
 		return badReply("bad number", v)
 	}
 	resp.Number = num
+	if hasT {
+		// The item's TTL as the reply's t showed it (before any T the
+		// request carried), for a caller that must show the same.
+		resp.AppendHit(0, nil, 0, resp.CAS, early)
+	}
 	return nil
+}
+
+// flagTTL reads the t flag of a meta reply as an absolute expiry (0 never).
+func flagTTL(flags []byte) (exp int64, ok bool) {
+	for len(flags) > 0 {
+		var tok []byte
+		tok, flags = nextToken(flags)
+		if len(tok) > 1 && tok[0] == 't' {
+			ttl, ok := parseInt(tok[1:])
+			if !ok {
+				return 0, false
+			}
+			if ttl < 0 {
+				return 0, true
+			}
+			return time.Now().Unix() + ttl, true
+		}
+	}
+	return 0, false
 }
 
 // readStats reads STAT lines up to END; "stats reset" and "stats detail on"

@@ -21,8 +21,10 @@
 //
 // A key that is not a valid text key (spaces or control bytes, as binary
 // protocol keys may have) is sent base64-encoded with the b flag. memcached
-// limits the encoded form to 250 bytes, so such keys may be at most 186 bytes;
-// longer ones, empty keys and keys over 250 bytes are answered locally with
+// limits the encoded form to 250 bytes, so such keys may be at most 186 bytes
+// (Config.MaxBase64KeyLen raises that for servers that accept more, as
+// mnemonic does); longer ones, empty keys and keys over 250 bytes are answered
+// locally with
 // StatusClientError and never sent, because memcached would answer the command
 // line without swallowing the data block and the stream would desync.
 //

@@ -24,6 +24,7 @@ const (
 	opVerbosity               // verbosity
 	opStats                   // stats
 	opGets                    // gets k1 k2 ... (Config.ClassicGets): n keys from key
+	opMemlimit                // cache_memlimit <MB>
 )
 
 // maxGetsLine bounds a classic gets line. memcached reads longer get lines
@@ -70,11 +71,11 @@ const (
 const maxKeyLen = protocol.DefaultMaxKeyLen
 
 // keyForm decides how k goes on the wire: as is, base64, or not at all.
-func keyForm(k []byte) (b64, ok bool) {
+func keyForm(k []byte, maxKey64 int) (b64, ok bool) {
 	if protocol.ValidKey(k, maxKeyLen) {
 		return false, true
 	}
-	if len(k) == 0 || base64.StdEncoding.EncodedLen(len(k)) > maxKeyLen {
+	if len(k) == 0 || len(k) > maxKeyLen || base64.StdEncoding.EncodedLen(len(k)) > maxKey64 {
 		return false, false
 	}
 	return true, true
@@ -103,7 +104,7 @@ func validArgs(b []byte) bool {
 // keys that need base64 (those go as mg): one command for many keys costs
 // memcached less than one mg each, but classic replies carry no TTL, so
 // those hits have Exptime 0.
-func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue int, now time.Time, classic bool) []op {
+func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, maxValue, maxKey64 int, now time.Time, classic bool) []op {
 	for i, req := range reqs {
 		resp := resps[i]
 		resp.Reset()
@@ -119,7 +120,7 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 			}
 			line := 0 // length of the open opGets line, 0 if none is open
 			for ki, k := range req.Keys {
-				b64, ok := keyForm(k)
+				b64, ok := keyForm(k, maxKey64)
 				if !ok {
 					ops = ops[:start]
 					resp.ClientError(msgBadFormat)
@@ -144,7 +145,7 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 		case protocol.CmdTouch, protocol.CmdDelete, protocol.CmdIncr, protocol.CmdDecr,
 			protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend,
 			protocol.CmdPrepend, protocol.CmdCas:
-			b64, ok := keyForm(req.Key())
+			b64, ok := keyForm(req.Key(), maxKey64)
 			if !ok || len(req.Keys) != 1 {
 				resp.ClientError(msgBadFormat)
 				continue
@@ -179,6 +180,12 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 				kind = opVerbosity
 			}
 			ops = append(ops, op{kind: kind, req: ri})
+		case protocol.CmdCacheMemlimit:
+			if _, err := strconv.ParseUint(string(req.Args), 10, 32); err != nil {
+				resp.ClientError(msgBadArgs)
+				continue
+			}
+			ops = append(ops, op{kind: opMemlimit, req: ri})
 		case protocol.CmdNoop:
 			// Nothing to ask: the server would only say it is there.
 		default:
@@ -205,12 +212,19 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 	case opGet, opGat, opTouch:
 		dst = append(dst, "mg "...)
 		dst = appendKey(dst, req.Keys[o.key], o.b64)
-		if o.kind != opTouch {
-			dst = append(dst, " v f c t"...)
-		}
-		if o.kind != opGet {
+		switch {
+		case o.kind == opTouch:
 			dst = append(dst, " T"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		case req.Mods.Meta:
+			dst = appendMetaReadMods(dst, req)
+			dst = appendTTLMods(dst, req, " v f c", o.kind == opGat, req.Vivify, req.Mods.VivifyExptime, 0)
+		default:
+			dst = append(dst, " v f c t"...)
+			if o.kind == opGat {
+				dst = append(dst, " T"...)
+				dst = strconv.AppendInt(dst, req.Exptime, 10)
+			}
 		}
 	case opGets:
 		dst = append(dst, "gets"...)
@@ -267,20 +281,28 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		dst = append(dst, " D"...)
 		dst = strconv.AppendUint(dst, req.Delta, 10)
 		if req.Command == protocol.CmdDecr {
-			dst = append(dst, " MD v c t"...)
+			dst = append(dst, " MD"...)
 		} else {
-			dst = append(dst, " MI v c t"...)
+			dst = append(dst, " MI"...)
+		}
+		if req.Mods.Meta {
+			// A client's ma: its N, T and t in its own order, so the reply's
+			// t is the one the client must see.
+			dst = appendTTLMods(dst, req, " v c", req.Mods.SetTTL, req.Vivify, req.Mods.VivifyExptime, req.Initial)
+		} else {
+			dst = append(dst, " v c t"...)
 		}
 		if req.CAS != 0 {
 			dst = append(dst, " C"...)
 			dst = strconv.AppendUint(dst, req.CAS, 10)
 		}
-		if req.Vivify {
+		if req.Vivify && !req.Mods.Meta {
 			dst = append(dst, " N"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)
 			dst = append(dst, " J"...)
 			dst = strconv.AppendUint(dst, req.Initial, 10)
 		}
+
 	case opFlush:
 		dst = append(dst, "flush_all"...)
 		if req.Exptime != 0 {
@@ -289,6 +311,9 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		}
 	case opVersion:
 		dst = append(dst, "version"...)
+	case opMemlimit:
+		dst = append(dst, "cache_memlimit "...)
+		dst = append(dst, req.Args...)
 	case opVerbosity:
 		dst = append(dst, "verbosity"...)
 		if len(req.Args) > 0 {
@@ -306,6 +331,77 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		dst = append(dst, " b"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// appendTTLMods appends flags, then t, T (setTTL) and N (vivify; with J
+// for an ma) in the order the client sent them: memcached applies T and N
+// and prints t in flag order, so the reply's t is what the client expects.
+func appendTTLMods(dst []byte, req *protocol.Request, flags string, setTTL, vivify bool, vexp int64, initial uint64) []byte {
+	m := &req.Mods
+	dst = append(dst, flags...)
+	var order [3]byte // 't', 'T', 'N'
+	n := 0
+	add := func(c byte) { order[n] = c; n++ }
+	tAt := 0 // modifiers before t
+	if setTTL && !m.TTLBeforeSet {
+		tAt++
+	}
+	if vivify && !m.TTLBeforeVivify {
+		tAt++
+	}
+	mods := [2]byte{'N', 'T'}
+	if m.VivifyAfterSet {
+		mods = [2]byte{'T', 'N'}
+	}
+	for _, c := range mods {
+		if (c == 'T' && !setTTL) || (c == 'N' && !vivify) {
+			continue
+		}
+		if n == tAt {
+			add('t')
+		}
+		add(c)
+	}
+	if n == tAt {
+		add('t')
+	}
+	for _, c := range order[:n] {
+		switch c {
+		case 't':
+			dst = append(dst, " t"...)
+		case 'T':
+			dst = append(dst, " T"...)
+			dst = strconv.AppendInt(dst, req.Exptime, 10)
+		case 'N':
+			dst = append(dst, " N"...)
+			dst = strconv.AppendInt(dst, vexp, 10)
+			if req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr {
+				dst = append(dst, " J"...)
+				dst = strconv.AppendUint(dst, initial, 10)
+			}
+		}
+	}
+	return dst
+}
+
+// appendMetaReadMods appends the meta modifiers of a client's mg that the
+// server must apply (R, u) or answer (h, l); N goes with appendTTLMods.
+func appendMetaReadMods(dst []byte, req *protocol.Request) []byte {
+	m := &req.Mods
+	if m.HasRecache {
+		dst = append(dst, " R"...)
+		dst = strconv.AppendInt(dst, m.Recache, 10)
+	}
+	if m.NoBump {
+		dst = append(dst, " u"...)
+	}
+	if req.Want&protocol.WantFetched != 0 {
+		dst = append(dst, " h"...)
+	}
+	if req.Want&protocol.WantAccess != 0 {
+		dst = append(dst, " l"...)
+	}
+	return dst
 }
 
 func appendKey(dst, k []byte, b64 bool) []byte {

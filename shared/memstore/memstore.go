@@ -32,6 +32,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/item"
@@ -64,6 +65,7 @@ type Store struct {
 	connStats   func([]protocol.Stat) []protocol.Stat
 	pid         int
 	started     time.Time
+	detail      atomic.Bool // "stats detail on|off"
 
 	mu      sync.Mutex
 	items   map[string]*entry // guarded by mu
@@ -146,6 +148,10 @@ func (s *Store) Handle(_ context.Context, req *protocol.Request, resp *protocol.
 		resp.Message = s.version
 	case protocol.CmdVerbosity:
 		resp.Status = protocol.StatusOK
+	case protocol.CmdCacheMemlimit:
+		// Checked as memcached checks it; a test store has no limit.
+		resp.Status = protocol.StatusOK
+		protocol.CheckMemlimit(req.Args, resp)
 	default:
 		resp.ClientError("bad command line format")
 	}
@@ -373,6 +379,12 @@ func (s *Store) stats(req *protocol.Request, resp *protocol.Response, now time.T
 			protocol.Stat{Name: "item_size_max", Value: strconv.Itoa(s.maxItemSize)},
 			protocol.Stat{Name: "cas_enabled", Value: "yes"},
 			protocol.Stat{Name: "flush_enabled", Value: "yes"},
+			// An in-memory test store: no memory limit, no evictions,
+			// no connection limit, no socket of its own.
+			protocol.Stat{Name: "maxbytes", Value: "0"},
+			protocol.Stat{Name: "maxconns", Value: "0"},
+			protocol.Stat{Name: "evictions", Value: "off"},
+			protocol.Stat{Name: "domain_socket", Value: "NULL"},
 		)
 		return
 	case "items", "conns":
@@ -393,6 +405,9 @@ func (s *Store) stats(req *protocol.Request, resp *protocol.Response, now time.T
 		s.c = counters{}
 		return
 	default:
+		if protocol.AdminStats(req.Args, resp, &s.detail) {
+			return // cachedump, detail: as memcached with no slab classes
+		}
 		// memcached answers an unknown group "ERROR" (binary: not
 		// found); the codecs encode StatusNotFound that way.
 		resp.Status = protocol.StatusNotFound

@@ -44,6 +44,9 @@ const (
 	CmdVerbosity
 	CmdQuit
 	CmdNoop // binary noop, meta mn: answered by the codec, never reaches a Handler
+	// CmdCacheMemlimit is text "cache_memlimit <MB>": Args holds the number
+	// (see CheckMemlimit).
+	CmdCacheMemlimit
 	cmdCount
 )
 
@@ -53,6 +56,7 @@ var cmdNames = [...]string{
 	CmdAppend: "append", CmdPrepend: "prepend", CmdCas: "cas", CmdDelete: "delete",
 	CmdIncr: "incr", CmdDecr: "decr", CmdFlushAll: "flush_all", CmdStats: "stats",
 	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit", CmdNoop: "noop",
+	CmdCacheMemlimit: "cache_memlimit",
 }
 
 func (c Command) String() string {
@@ -89,6 +93,11 @@ const (
 	WantTTL  // remaining time to live (mg t)
 	WantKey  // echo the key (mg k, binary getk)
 	WantSize // value length without the value (mg s)
+	// WantFetched and WantAccess ask for the item's meta state: whether it
+	// was read before (mg h) and its last access (mg l). A proxy must then
+	// ask the layer that keeps that state (see package item).
+	WantFetched
+	WantAccess
 )
 
 // Request is one client request in protocol-neutral form.
@@ -406,6 +415,13 @@ func (f HandlerFunc) Handle(ctx context.Context, req *Request, resp *Response) e
 type Limits struct {
 	// MaxKeyLen is the longest key accepted (memcached: 250).
 	MaxKeyLen int
+	// MaxBase64KeyLen is the longest key token a meta command carrying
+	// the b flag may have. memcached checks the token against MaxKeyLen
+	// before decoding it (the default), so binary keys of more than 186
+	// bytes cannot be sent to it in base64; mnemonic allows
+	// base64.StdEncoding.EncodedLen(MaxKeyLen) so that rend can pass every
+	// binary-protocol key on. The decoded key is held to MaxKeyLen.
+	MaxBase64KeyLen int
 	// MaxItemSize is the largest data block accepted; a larger one is
 	// swallowed and answered "SERVER_ERROR object too large for cache".
 	MaxItemSize int
@@ -432,6 +448,9 @@ func (l *Limits) EnsureDefaults() {
 	}
 	if l.MaxItemSize <= 0 {
 		l.MaxItemSize = DefaultMaxItemSize
+	}
+	if l.MaxBase64KeyLen < l.MaxKeyLen {
+		l.MaxBase64KeyLen = l.MaxKeyLen
 	}
 	if l.MaxKeys <= 0 {
 		l.MaxKeys = DefaultMaxKeys

@@ -246,17 +246,26 @@ func (c *ServerCodec) readLongLine(first []byte) ([]byte, error) {
 		if err == nil {
 			n-- // the '\n'
 		}
-		if n > c.lineLimit(c.long) {
-			return nil, protocol.ErrClose
-		}
 		// What the line holds beyond a read buffer is charged to the
 		// budget, as a large value: a long line never takes the reserve
 		// small writes rely on. Counting bytes (not the buffer's
-		// capacity) keeps the outcome independent of how they arrived.
+		// capacity) keeps the outcome independent of how they arrived:
+		// whichever of the length limit and the budget a byte-by-byte
+		// reader would hit first decides, however large this read was.
+		if limit := c.lineLimit(c.long); n > limit {
+			// The limit is crossed at byte limit+1: did the budget run
+			// out at an earlier byte?
+			if need := int64(limit-readBufferSize) - c.lineHeld; need > 0 {
+				if !c.budget.TryAcquire(need, math.MaxInt64) {
+					return nil, c.lineNoMemory()
+				}
+				c.lineHeld += need
+			}
+			return nil, protocol.ErrClose
+		}
 		if over := int64(len(c.long)-readBufferSize) - c.lineHeld; over > 0 {
 			if !c.budget.TryAcquire(over, math.MaxInt64) {
-				c.w.WriteString(msgNoMemoryLine + "\r\n")
-				return nil, protocol.ErrClose
+				return nil, c.lineNoMemory()
 			}
 			c.lineHeld += over
 		}
@@ -387,6 +396,13 @@ func (c *ServerCodec) readData(req *protocol.Request, n int) (bad bool, err erro
 		return false, eofIsUnexpected(err)
 	}
 	return cr != '\r' || lf != '\n', nil
+}
+
+// lineNoMemory answers a line the budget cannot hold, as memcached answers
+// a read buffer it cannot grow, and closes the connection.
+func (c *ServerCodec) lineNoMemory() error {
+	c.w.WriteString(msgNoMemoryLine + "\r\n")
+	return protocol.ErrClose
 }
 
 // charge takes n bytes from the budget for the value of size bytes being

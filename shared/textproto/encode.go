@@ -110,6 +110,12 @@ func (c *ServerCodec) writeText(req *protocol.Request, resp *protocol.Response) 
 		c.w.Write(h)
 	case protocol.CmdFlushAll, protocol.CmdVerbosity:
 		c.success(resp, "OK")
+	case protocol.CmdCacheMemlimit:
+		if st == protocol.StatusNotStored {
+			c.writeLine(resp.Message) // MEMLIMIT_TOO_SMALL ... (CheckMemlimit)
+			return
+		}
+		c.success(resp, "OK")
 	case protocol.CmdVersion:
 		if st != protocol.StatusOK {
 			c.writeStatus(resp)
@@ -172,6 +178,11 @@ func (c *ServerCodec) writeStats(req *protocol.Request, resp *protocol.Response)
 	}
 	if string(req.Args) == "reset" && len(resp.Stats) == 0 {
 		c.writeLine("RESET")
+		return
+	}
+	if resp.Message != "" && len(resp.Stats) == 0 {
+		// A group answered with one word ("stats detail on": OK).
+		c.writeLine(resp.Message)
 		return
 	}
 	for _, s := range resp.Stats {

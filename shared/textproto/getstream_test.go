@@ -150,3 +150,33 @@ func TestLongLineBudget(t *testing.T) {
 		t.Errorf("budget still holds %d bytes", b.Used())
 	}
 }
+
+// failSecond fails the second get it sees.
+type failSecond struct {
+	*memHandler
+	gets int
+}
+
+func (f *failSecond) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if req.Command.IsRead() {
+		f.gets++
+		if f.gets == 2 {
+			resp.ServerError("backend down")
+			return nil
+		}
+	}
+	return f.memHandler.Handle(ctx, req, resp)
+}
+
+// A group that fails ends the reply with its error: the rest of the line
+// is dropped and the next line is read as a request.
+func TestGetGroupFails(t *testing.T) {
+	c := newTestCodec()
+	c.SetGroupKeys(2)
+	in := "set a 0 0 1\r\nx\r\nget a a a a a a\r\nget a\r\n"
+	got, _ := serve(c, &failSecond{memHandler: newMemHandler()}, strings.NewReader(in), 4096)
+	want := "STORED\r\nVALUE a 0 1\r\nx\r\nVALUE a 0 1\r\nx\r\nSERVER_ERROR backend down\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

@@ -119,6 +119,8 @@ func (c *ServerCodec) preparse(first int, mf *metaFlags) (errMsg string) {
 			c.kbuf, ok = decodeKey(c.kbuf[:0], c.tok(1))
 			if !ok {
 				errMsg = msgBadKey64
+			} else if len(c.kbuf) > c.lim.MaxKeyLen {
+				errMsg = msgBadFormat // only with a MaxBase64KeyLen allowance
 			}
 			mf.b64 = true
 		case 'N':
@@ -203,6 +205,10 @@ func (c *ServerCodec) preparse(first int, mf *metaFlags) (errMsg string) {
 				mf.want |= protocol.WantFlags
 			case 'k':
 				mf.want |= protocol.WantKey
+			case 'h':
+				mf.want |= protocol.WantFetched
+			case 'l':
+				mf.want |= protocol.WantAccess
 			}
 		}
 	}
@@ -266,6 +272,25 @@ func (c *ServerCodec) parseMeta(req *protocol.Request, sub byte) error {
 	return c.replyError(req, msgError)
 }
 
+// keyTooLong applies the key limit to a meta command's key token: the
+// token itself, before any base64 decoding, as memcached does; a longer
+// token passes only under Limits.MaxBase64KeyLen with a b flag on the line.
+func (c *ServerCodec) keyTooLong() bool {
+	n := len(c.tok(1))
+	if n <= c.lim.MaxKeyLen {
+		return false
+	}
+	if n > c.lim.MaxBase64KeyLen {
+		return true
+	}
+	for i := 2; i < c.ntok; i++ {
+		if t := c.tok(i); len(t) == 1 && t[0] == 'b' {
+			return false
+		}
+	}
+	return true
+}
+
 // metaPrologue runs the checks mg, md and ma share before the flag pass:
 // a key must be present, no longer than the limit (checked before base64
 // decoding, as memcached does), and the line not too long.
@@ -273,7 +298,7 @@ func (c *ServerCodec) metaPrologue(req *protocol.Request, tooMany string) (bool,
 	if c.ntok < 2 {
 		return false, c.replyError(req, msgError)
 	}
-	if len(c.tok(1)) > c.lim.MaxKeyLen {
+	if c.keyTooLong() {
 		return false, c.replyError(req, msgBadFormat)
 	}
 	if c.ntok > maxMetaTokens {
@@ -318,7 +343,7 @@ func (c *ServerCodec) parseMS(req *protocol.Request) error {
 	if c.ntok < 2 {
 		return c.replyError(req, msgError)
 	}
-	if len(c.tok(1)) > c.lim.MaxKeyLen || c.ntok == 2 {
+	if c.keyTooLong() || c.ntok == 2 {
 		return c.replyError(req, msgBadFormat)
 	}
 	if c.ntok > maxMetaTokens {

@@ -121,7 +121,7 @@ func TestParse(t *testing.T) {
 		{"mn\r\n", reqView{Cmd: protocol.CmdNoop, Opcode: 'n'}},
 		{"mg a\r\n", reqView{Cmd: protocol.CmdGet, Keys: "a", Opcode: 'g'}},
 		{"mg a v f c t s k Oxy q h l u\r\n", reqView{Cmd: protocol.CmdGet, Keys: "a", Opcode: 'g', Quiet: true, Opaque: "Oxy",
-			Want: wGets | protocol.WantTTL | protocol.WantSize | protocol.WantKey, Order: "fctskOhl"}},
+			Want: wGets | protocol.WantTTL | protocol.WantSize | protocol.WantKey | protocol.WantFetched | protocol.WantAccess, Order: "fctskOhl"}},
 		{"mg a T30 v\r\n", reqView{Cmd: protocol.CmdGat, Keys: "a", Opcode: 'g', Want: protocol.WantValue, Exptime: 30, HasExptime: true}},
 		{"mg a N30\r\n", reqView{Cmd: protocol.CmdGet, Keys: "a", Opcode: 'g', Vivify: true, Exptime: 30}},
 		{"mg a N30 T5\r\n", reqView{Cmd: protocol.CmdGat, Keys: "a", Opcode: 'g', Vivify: true, Exptime: 5, HasExptime: true}},

@@ -135,6 +135,13 @@ func TestDiskFull(t *testing.T) {
 	p = startMnemonic(t, data, args...)
 	c = dialText(t, p.addr)
 	c.do("get early2\r\n", "VALUE early2 0 6", "early2", "END")
+	// A multi-key get spans both read-only shards (one MultiGet each).
+	var keys, want []string
+	for i := 10; i < 30; i++ {
+		keys = append(keys, fmt.Sprint("early", i))
+		want = append(want, fmt.Sprintf("VALUE early%d 0 6", i), fmt.Sprintf("early%d", i%10))
+	}
+	c.do("get "+strings.Join(keys, " ")+"\r\n", append(want, "END")...)
 	c.do("set new 0 0 1\r\nx\r\n", "SERVER_ERROR out of disk space, writes refused")
 	if code, body := healthz(t, admin); code != http.StatusServiceUnavailable || !strings.Contains(body, "read-only") {
 		t.Fatalf("/healthz after a start on a full disk: %d %s", code, body)

@@ -294,7 +294,8 @@ func TestLargeValues(t *testing.T) {
 	c.do("get over\r\n", "END")
 	// The stream is still in sync.
 	c.do("set small 0 0 1\r\nx\r\n", "STORED")
-	c.do("append big 0 0 1\r\nx\r\n", "SERVER_ERROR out of memory storing object")
+	// memcached cannot allocate the combined item and answers NOT_STORED.
+	c.do("append big 0 0 1\r\nx\r\n", "NOT_STORED")
 }
 
 // TestCASRace has concurrent clients increment one counter with gets+cas;

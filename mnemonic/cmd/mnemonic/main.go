@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -83,10 +84,14 @@ func run(args []string) int {
 		MaxValueBytes:   cfg.MaxValueBytes,
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
-		Limits:          protocol.Limits{MaxItemSize: opts.MaxItemSize},
-		Logger:          log,
-		Stats:           stats,
-		Name:            "mnemonic",
+		// Base64 keys up to the encoded length of a 250-byte key: rend
+		// passes binary-protocol keys with spaces or control bytes on in
+		// base64 (memcached itself allows only 250 encoded bytes).
+		Limits: protocol.Limits{MaxItemSize: opts.MaxItemSize,
+			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen)},
+		Logger: log,
+		Stats:  stats,
+		Name:   "mnemonic",
 	}, p)
 	if err != nil {
 		st.Close()
@@ -113,10 +118,12 @@ func run(args []string) int {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("mnemonic serving", "version", version, "listen", cfg.Listen, "admin", cfg.Admin, "data", cfg.Data)
-
+	// Signals are caught before "serving" is logged: whoever waits for
+	// that line (a test, an operator's script) may signal at once, and an
+	// uncaught SIGHUP would end the process.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	log.Info("mnemonic serving", "version", version, "listen", cfg.Listen, "admin", cfg.Admin, "data", cfg.Data)
 	code := 0
 wait:
 	for {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
+	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/config"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -219,6 +220,26 @@ func (p *daemon) settings(dst []protocol.Stat) []protocol.Stat {
 	config.Settings(c, add)
 	add("num_threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
 	add("cas_enabled", "yes")
+	// memcached's settings that clients read, with mnemonic's real
+	// values: the capacity is the disk budget, past which the oldest data
+	// goes (0: unbounded, nothing is evicted).
+	add("maxbytes", strconv.FormatInt(c.MaxDiskBytes, 10))
+	evictions := "off"
+	if c.MaxDiskBytes > 0 {
+		evictions = "on"
+	}
+	add("evictions", evictions)
+	add("flush_enabled", "yes")
+	domain := "NULL"
+	if network, path, err := addr.Parse(c.Listen); err == nil && network == "unix" {
+		domain = path
+	}
+	add("domain_socket", domain)
+	detail := "no"
+	if p.st.Detail() {
+		detail = "yes"
+	}
+	add("detail_enabled", detail)
 	return dst
 }
 

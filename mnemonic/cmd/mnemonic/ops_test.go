@@ -220,9 +220,9 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 		return out
 	}
-	if len(logged("mnemonic serving")) != 1 {
-		t.Fatalf("no JSON start line:\n%s", p.stderr)
-	}
+	// The socket accepts (listen backlog) a moment before the line is
+	// written.
+	eventually(t, 5*time.Second, "the JSON start line", func() bool { return len(logged("mnemonic serving")) == 1 })
 
 	write("shards = 3\nmax_disk_bytes = 268435456\nblock_cache_bytes = 8388608\nlog_level = \"debug\"\nmax_conns = 10\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)

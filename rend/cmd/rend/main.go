@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -183,6 +184,10 @@ func (p *proc) start(errc chan<- error) error {
 	if o.L2 != "" {
 		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt,
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2"),
+			// mnemonic takes every binary key of up to 250 bytes in base64
+			// (protocol.Limits.MaxBase64KeyLen); memcached (L1) does not,
+			// which orca handles with hashed L1 names.
+			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen),
 			BreakerFailures: breakerFailures, BreakerOpen: time.Duration(o.BreakerOpen)})
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/orca"
+	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/config"
 	"github.com/moneta-cache/moneta/shared/mcclient"
 	"github.com/moneta-cache/moneta/shared/metrics"
@@ -166,7 +167,45 @@ func (p *proc) settings(dst []protocol.Stat, mode orca.Mode) []protocol.Stat {
 	config.Settings(o, add)
 	add("num_threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
 	add("cas_enabled", "yes")
+	// memcached's settings that clients read, with rend's real values:
+	// the memory limit and eviction policy of the cache rend keeps in RAM
+	// are L1's; flush_all is always served; the regular port's socket.
+	maxbytes, evictions := "0", "on"
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	req, resp := &protocol.Request{Command: protocol.CmdStats, Args: []byte("settings")}, new(protocol.Response)
+	if p.l1.Handle(ctx, req, resp) == nil && resp.Status == protocol.StatusOK {
+		for _, s := range resp.Stats {
+			switch s.Name {
+			case "maxbytes":
+				maxbytes = s.Value
+			case "evictions":
+				evictions = s.Value
+			}
+		}
+	}
+	add("maxbytes", maxbytes)
+	add("evictions", evictions)
+	add("flush_enabled", "yes")
+	add("domain_socket", unixPath(o.Listen))
+	add("detail_enabled", yesNo(p.stats.Detail.Load()))
 	return dst
+}
+
+// unixPath is the socket path of a unix address, else NULL (memcached's
+// domain_socket setting).
+func unixPath(a string) string {
+	if network, path, err := addr.Parse(a); err == nil && network == "unix" {
+		return path
+	}
+	return "NULL"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // reload rereads the configuration (file, then the original flags) on

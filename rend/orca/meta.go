@@ -1,0 +1,94 @@
+package orca
+
+import (
+	"context"
+	"time"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// Meta state in the two-layer modes (issue 10 item 7; the item model and
+// who stores which bit are in shared/item's package doc).
+//
+// L2 is the record and keeps each item's meta state (stale, W token sent,
+// fetched, last access). L1 holds plain copies only, so an L1 hit is always
+// an item without state, and rend keeps it that way:
+//   - an item with state never enters L1: a read whose L2 hit carries W, X or
+//     Z is not filled (and its L1 copy, if any, is taken out), an ms I does
+//     not put its value into L1, md I deletes L1's copy as delete does;
+//   - a read whose answer depends on the state, or that changes it (mg with
+//     N, R, h or l), goes to L2 directly (recordRead), never to L1.
+// A plain mg that misses L1 reads L2 and shows the W, X, Z it answered. One
+// known difference: rend reads L2 with mg, so a classic get that misses L1
+// takes the W of a stale item that memcached would leave for the next mg.
+
+// needsRecord reports whether req is a read that L1 cannot answer.
+func needsRecord(req *protocol.Request) bool {
+	m := &req.Mods
+	return m.Meta && (req.Vivify || m.HasRecache ||
+		req.Want&(protocol.WantFetched|protocol.WantAccess) != 0)
+}
+
+// anyNeedsRecord reports whether a batch of gets holds one that must read
+// L2 alone; the batch is then served request by request.
+func (o *Orca) anyNeedsRecord(reqs []*protocol.Request) bool {
+	for _, r := range reqs {
+		if needsRecord(r) || (!o.pol.l2 && r.Mods.Meta) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyState reports whether a hit shows meta state (l1only: markState).
+func anyState(resp *protocol.Response) bool {
+	for i := range resp.Hits {
+		if hasMetaState(&resp.Hits[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasMetaState reports whether an L2 hit shows state that L1 cannot keep.
+func hasMetaState(h *protocol.Hit) bool {
+	return h.Win || h.Stale || h.Won
+}
+
+// recordRead serves a meta read from L2 alone (needsRecord), holding the
+// keys' stripes exclusively since it may change L2's item (a W token, a
+// created placeholder, the fetched bit) and L1's copy. A hit with state
+// takes L1's copy out; a plain one is filled into L1 as a get would.
+func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	o.stats.CmdGet.Add(uint64(len(req.Keys)))
+	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
+	defer o.locks.unlock(stripes)
+	exp := memcExp(req.Exptime, time.Now())
+	r, err := o.callL2(ctx, req, exp)
+	if err != nil {
+		return o.l2Failed(resp, req.Keys, err)
+	}
+	defer o.pool.putResp(r)
+	if r.Status != protocol.StatusOK {
+		resp.Status, resp.Message = r.Status, r.Message
+		return nil
+	}
+	for i := range r.Hits {
+		h := &r.Hits[i]
+		nh := resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
+		h.CopyMeta(nh) // with the t L2 showed (see mcclient's appendTTLMods)
+		key := req.Keys[h.Index]
+		switch {
+		case hasMetaState(h), req.Command == protocol.CmdGat:
+			o.invalidate(ctx, key)
+		case o.pol.fill && !o.pending.suspect(key):
+			if st, err := o.l1.store(ctx, protocol.CmdAdd, key, item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS}); err == nil && st == protocol.StatusOK {
+				o.stats.L1Fills.Add(1)
+			}
+		}
+	}
+	sortHits(resp)
+	o.stats.GetHits.Add(uint64(len(resp.Hits)))
+	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
+	return nil
+}
