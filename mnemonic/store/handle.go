@@ -72,6 +72,11 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		resp.Message = s.opts.Version
 	case protocol.CmdVerbosity:
 		// Accepted and ignored, as mnemonic logs through slog levels.
+	case protocol.CmdCacheMemlimit:
+		// Checked as memcached checks it, then accepted with no effect:
+		// mnemonic's capacity is its disk budget (max_disk_bytes), and
+		// its RAM (block cache, memtables) is sized at start.
+		protocol.CheckMemlimit(req.Args, resp)
 	default:
 		resp.ClientError("unsupported command")
 	}
