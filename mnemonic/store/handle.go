@@ -72,6 +72,11 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		resp.Message = s.opts.Version
 	case protocol.CmdVerbosity:
 		// Accepted and ignored, as mnemonic logs through slog levels.
+	case protocol.CmdCacheMemlimit:
+		// Checked as memcached checks it, then accepted with no effect:
+		// mnemonic's capacity is its disk budget (max_disk_bytes), and
+		// its RAM (block cache, memtables) is sized at start.
+		protocol.CheckMemlimit(req.Args, resp)
 	default:
 		resp.ClientError("unsupported command")
 	}
@@ -364,19 +369,17 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 		cm = it.model()
 		cur, ip = &cm, &it
 	}
+	// Scratch for a value the request computes (append, incr). Next.Value
+	// may alias it, the request's value or the current record, so nothing
+	// of the outcome goes back to the pool: only this buffer, as it was.
 	buf := recordPool.Get().(*[]byte)
 	defer func() {
-		if cap(*buf) <= maxPooledRecord {
-			*buf = (*buf)[:0]
-			recordPool.Put(buf)
-		}
+		*buf = (*buf)[:0]
+		recordPool.Put(buf)
 	}()
 	o := mcitem.Apply(req, cur, now.Unix(), s.opts.MaxItemSize, (*buf)[:0])
 	if err := s.commit(sh, key, req, ip, &o, now); err != nil {
 		return o, found, err
-	}
-	if o.Action == mcitem.Put && cap(o.Next.Value) > cap(*buf) {
-		*buf = o.Next.Value[:0] // keep a grown buffer for the pool
 	}
 	o.Reply(resp)
 	if o.Status == protocol.StatusNonNumeric {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"context"
+	"sync"
 	"testing"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -69,4 +71,63 @@ func TestMetaStateSurvivesRestart(t *testing.T) {
 	if h := do(t, s, mg("st", nil)).Hits; len(h) != 1 || h[0].Win || !h[0].Won || !h[0].Stale {
 		t.Fatalf("second mg of a stale item: %+v", h)
 	}
+}
+
+// TestOneWinner: readers racing on a missing key with mg N, or on a stale
+// item, get exactly one W between them (the read re-decides under the
+// key's stripe before it writes the token).
+func TestOneWinner(t *testing.T) {
+	s := openTest(t, testOptions(t.TempDir()))
+	set(t, s, protocol.CmdSet, "st", "v", 0, 0)
+	d := req(protocol.CmdDelete, "st")
+	d.Invalidate = true
+	wantStatus(t, do(t, s, d), protocol.StatusOK)
+	for _, key := range []string{"new", "st"} {
+		const readers = 8
+		wins := make(chan bool, readers)
+		var wg sync.WaitGroup
+		for range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := mg(key, func(r *protocol.Request) { r.Vivify, r.Mods.VivifyExptime = true, 100 })
+				resp := new(protocol.Response)
+				if err := s.Handle(context.Background(), r, resp); err != nil || len(resp.Hits) != 1 {
+					t.Errorf("%s: %v %+v", key, err, resp)
+					return
+				}
+				wins <- resp.Hits[0].Win
+			}()
+		}
+		wg.Wait()
+		close(wins)
+		n := 0
+		for w := range wins {
+			if w {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d readers won, want 1", key, n)
+		}
+	}
+}
+
+// TestRequestValueNotRetained: the store never keeps (and later writes
+// into) a request's value buffer. A large set once put the request's buffer
+// into the record pool, and the next write's record overwrote the caller's
+// bytes: rend then filled L1 with a record header where the value was.
+func TestRequestValueNotRetained(t *testing.T) {
+	s := openTest(t, testOptions(t.TempDir()))
+	want := bytes.Repeat([]byte("v"), 5000)
+	r := req(protocol.CmdSet, "big")
+	r.Value = bytes.Clone(want)
+	wantStatus(t, do(t, s, r), protocol.StatusOK)
+	for i := range 20 {
+		set(t, s, protocol.CmdSet, "k", string(bytes.Repeat([]byte{'a' + byte(i)}, 6000)), 0, 0)
+	}
+	if !bytes.Equal(r.Value, want) {
+		t.Fatal("the store wrote into a request's value buffer")
+	}
+	wantValue(t, s, "big", string(want))
 }

@@ -22,7 +22,7 @@ const lockStripes = 4096
 
 // Store is the sharded RocksDB item store. It is safe for concurrent use.
 type Store struct {
-	opts   Options
+	opts Options
 	// detail is memcached's detail_enabled ("stats detail on|off").
 	detail atomic.Bool
 	log    *slog.Logger

@@ -43,6 +43,7 @@ func batched(o *Orca, reqs []*protocol.Request) []outcome {
 	}
 	errs := make([]error, len(reqs))
 	o.HandleGets(context.Background(), reqs, resps, errs)
+	o.WaitFills()
 	out := make([]outcome, len(reqs))
 	for i, r := range resps {
 		out[i] = outcome{r.Status, r.Message, r.Hits, errs[i] != nil}
@@ -55,6 +56,7 @@ func oneByOne(o *Orca, reqs []*protocol.Request) []outcome {
 	for i, req := range reqs {
 		r := new(protocol.Response)
 		err := o.Handle(context.Background(), req, r)
+		o.WaitFills()
 		out[i] = outcome{r.Status, r.Message, r.Hits, err != nil}
 	}
 	return out

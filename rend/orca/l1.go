@@ -91,6 +91,7 @@ type l1 struct {
 // grown by a large value, are dropped rather than kept alive in the pool.
 type pool struct {
 	reqs, resps, batches, bufs, scratch sync.Pool
+	jobs                                sync.Pool // *fillJob
 }
 
 // maxPooledBuf bounds the scratch buffers the pool keeps.

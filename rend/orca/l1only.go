@@ -102,7 +102,9 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 // l1onlyRecord reads key's item from L1 as package item sees it: header
 // fields and state, and the value when withValue. ok is false on a miss.
 func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
-	hdrs, hresp, err := o.l1.headers(ctx, [][]byte{key}, nil)
+	keys := [1][]byte{key}
+	var fb [1]found // stack room for the one header: no allocation
+	hdrs, hresp, err := o.l1.headers(ctx, keys[:], fb[:0])
 	if err != nil {
 		return it, h, false, err
 	}

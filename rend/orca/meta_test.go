@@ -56,3 +56,42 @@ func TestL1OnlyMetaState(t *testing.T) {
 		t.Fatalf("second mg N: %+v", h)
 	}
 }
+
+// TestL1OnlyModifyAllocs bounds the allocations of an l1only incr (a
+// read-modify-write through package item) against an in-memory L1. The 3
+// left are the in-memory L1's own (memstore copies each stored value into a
+// new entry); rend's path itself allocates nothing (go test -bench
+// L1OnlyIncr -memprofile shows them all in memstore.apply).
+func TestL1OnlyModifyAllocs(t *testing.T) {
+	o := l1OnlyMem(t)
+	ctx := context.Background()
+	set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("100")}
+	set.AddKey([]byte("n"))
+	o.Handle(ctx, set, new(protocol.Response))
+	incr := &protocol.Request{Command: protocol.CmdIncr, Delta: 1}
+	incr.AddKey([]byte("n"))
+	resp := new(protocol.Response)
+	n := testing.AllocsPerRun(200, func() {
+		resp.Reset()
+		o.Handle(ctx, incr, resp)
+	})
+	if n > 3 {
+		t.Errorf("l1only incr: %v allocs per request", n)
+	}
+}
+
+func BenchmarkL1OnlyIncr(b *testing.B) {
+	o := l1OnlyMem(b)
+	ctx := context.Background()
+	set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("100")}
+	set.AddKey([]byte("n"))
+	o.Handle(ctx, set, new(protocol.Response))
+	incr := &protocol.Request{Command: protocol.CmdIncr, Delta: 1}
+	incr.AddKey([]byte("n"))
+	resp := new(protocol.Response)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp.Reset()
+		o.Handle(ctx, incr, resp)
+	}
+}

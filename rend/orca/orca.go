@@ -37,6 +37,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,6 +141,10 @@ type Orca struct {
 	// lastVersion is the last version handed out in l1only mode (atomic;
 	// see nextVersion).
 	lastVersion atomic.Uint64
+	// fillSlots holds a token per L1 fill running behind its reply
+	// (fillLater); waitMu serialises WaitFills.
+	fillSlots chan struct{}
+	waitMu    sync.Mutex
 }
 
 // New returns the orchestrator for cfg.
@@ -152,6 +157,7 @@ func New(cfg Config) (*Orca, error) {
 	o := &Orca{
 		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
 		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
+		fillSlots: make(chan struct{}, maxAsyncFills),
 	}
 	o.l1 = &l1{be: cfg.L1, chunkSize: cfg.ChunkSize, maxItem: cfg.MaxItemSize, stats: cfg.Stats, pool: p}
 	return o, nil
@@ -188,6 +194,8 @@ func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol
 		return nil
 	case protocol.CmdVerbosity:
 		return nil
+	case protocol.CmdCacheMemlimit:
+		return o.memlimit(ctx, req, resp)
 	}
 	resp.ClientError("unsupported command")
 	return nil
@@ -528,10 +536,14 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	var stripeBuf [16]int
 	stripes := o.locks.set(stripeBuf[:0], l2req.Keys)
 	o.locks.rlock(stripes)
-	defer o.locks.runlock(stripes)
-
 	l2resp := o.pool.resp()
-	defer o.pool.putResp(l2resp)
+	handedOff := false // the fill job owns stripes and l2resp
+	defer func() {
+		if !handedOff {
+			o.locks.runlock(stripes)
+			o.pool.putResp(l2resp)
+		}
+	}()
 	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
 		o.stats.L2Errors.Add(1)
 		if err == nil {
@@ -546,13 +558,17 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 		h.CopyMeta(resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime))
 	}
 	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
-		o.fill(ctx, l2req.Keys, l2resp.Hits)
+		// The hits are in resp already: fill behind the reply when we
+		// can (issue 13 item 3), inline when too many fills are running.
+		if handedOff = o.fillLater(ctx, l2req.Keys, l2resp, stripes); !handedOff {
+			o.fill(ctx, l2req.Keys, l2resp.Hits)
+		}
 	}
 	return "", nil
 }
 
-// fill copies L2 hits into L1 with add (the caller holds their stripes
-// shared). add, not set: a concurrent fill of the same version may have won
+// fill copies L2 hits into L1 with add (the caller, or the fill job that
+// took over from it, holds their stripes shared). add, not set: a concurrent fill of the same version may have won
 // already, and nothing newer can have been written since our L2 read
 // because writers need the stripe exclusively.
 func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
@@ -948,6 +964,24 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	}
 	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
 	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))
+}
+
+// memlimit serves cache_memlimit: the memory rend caches in is L1's, so
+// L1 gets the new limit (after memcached's own checks, made here so that a
+// refusal does not depend on L1 being up).
+func (o *Orca) memlimit(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if protocol.CheckMemlimit(req.Args, resp) == 0 {
+		return nil
+	}
+	r, lresp := o.pool.req(), o.pool.resp()
+	defer o.pool.putReq(r)
+	defer o.pool.putResp(lresp)
+	r.Command, r.Args = protocol.CmdCacheMemlimit, req.Args
+	if err := o.l1.handle(ctx, r, lresp); err != nil {
+		return o.fail(resp, "L1", err)
+	}
+	resp.Status, resp.Message = lresp.Status, lresp.Message
+	return nil
 }
 
 // l1Stats answers a stats group with L1's reply to the same group.

@@ -95,6 +95,11 @@ func do(t *testing.T, h protocol.Handler, o op) *protocol.Response {
 	if err := h.Handle(context.Background(), req, resp); err != nil {
 		t.Fatalf("%v %v: %v", o.cmd, o.keys, err)
 	}
+	if o, ok := h.(*Orca); ok {
+		// L1 fills run behind the reply (fillLater); the tests' next
+		// step looks at L1, so let them land first.
+		o.WaitFills()
+	}
 	return resp
 }
 
@@ -571,5 +576,73 @@ func TestAmbiguousL2WriteHoldsKey(t *testing.T) {
 	get1(t, o, "k")
 	if h, ok := get1(t, r.l1, "k"); !ok || !strings.Contains(string(h.Value), "new") {
 		t.Fatal("released key not filled")
+	}
+}
+
+// gate blocks L1 adds (fills) until open is closed, and counts them.
+type gate struct {
+	Backend
+	open chan struct{}
+	adds atomic.Int32
+}
+
+func (g *gate) Do(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	if reqs[len(reqs)-1].Command == protocol.CmdAdd {
+		g.adds.Add(1)
+		<-g.open
+	}
+	return g.Backend.Do(ctx, reqs, resps)
+}
+
+// TestFillAfterReply: a get that misses L1 and hits L2 is answered before
+// its L1 fill is done (issue 13 item 3), and the fill still holds the
+// key's stripe: a write of the key waits for it and then wins, so L1 ends
+// with the written value, not the filled one.
+func TestFillAfterReply(t *testing.T) {
+	r := newRig(t, true)
+	g := &gate{Backend: r.l1, open: make(chan struct{})}
+	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "from-l2"})
+	resp := new(protocol.Response)
+	req := new(protocol.Request)
+	req.Command = protocol.CmdGet
+	req.AddKey([]byte("k"))
+	if err := o.Handle(context.Background(), req, resp); err != nil || len(resp.Hits) != 1 || string(resp.Hits[0].Value) != "from-l2" {
+		t.Fatalf("get: %v %+v", err, resp.Hits)
+	}
+	// Answered before the fill's add (which the gate holds) could finish.
+	mctest.Eventually(t, 5*time.Second, "the fill to start", func() bool { return g.adds.Load() == 1 })
+	wrote := make(chan *protocol.Response)
+	go func() {
+		set := new(protocol.Request)
+		set.Command = protocol.CmdSet
+		set.AddKey([]byte("k"))
+		set.Value = []byte("written")
+		resp := new(protocol.Response)
+		o.Handle(context.Background(), set, resp)
+		wrote <- resp
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("write did not wait for the fill holding the key's stripe")
+	case <-time.After(50 * time.Millisecond):
+		// Not a synchronisation: the write must still be blocked after
+		// any amount of waiting; 50 ms only bounds how long we look.
+	}
+	close(g.open)
+	if st := <-wrote; st.Status != protocol.StatusOK {
+		t.Fatalf("set: %v", st.Status)
+	}
+	o.WaitFills()
+	if h, ok := get1(t, o, "k"); !ok || string(h.Value) != "written" {
+		t.Fatalf("after the fill and the write: %q %v", h.Value, ok)
+	}
+	if raw, ok := get1(t, r.l1, "k"); !ok {
+		t.Fatal("L1 has no copy")
+	} else if hd, err := chunk.Decode(raw.Value, 1<<20); err != nil || string(hd.Inline) != "written" {
+		t.Fatalf("L1 holds %q (%v), want the written value", hd.Inline, err)
 	}
 }

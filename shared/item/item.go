@@ -9,8 +9,8 @@
 //
 //	Value, Flags     the client's data
 //	Exptime          absolute unix seconds, 0 never
-//	CAS              the version; every write that changes Value, Flags or
-//	                 Exptime... gets a fresh one (touch and gat keep it)
+//	CAS              the version: every storage command, incr/decr and
+//	                 md I give a fresh one; touch, gat and reads keep it
 //	Bits: Stale      md I marked it (or ms I stored an older write): readers
 //	                 see X, the first mg gets W
 //	      WinSent    a reader was handed W; later mg readers get Z
@@ -34,9 +34,10 @@
 //     that needs the state (N, R, h, l, or a hit whose header shows state)
 //     goes through this package under the key's stripe; classic reads serve
 //     the value as it is.
-//   - rend, l1l2: the record is L2. A meta request whose answer depends on
-//     the bits (mg with N, R, h, l; md I; ms I) is sent to L2, which applies
-//     this package to the record; L1 keeps only a copy of the data.
+//   - rend, l1l2 and l1l2batch: the record is L2 (mnemonic), which applies
+//     this package. L1 holds only items without state: an mg with N, R, h
+//     or l reads L2 alone, an L2 hit showing W, X or Z is not copied into
+//     L1, md I and ms I take L1's copy out (rend/orca/meta.go).
 //
 // # Ownership
 //

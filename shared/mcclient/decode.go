@@ -157,6 +157,17 @@ func (r *replyReader) read(o *op, resp *protocol.Response, keys [][]byte, now ti
 		return nil
 	case opStats:
 		return r.readStats(line, resp)
+	case opMemlimit:
+		// OK, or memcached's refusal line (MEMLIMIT_TOO_SMALL ...),
+		// passed on as protocol.CheckMemlimit reports it.
+		if string(line) == "OK" {
+			return nil
+		}
+		if bytes.HasPrefix(line, []byte("MEMLIMIT_")) {
+			setStatus(resp, protocol.StatusNotStored, string(line))
+			return nil
+		}
+		return badReply("want OK", line)
 	}
 	return badReply("unknown op", line)
 }

@@ -24,6 +24,7 @@ const (
 	opVerbosity               // verbosity
 	opStats                   // stats
 	opGets                    // gets k1 k2 ... (Config.ClassicGets): n keys from key
+	opMemlimit                // cache_memlimit <MB>
 )
 
 // maxGetsLine bounds a classic gets line. memcached reads longer get lines
@@ -179,6 +180,12 @@ func prepare(ops []op, reqs []*protocol.Request, resps []*protocol.Response, max
 				kind = opVerbosity
 			}
 			ops = append(ops, op{kind: kind, req: ri})
+		case protocol.CmdCacheMemlimit:
+			if _, err := strconv.ParseUint(string(req.Args), 10, 32); err != nil {
+				resp.ClientError(msgBadArgs)
+				continue
+			}
+			ops = append(ops, op{kind: opMemlimit, req: ri})
 		case protocol.CmdNoop:
 			// Nothing to ask: the server would only say it is there.
 		default:
@@ -304,6 +311,9 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 		}
 	case opVersion:
 		dst = append(dst, "version"...)
+	case opMemlimit:
+		dst = append(dst, "cache_memlimit "...)
+		dst = append(dst, req.Args...)
 	case opVerbosity:
 		dst = append(dst, "verbosity"...)
 		if len(req.Args) > 0 {

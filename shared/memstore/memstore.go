@@ -148,6 +148,10 @@ func (s *Store) Handle(_ context.Context, req *protocol.Request, resp *protocol.
 		resp.Message = s.version
 	case protocol.CmdVerbosity:
 		resp.Status = protocol.StatusOK
+	case protocol.CmdCacheMemlimit:
+		// Checked as memcached checks it; a test store has no limit.
+		resp.Status = protocol.StatusOK
+		protocol.CheckMemlimit(req.Args, resp)
 	default:
 		resp.ClientError("bad command line format")
 	}

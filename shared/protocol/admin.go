@@ -52,3 +52,23 @@ func AdminStats(args []byte, resp *Response, detail *atomic.Bool) bool {
 	}
 	return false
 }
+
+// CheckMemlimit applies memcached 1.6.18's checks to "cache_memlimit <MB>"
+// (args: the number, already known to be one). It returns the limit in
+// bytes, or fills resp with memcached's refusal (a line of its own, in
+// Message: MEMLIMIT_TOO_SMALL below 8 MB, MEMLIMIT_ADJUST_FAILED above 10^9
+// "megabytes") and returns 0.
+func CheckMemlimit(args []byte, resp *Response) int64 {
+	mb, err := strconv.ParseUint(string(args), 10, 32)
+	switch {
+	case err != nil:
+		resp.ClientError("bad command line format")
+	case mb < 8:
+		resp.Status, resp.Message = StatusNotStored, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+	case mb > 1000000000:
+		resp.Status, resp.Message = StatusNotStored, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+	default:
+		return int64(mb) << 20
+	}
+	return 0
+}

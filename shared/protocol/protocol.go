@@ -44,6 +44,9 @@ const (
 	CmdVerbosity
 	CmdQuit
 	CmdNoop // binary noop, meta mn: answered by the codec, never reaches a Handler
+	// CmdCacheMemlimit is text "cache_memlimit <MB>": Args holds the number
+	// (see CheckMemlimit).
+	CmdCacheMemlimit
 	cmdCount
 )
 
@@ -53,6 +56,7 @@ var cmdNames = [...]string{
 	CmdAppend: "append", CmdPrepend: "prepend", CmdCas: "cas", CmdDelete: "delete",
 	CmdIncr: "incr", CmdDecr: "decr", CmdFlushAll: "flush_all", CmdStats: "stats",
 	CmdVersion: "version", CmdVerbosity: "verbosity", CmdQuit: "quit", CmdNoop: "noop",
+	CmdCacheMemlimit: "cache_memlimit",
 }
 
 func (c Command) String() string {

@@ -110,6 +110,12 @@ func (c *ServerCodec) writeText(req *protocol.Request, resp *protocol.Response) 
 		c.w.Write(h)
 	case protocol.CmdFlushAll, protocol.CmdVerbosity:
 		c.success(resp, "OK")
+	case protocol.CmdCacheMemlimit:
+		if st == protocol.StatusNotStored {
+			c.writeLine(resp.Message) // MEMLIMIT_TOO_SMALL ... (CheckMemlimit)
+			return
+		}
+		c.success(resp, "OK")
 	case protocol.CmdVersion:
 		if st != protocol.StatusOK {
 			c.writeStatus(resp)

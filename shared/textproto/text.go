@@ -70,6 +70,19 @@ func (c *ServerCodec) parseText(req *protocol.Request, cmd []byte) error {
 		req.Command = protocol.CmdVerbosity
 		req.Args = req.CopyBytes(c.tok(1))
 		return nil
+	case "cache_memlimit":
+		// memcached: "cache_memlimit <MB> [noreply]"; anything else,
+		// a number it cannot read included, is ERROR.
+		if n != 2 && n != 3 {
+			return c.replyError(req, msgError)
+		}
+		c.setNoreply(req)
+		if _, ok := safeStrtoul(c.tok(1)); !ok {
+			return c.replyError(req, msgError)
+		}
+		req.Command = protocol.CmdCacheMemlimit
+		req.Args = req.CopyBytes(c.tok(1))
+		return nil
 	case "stats":
 		req.Command = protocol.CmdStats
 		if n > 1 {

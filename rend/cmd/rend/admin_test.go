@@ -37,6 +37,13 @@ func TestStatsGroups(t *testing.T) {
 	c.expect("stats cachedump 1 10\r\n", "END")
 	c.expect("stats cachedump 64 10\r\n", "CLIENT_ERROR Illegal slab id")
 
+	// cache_memlimit changes L1's limit (rend's maxbytes is L1's).
+	c.expect("cache_memlimit 100\r\n", "OK")
+	if v := c.stats("settings")["maxbytes"]; v != "104857600" {
+		t.Errorf("maxbytes after cache_memlimit 100: %q", v)
+	}
+	c.expect("cache_memlimit 7\r\n", "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
+
 	// stats slabs and items are L1's: rend's header items show up there.
 	c.set("slab-key", []byte("v"), 0, 0)
 	slabs, items := c.stats("slabs"), c.stats("items")

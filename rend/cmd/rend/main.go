@@ -106,6 +106,7 @@ type proc struct {
 	stats   *orca.Stats
 	conns   *server.Stats
 	servers []*server.Server
+	orcas   []*orca.Orca // one per listener
 	admin   *http.Server
 	// ctx ends background work (the invalidation retry loop) at exit.
 	ctx context.Context
@@ -231,6 +232,7 @@ func (p *proc) start(errc chan<- error) error {
 		if err != nil {
 			return err
 		}
+		p.orcas = append(p.orcas, h)
 		srv, err := server.New(server.Config{
 			MaxConns: o.MaxConns, IdleTimeout: time.Duration(o.IdleTimeout),
 			MaxValueBytes:   o.MaxValueBytes,
@@ -287,6 +289,11 @@ func (p *proc) shutdown() {
 	}
 	for range p.servers {
 		<-done
+	}
+	// L1 fills still running behind replies already sent finish before
+	// the backends close (run's deferred closeBackends).
+	for _, o := range p.orcas {
+		o.WaitFills()
 	}
 	if p.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -90,6 +90,9 @@ func TestMetricsAndStatsMove(t *testing.T) {
 		if v, _, _, ok := c.get("cold"); !ok || string(v) != "c" {
 			t.Fatalf("cold: %q %v", v, ok)
 		}
+		if i == 0 {
+			inL1(t, s.l1, "cold") // the fill runs behind the reply
+		}
 	}
 	c.expect("delete k2\r\n", "DELETED")
 	c.expect("delete nothere\r\n", "NOT_FOUND")

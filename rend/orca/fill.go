@@ -1,0 +1,85 @@
+package orca
+
+import (
+	"context"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// maxAsyncFills bounds the L1 fills running behind replies already sent.
+// Past it a lookup fills inline, as before, so a burst of L1 misses cannot
+// pile up goroutines and pooled L2 responses without limit.
+const maxAsyncFills = 64
+
+// fillJob is an L1 fill taken off the reply's path: the L2 hits to add
+// to L1 (keys copied, since the client's request is reused once its reply
+// is written; values in the pooled L2 response, which the job now owns)
+// and the stripes the lookup took shared for them, which the job releases
+// when its adds are done.
+type fillJob struct {
+	keys    protocol.Request // keys.Keys[i] is the key of hits.Hits[i]
+	hits    *protocol.Response
+	stripes []int
+}
+
+// fillLater hands the L1 fill of hits (L2 hits for keys[hit.Index]) to a
+// goroutine, so the reply goes out before the adds' round trip. The
+// caller holds stripes shared; on true the job owns them and hits (the
+// caller must neither release them nor touch hits again), on false
+// (maxAsyncFills jobs running) nothing changed and the caller fills
+// inline.
+//
+// Why it is safe to answer first: the stripes stay held shared until
+// the adds are done, exactly as when the fill ran inline, so a writer of
+// one of these keys still waits for the fill and then overwrites or
+// deletes it (see lookup). A read of the same key meanwhile misses L1 and
+// reads L2 again: its own fill is an add of the same version, which loses
+// or wins harmlessly.
+func (o *Orca) fillLater(ctx context.Context, keys [][]byte, hits *protocol.Response, stripes []int) bool {
+	select {
+	case o.fillSlots <- struct{}{}:
+	default:
+		return false
+	}
+	j, _ := o.pool.jobs.Get().(*fillJob)
+	if j == nil {
+		j = new(fillJob)
+	}
+	for i := range hits.Hits {
+		h := &hits.Hits[i]
+		j.keys.AddKey(keys[h.Index])
+		h.Index = i
+	}
+	j.hits = hits
+	j.stripes = append(j.stripes[:0], stripes...)
+	go o.runFill(ctx, j)
+	return true
+}
+
+func (o *Orca) runFill(ctx context.Context, j *fillJob) {
+	o.fill(ctx, j.keys.Keys, j.hits.Hits)
+	o.locks.runlock(j.stripes)
+	o.pool.putResp(j.hits)
+	j.hits = nil
+	j.keys.Reset()
+	if len(j.keys.Keys) <= 4096 {
+		o.pool.jobs.Put(j)
+	}
+	<-o.fillSlots
+}
+
+// WaitFills waits for the L1 fills running behind replies already sent
+// (a clean shutdown lets them finish before closing the backends; tests
+// wait for them before looking at L1). It takes every fill slot, so it
+// returns once each running fill has given its slot back; fills that
+// start meanwhile find no slot and run inline.
+func (o *Orca) WaitFills() {
+	o.waitMu.Lock() // two waiters taking slots in turn could starve each other
+	defer o.waitMu.Unlock()
+	for range cap(o.fillSlots) {
+		o.fillSlots <- struct{}{}
+	}
+	for range cap(o.fillSlots) {
+		<-o.fillSlots
+	}
+}
