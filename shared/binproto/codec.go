@@ -568,6 +568,21 @@ func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Respon
 	}
 	switch req.Command {
 	case protocol.CmdStats:
+		if len(resp.Stats) == 0 && resp.Message != "" && resp.Message != "OK" {
+			// A group whose text reply is a free-form buffer ("stats
+			// detail dump") goes out in memcached's binary protocol as
+			// one stat named "detailed" holding that buffer; a one-word
+			// acknowledgement (detail on|off: OK) as the terminator alone.
+			const name = "detailed"
+			if err := c.writeHeader(op, opaque, StatusOK, 0, len(name), len(name)+len(resp.Message)+2, 0); err != nil {
+				return err
+			}
+			c.w.WriteString(name)
+			c.w.WriteString(resp.Message)
+			if _, err := c.w.WriteString("\r\n"); err != nil {
+				return err
+			}
+		}
 		for _, s := range resp.Stats {
 			if err := c.writeHeader(op, opaque, StatusOK, 0, len(s.Name), len(s.Name)+len(s.Value), 0); err != nil {
 				return err

@@ -11,7 +11,7 @@ import (
 // its own and no per-prefix counters: "cachedump <id> <limit>" (an empty
 // class: just END, with memcached's argument checks) and "detail
 // on|off|dump" (on/off set *detail and answer OK; dump has no prefixes to
-// report: END). It reports whether args (what follows "stats ") named one
+// report: an empty dump buffer, END). It reports whether args (what follows "stats ") named one
 // of these groups; if not, resp is untouched.
 func AdminStats(args []byte, resp *Response, detail *atomic.Bool) bool {
 	f := bytes.Fields(args)
@@ -45,6 +45,10 @@ func AdminStats(args []byte, resp *Response, detail *atomic.Bool) bool {
 			detail.Store(sub == "on")
 			resp.Message = "OK"
 		case "dump":
+			// The dump is a text buffer; with no prefixes counted it
+			// is memcached's bare "END". The codecs write it as the
+			// group's reply (binary: a stat named "detailed").
+			resp.Message = "END"
 		default:
 			resp.ClientError("usage: stats detail on|off|dump")
 		}
