@@ -389,27 +389,17 @@ func (c *ServerCodec) ReadRequest(req *protocol.Request) error {
 // charging each growth to the budget first. If the budget refuses, the rest
 // of the value is swallowed and ok is false.
 func (c *ServerCodec) readValue(req *protocol.Request, n int) (ok bool, err error) {
-	v := c.spare[:0]
-	for len(v) < n {
-		step := min(n-len(v), max(valueStep, len(v)))
-		if !c.charge(step, n) {
-			req.Value = v[:0]
-			if _, err := discard(c.r, int64(n-len(v))); err != nil {
-				return false, unexpected(err)
-			}
-			return false, nil
-		}
-		m := len(v)
-		if cap(v) < m+step {
-			nv := make([]byte, m, m+step)
-			copy(nv, v)
-			v = nv
-		}
-		v = v[:m+step]
-		if _, err := io.ReadFull(c.r, v[m:]); err != nil {
-			req.Value = v
+	v, refused, err := protocol.ReadValue(c.r, c.spare, n, valueStep, c.charge)
+	if err != nil {
+		req.Value = v
+		return false, unexpected(err)
+	}
+	if refused {
+		req.Value = v[:0]
+		if _, err := discard(c.r, int64(n-len(v))); err != nil {
 			return false, unexpected(err)
 		}
+		return false, nil
 	}
 	req.Value = v
 	return true, nil

@@ -1,6 +1,9 @@
 package protocol
 
-import "sync/atomic"
+import (
+	"io"
+	"sync/atomic"
+)
 
 // Budget bounds the bytes that requests in flight may hold across all the
 // connections of a process: the data blocks being read, before a handler
@@ -81,4 +84,33 @@ func (b *Budget) Limit() int64 {
 		return 0
 	}
 	return b.limit
+}
+
+// ReadValue reads a value of n bytes from r into v's memory (reusing it
+// while it is large enough), growing the buffer as bytes arrive: never by
+// more than what has already arrived, or minStep, so a header that declares
+// a huge value and then stalls holds little. Each growth is charged first
+// (charge(step, n), normally a Budget behind the codec's own accounting);
+// when a charge is refused ReadValue stops and returns refused with the
+// bytes read so far, and the caller swallows the other n-len(value) bytes.
+// On a read error value holds what arrived.
+func ReadValue(r io.Reader, v []byte, n, minStep int, charge func(step, size int) bool) (value []byte, refused bool, err error) {
+	v = v[:0]
+	for len(v) < n {
+		step := min(n-len(v), max(minStep, len(v)))
+		if !charge(step, n) {
+			return v, true, nil
+		}
+		m := len(v)
+		if cap(v) < m+step {
+			nv := make([]byte, m, m+step)
+			copy(nv, v)
+			v = nv
+		}
+		v = v[:m+step]
+		if _, err := io.ReadFull(r, v[m:]); err != nil {
+			return v, false, err
+		}
+	}
+	return v, false, nil
 }

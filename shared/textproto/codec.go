@@ -364,27 +364,17 @@ func (c *ServerCodec) replyError(req *protocol.Request, msg string) error {
 // budget refuses, the rest of the block is swallowed and errNoMemory
 // returned.
 func (c *ServerCodec) readData(req *protocol.Request, n int) (bad bool, err error) {
-	v := req.Value[:0]
-	for len(v) < n {
-		step := min(n-len(v), max(valueStep, len(v)))
-		if !c.charge(step, n) {
-			req.Value = v[:0]
-			if err := c.swallow(int64(n-len(v)) + 2); err != nil {
-				return false, err
-			}
-			return false, errNoMemory
+	v, refused, err := protocol.ReadValue(c.r, req.Value, n, valueStep, c.charge)
+	if err != nil {
+		req.Value = v
+		return false, eofIsUnexpected(err)
+	}
+	if refused {
+		req.Value = v[:0]
+		if err := c.swallow(int64(n-len(v)) + 2); err != nil {
+			return false, err
 		}
-		m := len(v)
-		if cap(v) < m+step {
-			nv := make([]byte, m, m+step)
-			copy(nv, v)
-			v = nv
-		}
-		v = v[:m+step]
-		if _, err := io.ReadFull(c.r, v[m:]); err != nil {
-			req.Value = v
-			return false, eofIsUnexpected(err)
-		}
+		return false, errNoMemory
 	}
 	req.Value = v
 	cr, err := c.r.ReadByte()
