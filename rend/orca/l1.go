@@ -22,9 +22,15 @@ type Backend interface {
 	Healthy() bool
 }
 
-// errL1Status means memcached answered a chunk write with a failure status
-// (out of memory, too large): the item was not stored.
+// errL1Status means L1 (memcached) answered with a status the request
+// should never get (out of memory, too large, a server error): the request
+// did not take effect. It is not "L1 down": that is an I/O error from the
+// Backend, or errL1Down.
 var errL1Status = errors.New("orca: L1 refused a write")
+
+// errL1Down means the L1 Backend reported itself unhealthy (no connection
+// up, or its circuit open), so the request was not sent at all.
+var errL1Down = errors.New("orca: L1 down")
 
 // item is a value to write into L1.
 type item struct {
@@ -65,8 +71,8 @@ func (l *l1) handle(ctx context.Context, req *protocol.Request, resp *protocol.R
 	return err
 }
 
-// found is one header read from L1.
-type found struct {
+// headerHit is one header read from L1 (decoded; a miss has none).
+type headerHit struct {
 	idx    int          // position in the caller's keys
 	hdrCAS uint64       // memcached's CAS of the header item (for a guarded repair delete)
 	h      chunk.Header // h.Inline aliases the header response
@@ -75,7 +81,7 @@ type found struct {
 // headers fetches the header items of keys in one round trip. It returns the
 // decodable ones (into dst) and the response they alias, which the caller
 // releases. Undecodable items are misses (counted).
-func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, *protocol.Response, error) {
+func (l *l1) headers(ctx context.Context, keys [][]byte, dst []headerHit) ([]headerHit, *protocol.Response, error) {
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
@@ -108,7 +114,7 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 		if h.Exptime != 0 && h.Exptime <= now {
 			continue
 		}
-		dst = append(dst, found{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+		dst = append(dst, headerHit{idx: hit.Index, hdrCAS: hit.CAS, h: h})
 	}
 	return dst, resp, nil
 }
@@ -122,7 +128,7 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 // rewriting), are taken out of out and returned in dst; undecodable and
 // expired headers are misses (bad ones counted). On an error out is left
 // empty.
-func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []found, hasExp bool) ([]found, error) {
+func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []headerHit, hasExp bool) ([]headerHit, error) {
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
@@ -157,7 +163,7 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 			continue
 		}
 		if h.Chunks > 0 || hasExp {
-			dst = append(dst, found{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+			dst = append(dst, headerHit{idx: hit.Index, hdrCAS: hit.CAS, h: h})
 			continue
 		}
 		v := h.Inline
@@ -192,24 +198,24 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 	}
 
 	for attempt := 0; ; attempt++ {
-		pending := sc.pending[:0]
+		toAssemble := sc.toAssemble[:0]
 		for _, f := range hdrs {
 			if f.h.Chunks == 0 {
 				if hasExp {
-					pending = append(pending, f) // needs its header rewritten
+					toAssemble = append(toAssemble, f) // needs its header rewritten
 					continue
 				}
 				markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime), f.h.State)
 				continue
 			}
-			pending = append(pending, f)
+			toAssemble = append(toAssemble, f)
 		}
-		sc.pending = pending
+		sc.toAssemble = toAssemble
 		sc.keep()
-		if len(pending) == 0 {
+		if len(toAssemble) == 0 {
 			return nil
 		}
-		failed, err := l.assemble(ctx, keys, pending, out, hasExp, newExp)
+		failed, err := l.assemble(ctx, keys, toAssemble, out, hasExp, newExp)
 		if err != nil || len(failed) == 0 {
 			return err
 		}
@@ -256,18 +262,18 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 	}
 }
 
-// assemble fetches the chunks of pending (one pipelined Do) and appends the
+// assemble fetches the chunks of toAssemble (one pipelined Do) and appends the
 // whole items to out. With hasExp the chunks are read with gat and each
 // header is rewritten with the new expiry after its chunks, in the same
 // batch (memcached executes one connection's commands in order, so the
 // header never promises an expiry its chunks do not have).
-func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *protocol.Response, hasExp bool, newExp int64) (failed []found, err error) {
+func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit, out *protocol.Response, hasExp bool, newExp int64) (failed []headerHit, err error) {
 	b := l.pool.batch()
 	defer b.release()
 	var kb [chunk.MaxChunkKeyLen]byte
 	kbuf := kb[:0]
-	for i := range pending {
-		f := &pending[i]
+	for i := range toAssemble {
+		f := &toAssemble[i]
 		if f.h.Chunks == 0 {
 			continue
 		}
@@ -286,12 +292,12 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 	if hasExp {
 		hdrBuf := l.pool.buf()
 		defer l.pool.putBuf(hdrBuf)
-		for i := range pending {
-			h := pending[i].h
+		for i := range toAssemble {
+			h := toAssemble[i].h
 			h.Exptime = max(newExp, 0)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
-			addL1Key(r, keys[pending[i].idx])
+			addL1Key(r, keys[toAssemble[i].idx])
 			r.Value = r.CopyBytes(*hdrBuf)
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
@@ -301,8 +307,8 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		return nil, err
 	}
 	ri := 0
-	for i := range pending {
-		f := &pending[i]
+	for i := range toAssemble {
+		f := &toAssemble[i]
 		if hasExp && b.resps[nChunkReqs+i].Status != protocol.StatusOK {
 			l.stats.L1Errors.Add(1)
 		}
@@ -490,8 +496,8 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 }
 
 // deleteKeys deletes the headers of keys in one pipelined batch and sets
-// found[i] for each key that was there. Any failure is an error.
-func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error {
+// had[i] for each key that was there. Any failure is an error.
+func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, had []bool) error {
 	b := l.pool.batch()
 	defer b.release()
 	for _, k := range keys {
@@ -503,7 +509,7 @@ func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error 
 	for i, r := range b.resps {
 		switch r.Status {
 		case protocol.StatusOK:
-			found[i] = true
+			had[i] = true
 		case protocol.StatusNotFound:
 		default:
 			l.stats.L1Errors.Add(1)

@@ -36,7 +36,7 @@ func (p *pool) putBuf(b *[]byte) {
 
 // getScratch is l1.get's working lists, pooled.
 type getScratch struct {
-	hdrs, pending []found
+	hdrs, toAssemble []headerHit
 	// used is the most entries either list held since it was pooled:
 	// putGetScratch clears that many, not the whole capacity.
 	used int
@@ -44,7 +44,7 @@ type getScratch struct {
 
 // keep records the lists' current lengths in used.
 func (sc *getScratch) keep() {
-	sc.used = max(sc.used, len(sc.hdrs), len(sc.pending))
+	sc.used = max(sc.used, len(sc.hdrs), len(sc.toAssemble))
 }
 
 func (p *pool) getScratch() *getScratch {
@@ -55,13 +55,13 @@ func (p *pool) getScratch() *getScratch {
 }
 
 func (p *pool) putGetScratch(sc *getScratch) {
-	if cap(sc.hdrs) > 4096 || cap(sc.pending) > 4096 {
+	if cap(sc.hdrs) > 4096 || cap(sc.toAssemble) > 4096 {
 		return
 	}
 	// The headers alias responses that go back to the pool.
 	sc.keep()
 	clear(sc.hdrs[:min(sc.used, cap(sc.hdrs))])
-	clear(sc.pending[:min(sc.used, cap(sc.pending))])
+	clear(sc.toAssemble[:min(sc.used, cap(sc.toAssemble))])
 	sc.used = 0
 	p.scratch.Put(sc)
 }

@@ -55,18 +55,18 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 	// response resets only its lengths, so the arena stays intact.
 	first := resps[0]
 	layer, err := o.lookup(ctx, all.Keys, first)
-	found := first.Hits
+	hits := first.Hits
 	h, off := 0, 0
 	for i, r := range reqs {
 		end, resp := off+len(r.Keys), resps[i]
 		start := h
-		for h < len(found) && found[h].Index < end {
+		for h < len(hits) && hits[h].Index < end {
 			h++
 		}
 		if i == 0 {
-			first.Hits = found[:h]
+			first.Hits = hits[:h]
 		} else {
-			for _, x := range found[start:h] {
+			for _, x := range hits[start:h] {
 				x.Index -= off
 				resp.Hits = append(resp.Hits, x)
 			}

@@ -39,14 +39,14 @@ func (o *Orca) takeOut(ctx context.Context, key []byte) (hot, ok bool) {
 		o.pending.add(key)
 		return false, false
 	}
-	found, err := o.l1.delete(ctx, key)
+	had, err := o.l1.delete(ctx, key)
 	if err != nil {
 		o.stats.L1InvalidationErrors.Add(1)
 		o.pending.add(key)
 		o.log.Debug("rend: L1 delete before write failed", "err", err)
 		return false, false
 	}
-	return found, true
+	return had, true
 }
 
 // takeOutKeys is takeOut for the keys of a multi-key write (gat), in one
@@ -58,7 +58,7 @@ func (o *Orca) takeOutKeys(ctx context.Context, keys [][]byte) (hot []bool, ok b
 		hot[0], ok = o.takeOut(ctx, keys[0])
 		return hot, ok
 	}
-	var err error = errL1Status
+	var err error = errL1Down
 	if o.l1.be.Healthy() {
 		err = o.l1.deleteKeys(ctx, keys, hot)
 	}
@@ -278,20 +278,20 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 		return o.l1onlyApply(ctx, req, resp, true)
 	}
 	if req.CAS != 0 {
-		found, version, err := o.l1Version(ctx, key)
+		present, version, err := o.l1Version(ctx, key)
 		if err != nil {
 			return o.fail(resp, "L1", err)
 		}
-		if found && version != req.CAS {
+		if present && version != req.CAS {
 			resp.Status = protocol.StatusExists
 			return nil
 		}
 	}
-	found, err := o.l1.delete(ctx, key)
+	had, err := o.l1.delete(ctx, key)
 	if err != nil {
 		return o.fail(resp, "L1", err)
 	}
-	if !found {
+	if !had {
 		resp.Status = protocol.StatusNotFound
 	}
 	return nil
@@ -318,11 +318,11 @@ func (o *Orca) touch(ctx context.Context, req *protocol.Request, resp *protocol.
 		o.pool.putResp(r)
 		return nil
 	}
-	found, err := o.l1.touch(ctx, key, exp)
+	had, err := o.l1.touch(ctx, key, exp)
 	if err != nil {
 		return o.fail(resp, "L1", err)
 	}
-	if !found {
+	if !had {
 		resp.Status = protocol.StatusNotFound
 	}
 	return nil
