@@ -1,32 +1,3 @@
-// Package orca is rend's orchestrator: one protocol.Handler that serves
-// memcached commands from two layers, L1 (a stock memcached holding the hot
-// set in RAM, values chunked by package chunk) and L2 (mnemonic, the system
-// of record on SSD), following DESIGN §4.
-//
-// The three modes (l1only, l1l2 for the regular port, l1l2batch for the batch
-// port) are one code path parameterised by a small policy table (policy.go).
-//
-// Summary of what each command does with L2 configured (l1only runs the same
-// command on L1 alone, under the same locks):
-//
-//	set/add/replace/cas      L2 first; on success write the value to L1 with
-//	                         L2's version (set on the regular port, replace on
-//	                         the batch port); if that fails delete from L1
-//	append/prepend/incr/decr L2 first; on success read the result back from L2
-//	                         and write it to L1 as above
-//	delete                   L2, then L1 whatever L2 said
-//	touch                    L2, then L1 (present keys only)
-//	gat/gats                 L2 gat (the record), then touch L1; on the regular
-//	                         port an L1 miss is filled with add
-//	get/gets                 one L1 multi-get; the misses in one L2 batch; the
-//	                         regular port fills L1 with add
-//	flush_all                L2 then L1
-//	stats/version/verbosity  answered by rend
-//
-// Expiry: rend turns every client exptime into an absolute unix time once
-// (or -1 for "already expired") and sends that same number to both layers,
-// so both expire an item in the same second and a fill copies the remaining
-// lifetime exactly.
 package orca
 
 import (
