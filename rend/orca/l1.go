@@ -2,10 +2,8 @@ package orca
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
@@ -24,46 +22,15 @@ type Backend interface {
 	Healthy() bool
 }
 
-// errL1Status means memcached answered a chunk write with a failure status
-// (out of memory, too large): the item was not stored.
+// errL1Status means L1 (memcached) answered with a status the request
+// should never get (out of memory, too large, a server error): the request
+// did not take effect. It is not "L1 down": that is an I/O error from the
+// Backend, or errL1Down.
 var errL1Status = errors.New("orca: L1 refused a write")
 
-// L1 names. memcached reads at most 250 bytes of key token, base64 (b flag)
-// for keys with spaces or control bytes, so a binary-protocol key of more
-// than 186 such bytes (whose base64 is 252 bytes or more) cannot be sent to it as is. Such a key lives in L1
-// under
-//
-//	hashPrefix + sha256(key)   (34 bytes; sent base64)
-//
-// and so does every key that itself starts with hashPrefix. That keeps the
-// mapping one-to-one: a key kept as is never starts with the prefix, a hashed
-// one always does, and two hashed keys meet only on a SHA-256 collision, so
-// the header needs no copy of the full key. Chunk keys are derived from the
-// client key anyway (chunk.KeyBase). L2 (mnemonic) takes such keys whole.
-const hashPrefix = "\x00#"
-
-// maxPlainB64 is the longest key memcached takes base64-encoded (248 bytes).
-const maxPlainB64 = 186
-
-// hashedName reports whether key needs a hashed L1 name. The common case
-// (a key of at most 186 bytes) costs two byte compares.
-func hashedName(key []byte) bool {
-	if len(key) >= 2 && key[0] == hashPrefix[0] && key[1] == hashPrefix[1] {
-		return true
-	}
-	return len(key) > maxPlainB64 && !protocol.ValidKey(key, protocol.DefaultMaxKeyLen)
-}
-
-// addL1Key appends key's L1 name to r's keys (copied into r's arena).
-func addL1Key(r *protocol.Request, key []byte) {
-	if !hashedName(key) {
-		r.AddKey(key)
-		return
-	}
-	var b [len(hashPrefix) + sha256.Size]byte
-	sum := sha256.Sum256(key)
-	r.AddKey(append(append(b[:0], hashPrefix...), sum[:]...))
-}
+// errL1Down means the L1 Backend reported itself unhealthy (no connection
+// up, or its circuit open), so the request was not sent at all.
+var errL1Down = errors.New("orca: L1 down")
 
 // item is a value to write into L1.
 type item struct {
@@ -85,140 +52,6 @@ type l1 struct {
 	pool      *pool
 }
 
-// pool recycles backend requests and responses, batches and scratch
-// buffers, so that an L1 read or write allocates nothing in the steady
-// state. Responses that held a lot of value bytes, and scratch buffers
-// grown by a large value, are dropped rather than kept alive in the pool.
-type pool struct {
-	reqs, resps, batches, bufs, scratch sync.Pool
-	jobs                                sync.Pool // *fillJob
-}
-
-// maxPooledBuf bounds the scratch buffers the pool keeps.
-const maxPooledBuf = 64 << 10
-
-// buf returns an empty scratch buffer; give it back with putBuf.
-func (p *pool) buf() *[]byte {
-	if b, ok := p.bufs.Get().(*[]byte); ok {
-		return b
-	}
-	return new([]byte)
-}
-
-func (p *pool) putBuf(b *[]byte) {
-	if cap(*b) > maxPooledBuf {
-		return
-	}
-	*b = (*b)[:0]
-	p.bufs.Put(b)
-}
-
-// getScratch is l1.get's working lists, pooled.
-type getScratch struct {
-	hdrs, pending []found
-	// used is the most entries either list held since it was pooled:
-	// putGetScratch clears that many, not the whole capacity.
-	used int
-}
-
-// keep records the lists' current lengths in used.
-func (sc *getScratch) keep() {
-	sc.used = max(sc.used, len(sc.hdrs), len(sc.pending))
-}
-
-func (p *pool) getScratch() *getScratch {
-	if sc, ok := p.scratch.Get().(*getScratch); ok {
-		return sc
-	}
-	return new(getScratch)
-}
-
-func (p *pool) putGetScratch(sc *getScratch) {
-	if cap(sc.hdrs) > 4096 || cap(sc.pending) > 4096 {
-		return
-	}
-	// The headers alias responses that go back to the pool.
-	sc.keep()
-	clear(sc.hdrs[:min(sc.used, cap(sc.hdrs))])
-	clear(sc.pending[:min(sc.used, cap(sc.pending))])
-	sc.used = 0
-	p.scratch.Put(sc)
-}
-
-// batch returns an empty batch; give it back with release.
-func (p *pool) batch() *batch {
-	if b, ok := p.batches.Get().(*batch); ok {
-		return b
-	}
-	return &batch{p: p}
-}
-
-func (p *pool) req() *protocol.Request {
-	if r, ok := p.reqs.Get().(*protocol.Request); ok {
-		r.Reset()
-		return r
-	}
-	return new(protocol.Request)
-}
-
-func (p *pool) putReq(r *protocol.Request) {
-	if len(r.Keys) > 4096 {
-		return // its key arena is large (a 20 MiB item's chunk keys): let it go
-	}
-	p.reqs.Put(r)
-}
-
-func (p *pool) resp() *protocol.Response {
-	if r, ok := p.resps.Get().(*protocol.Response); ok {
-		r.Reset()
-		return r
-	}
-	return new(protocol.Response)
-}
-
-func (p *pool) putResp(r *protocol.Response) {
-	if r.Retained() > maxPooledResp {
-		return
-	}
-	p.resps.Put(r)
-}
-
-// maxPooledResp bounds the memory a pooled response may keep. It is well
-// above the chunks of a large multi-get (100 chunked values of a few KiB),
-// which at the former 64 KiB bound were dropped and reallocated on every
-// request.
-const maxPooledResp = 1 << 20
-
-// batch is a set of pooled requests and responses for one Do call.
-type batch struct {
-	p     *pool
-	reqs  []*protocol.Request
-	resps []*protocol.Response
-}
-
-func (b *batch) add(cmd protocol.Command) *protocol.Request {
-	r := b.p.req()
-	r.Command = cmd
-	b.reqs = append(b.reqs, r)
-	b.resps = append(b.resps, b.p.resp())
-	return r
-}
-
-// release returns the batch, its requests and its responses to the pool.
-func (b *batch) release() {
-	for i := range b.reqs {
-		b.p.putReq(b.reqs[i])
-		b.p.putResp(b.resps[i])
-	}
-	if len(b.reqs) > 4096 {
-		return // a huge item's chunk list: let the slices go
-	}
-	clear(b.reqs)
-	clear(b.resps)
-	b.reqs, b.resps = b.reqs[:0], b.resps[:0]
-	b.p.batches.Put(b)
-}
-
 func (l *l1) do(ctx context.Context, b *batch) error {
 	if len(b.reqs) == 0 {
 		return nil
@@ -238,8 +71,8 @@ func (l *l1) handle(ctx context.Context, req *protocol.Request, resp *protocol.R
 	return err
 }
 
-// found is one header read from L1.
-type found struct {
+// headerHit is one header read from L1 (decoded; a miss has none).
+type headerHit struct {
 	idx    int          // position in the caller's keys
 	hdrCAS uint64       // memcached's CAS of the header item (for a guarded repair delete)
 	h      chunk.Header // h.Inline aliases the header response
@@ -248,7 +81,7 @@ type found struct {
 // headers fetches the header items of keys in one round trip. It returns the
 // decodable ones (into dst) and the response they alias, which the caller
 // releases. Undecodable items are misses (counted).
-func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, *protocol.Response, error) {
+func (l *l1) headers(ctx context.Context, keys [][]byte, dst []headerHit) ([]headerHit, *protocol.Response, error) {
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
@@ -281,7 +114,7 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 		if h.Exptime != 0 && h.Exptime <= now {
 			continue
 		}
-		dst = append(dst, found{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+		dst = append(dst, headerHit{idx: hit.Index, hdrCAS: hit.CAS, h: h})
 	}
 	return dst, resp, nil
 }
@@ -295,7 +128,7 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []found) ([]found, 
 // rewriting), are taken out of out and returned in dst; undecodable and
 // expired headers are misses (bad ones counted). On an error out is left
 // empty.
-func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []found, hasExp bool) ([]found, error) {
+func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []headerHit, hasExp bool) ([]headerHit, error) {
 	req := l.pool.req()
 	defer l.pool.putReq(req)
 	req.Command = protocol.CmdGet
@@ -330,7 +163,7 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 			continue
 		}
 		if h.Chunks > 0 || hasExp {
-			dst = append(dst, found{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+			dst = append(dst, headerHit{idx: hit.Index, hdrCAS: hit.CAS, h: h})
 			continue
 		}
 		v := h.Inline
@@ -365,24 +198,24 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 	}
 
 	for attempt := 0; ; attempt++ {
-		pending := sc.pending[:0]
+		toAssemble := sc.toAssemble[:0]
 		for _, f := range hdrs {
 			if f.h.Chunks == 0 {
 				if hasExp {
-					pending = append(pending, f) // needs its header rewritten
+					toAssemble = append(toAssemble, f) // needs its header rewritten
 					continue
 				}
 				markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime), f.h.State)
 				continue
 			}
-			pending = append(pending, f)
+			toAssemble = append(toAssemble, f)
 		}
-		sc.pending = pending
+		sc.toAssemble = toAssemble
 		sc.keep()
-		if len(pending) == 0 {
+		if len(toAssemble) == 0 {
 			return nil
 		}
-		failed, err := l.assemble(ctx, keys, pending, out, hasExp, newExp)
+		failed, err := l.assemble(ctx, keys, toAssemble, out, hasExp, newExp)
 		if err != nil || len(failed) == 0 {
 			return err
 		}
@@ -429,18 +262,18 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 	}
 }
 
-// assemble fetches the chunks of pending (one pipelined Do) and appends the
+// assemble fetches the chunks of toAssemble (one pipelined Do) and appends the
 // whole items to out. With hasExp the chunks are read with gat and each
 // header is rewritten with the new expiry after its chunks, in the same
 // batch (memcached executes one connection's commands in order, so the
 // header never promises an expiry its chunks do not have).
-func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *protocol.Response, hasExp bool, newExp int64) (failed []found, err error) {
+func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit, out *protocol.Response, hasExp bool, newExp int64) (failed []headerHit, err error) {
 	b := l.pool.batch()
 	defer b.release()
 	var kb [chunk.MaxChunkKeyLen]byte
 	kbuf := kb[:0]
-	for i := range pending {
-		f := &pending[i]
+	for i := range toAssemble {
+		f := &toAssemble[i]
 		if f.h.Chunks == 0 {
 			continue
 		}
@@ -459,12 +292,12 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 	if hasExp {
 		hdrBuf := l.pool.buf()
 		defer l.pool.putBuf(hdrBuf)
-		for i := range pending {
-			h := pending[i].h
+		for i := range toAssemble {
+			h := toAssemble[i].h
 			h.Exptime = max(newExp, 0)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
-			addL1Key(r, keys[pending[i].idx])
+			addL1Key(r, keys[toAssemble[i].idx])
 			r.Value = r.CopyBytes(*hdrBuf)
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
@@ -474,8 +307,8 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, pending []found, out *
 		return nil, err
 	}
 	ri := 0
-	for i := range pending {
-		f := &pending[i]
+	for i := range toAssemble {
+		f := &toAssemble[i]
 		if hasExp && b.resps[nChunkReqs+i].Status != protocol.StatusOK {
 			l.stats.L1Errors.Add(1)
 		}
@@ -663,8 +496,8 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 }
 
 // deleteKeys deletes the headers of keys in one pipelined batch and sets
-// found[i] for each key that was there. Any failure is an error.
-func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error {
+// had[i] for each key that was there. Any failure is an error.
+func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, had []bool) error {
 	b := l.pool.batch()
 	defer b.release()
 	for _, k := range keys {
@@ -676,7 +509,7 @@ func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, found []bool) error 
 	for i, r := range b.resps {
 		switch r.Status {
 		case protocol.StatusOK:
-			found[i] = true
+			had[i] = true
 		case protocol.StatusNotFound:
 		default:
 			l.stats.L1Errors.Add(1)

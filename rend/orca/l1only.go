@@ -103,7 +103,7 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 // fields and state, and the value when withValue. ok is false on a miss.
 func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
 	keys := [1][]byte{key}
-	var fb [1]found // stack room for the one header: no allocation
+	var fb [1]headerHit // stack room for the one header: no allocation
 	hdrs, hresp, err := o.l1.headers(ctx, keys[:], fb[:0])
 	if err != nil {
 		return it, h, false, err

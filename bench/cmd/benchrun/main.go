@@ -30,6 +30,7 @@ type options struct {
 	duration  time.Duration
 	scenarios string
 	l1MB      int
+	extMB     int
 	threads   int
 	quick     bool
 	// rendEnv and rendArgs are added to every rend started (for A/B runs
@@ -45,6 +46,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
 	flag.StringVar(&o.scenarios, "scenarios", "hot,multiget,beyondram,overwrite,conns", "comma-separated scenarios")
 	flag.IntVar(&o.l1MB, "l1-mb", 1024, "memcached memory (MiB) for RAM-sized scenarios")
+	flag.IntVar(&o.extMB, "extstore-mb", 256, "extstore's memcached memory (MiB) in the beyondram and overwrite scenarios: its RAM must hold an item header for every item on flash, so it gets more than L1's 64 MiB (hit ratios are reported for both)")
 	flag.IntVar(&o.threads, "threads", 2, "memcached worker threads (-t)")
 	flag.BoolVar(&o.quick, "quick", false, "small key counts and short runs, to check the harness")
 	rendEnv := flag.String("rend-env", "", "space-separated VAR=value pairs added to rend's environment")
@@ -70,7 +72,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	e := &env{bin: o.bin, dir: dir, l1MB: o.l1MB, threads: o.threads, logs: logs, rendEnv: o.rendEnv, rendArgs: o.rendArgs}
+	e := &env{bin: o.bin, dir: dir, l1MB: o.l1MB, extMB: o.extMB, threads: o.threads, logs: logs, rendEnv: o.rendEnv, rendArgs: o.rendArgs}
 	r := &runner{o: o, e: e}
 	for _, s := range strings.Split(o.scenarios, ",") {
 		fn, ok := scenarios[strings.TrimSpace(s)]

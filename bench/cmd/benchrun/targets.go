@@ -48,6 +48,7 @@ type env struct {
 	bin     string // directory with rend, mnemonic
 	dir     string // scratch directory for sockets and data
 	l1MB    int    // memcached / L1 memory
+	extMB   int    // extstore's memcached memory when set (beyondram), else l1MB
 	threads int    // memcached worker threads
 	logs    *os.File
 	next    int
@@ -117,6 +118,9 @@ func (e *env) startTarget(kind string) (*target, error) {
 			return fail(err)
 		}
 	case "extstore":
+		if e.extMB > 0 {
+			mem = strconv.Itoa(e.extMB)
+		}
 		d := e.scratch(kind)
 		port := e.port()
 		t.addr = fmt.Sprintf("127.0.0.1:%d", port)

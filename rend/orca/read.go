@@ -1,0 +1,209 @@
+package orca
+
+import (
+	"context"
+	"errors"
+
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// get serves get/gets (and gat without a new exptime).
+func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	if o.pol.l2 && needsRecord(req) {
+		return o.recordRead(ctx, req, resp) // see meta.go
+	}
+	if !o.pol.l2 && needsRecord(req) {
+		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
+	}
+	layer, err := o.lookup(ctx, req.Keys, resp)
+	if err == nil && !o.pol.l2 && req.Mods.Meta && anyState(resp) {
+		// An item with meta state: the answer (and W) needs package item.
+		resp.Reset()
+		return o.l1onlyMetaRead(ctx, req, resp)
+	}
+	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
+		return o.fail(resp, layer, err)
+	}
+	// A failed L2 read still serves the L1 hits, if there are any (a text
+	// multi-get cannot report a per-key error); the rest read as misses.
+	return nil
+}
+
+// HandleGets serves several get/gets requests that a client pipelined
+// (server.GetBatcher) with one lookup of all their keys: one L1 multi-get
+// and one L2 batch instead of one of each per request. Each request gets
+// exactly what get would have given it alone, failures included: an L1
+// failure in l1only mode fails them all, a failed L2 read fails those that
+// had no L1 hit.
+func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	if len(reqs) == 1 || o.anyNeedsRecord(reqs) {
+		for i := range reqs {
+			errs[i] = o.get(ctx, reqs[i], resps[i])
+		}
+		return
+	}
+	all := o.pool.req()
+	defer o.pool.putReq(all)
+	for _, r := range reqs {
+		all.Keys = append(all.Keys, r.Keys...)
+	}
+	defer clear(all.Keys) // they alias the client's requests
+	// Look everything up into the first response. Its hits are then in key
+	// order, so each request's hits are a run: the first keeps its own,
+	// the others move to their request's response with their values left
+	// in the first one's arena (no copy; GetBatcher allows it). Failing a
+	// response resets only its lengths, so the arena stays intact.
+	first := resps[0]
+	layer, err := o.lookup(ctx, all.Keys, first)
+	hits := first.Hits
+	h, off := 0, 0
+	for i, r := range reqs {
+		end, resp := off+len(r.Keys), resps[i]
+		start := h
+		for h < len(hits) && hits[h].Index < end {
+			h++
+		}
+		if i == 0 {
+			first.Hits = hits[:h]
+		} else {
+			for _, x := range hits[start:h] {
+				x.Index -= off
+				resp.Hits = append(resp.Hits, x)
+			}
+		}
+		if err != nil && (layer == "L1" || h == start) {
+			errs[i] = o.fail(resp, layer, err)
+		}
+		off = end
+	}
+}
+
+// lookup reads keys into resp: L1 first, then (with L2) the misses from L2
+// in one batch, filling L1 per the policy; resp.Hits end in key order. A
+// failure is returned with its layer, resp keeping what was found before
+// it: nothing after an L1 failure in l1only mode, the L1 hits after a
+// failed L2 read. The caller decides what the client sees.
+func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response) (layer string, err error) {
+	o.stats.CmdGet.Add(uint64(len(keys)))
+	var l1err error
+	if o.pol.l2 && !o.l1.be.Healthy() {
+		// L1 is down: serve from L2 alone rather than wait on it.
+		l1err = errL1Status
+	} else {
+		l1err = o.l1.get(ctx, keys, resp, false, 0)
+	}
+	if l1err != nil && !o.pol.l2 {
+		return "L1", l1err
+	}
+	if l1err != nil {
+		o.stats.L2Fallbacks.Add(1)
+	}
+	if o.pol.l2 && o.pending.any.Load() {
+		// Drop hits for keys whose L1 copy may predate a write (see
+		// Pending); they are read from L2 below like misses.
+		kept := resp.Hits[:0]
+		for _, h := range resp.Hits {
+			if !o.pending.suspect(keys[h.Index]) {
+				kept = append(kept, h)
+			}
+		}
+		resp.Hits = kept
+	}
+	nL1 := len(resp.Hits)
+	o.stats.L1Hits.Add(uint64(nL1))
+	o.stats.L1Misses.Add(uint64(len(keys) - nL1))
+	defer func() {
+		sortHits(resp)
+		o.stats.GetHits.Add(uint64(len(resp.Hits)))
+		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
+	}()
+	if !o.pol.l2 || nL1 == len(keys) {
+		return "", nil
+	}
+
+	// The misses go to L2 in one batch.
+	// Stack room for a short get's bookkeeping: no allocation then.
+	var hitArr [16]bool
+	var missArr [16]int
+	hit, missIdx := hitArr[:0], missArr[:0]
+	if len(keys) > len(hitArr) {
+		hit, missIdx = make([]bool, 0, len(keys)), make([]int, 0, len(keys)-nL1)
+	}
+	hit = hit[:len(keys)]
+	for i := range resp.Hits {
+		hit[resp.Hits[i].Index] = true
+	}
+	l2req := o.pool.req()
+	defer o.pool.putReq(l2req)
+	l2req.Command = protocol.CmdGet
+	for i, k := range keys {
+		if !hit[i] {
+			missIdx = append(missIdx, i)
+			l2req.Keys = append(l2req.Keys, k)
+		}
+	}
+
+	// Hold the misses' stripes shared from the L2 read until the fills
+	// are done. Without it: we read v1 from L2; a writer sets v2 in L2 and
+	// L1 (or deletes the key from both); our fill then adds v1 to L1, where
+	// it would be served until it expires. Under the shared lock the writer
+	// waits for the fill, then overwrites (or deletes) it.
+	var stripeBuf [16]int
+	stripes := o.locks.set(stripeBuf[:0], l2req.Keys)
+	o.locks.rlock(stripes)
+	l2resp := o.pool.resp()
+	handedOff := false // the fill job owns stripes and l2resp
+	defer func() {
+		if !handedOff {
+			o.locks.runlock(stripes)
+			o.pool.putResp(l2resp)
+		}
+	}()
+	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
+		o.stats.L2Errors.Add(1)
+		if err == nil {
+			err = errors.New(l2resp.Message)
+		}
+		return "L2", err
+	}
+	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))
+	o.stats.L2Misses.Add(uint64(len(missIdx) - len(l2resp.Hits)))
+	for i := range l2resp.Hits {
+		h := &l2resp.Hits[i]
+		h.CopyMeta(resp.AppendHit(missIdx[h.Index], h.Value, h.Flags, h.CAS, h.Exptime))
+	}
+	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
+		// The hits are in resp already: fill behind the reply when we
+		// can (issue 13 item 3), inline when too many fills are running.
+		if handedOff = o.fillLater(ctx, l2req.Keys, l2resp, stripes); !handedOff {
+			o.fill(ctx, l2req.Keys, l2resp.Hits)
+		}
+	}
+	return "", nil
+}
+
+// fill copies L2 hits into L1 with add (the caller, or the fill job that
+// took over from it, holds their stripes shared). add, not set: a concurrent fill of the same version may have won
+// already, and nothing newer can have been written since our L2 read
+// because writers need the stripe exclusively.
+func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
+	for i := range hits {
+		h := &hits[i]
+		if o.pending.suspect(keys[h.Index]) {
+			continue // an ambiguous write may yet change it in L2
+		}
+		if hasMetaState(h) {
+			continue // see meta.go: such items live in L2 only
+		}
+		st, err := o.l1.store(ctx, protocol.CmdAdd, keys[h.Index], item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
+		switch {
+		case err != nil:
+			o.stats.L1FillErrors.Add(1)
+			return // L1 trouble: the next read tries again
+		case st == protocol.StatusOK:
+			o.stats.L1Fills.Add(1)
+		default:
+			o.stats.L1FillsLost.Add(1)
+		}
+	}
+}
