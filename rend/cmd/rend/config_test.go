@@ -1,10 +1,9 @@
 package main
 
 import (
+	"github.com/moneta-cache/moneta/shared/config/configtest"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -37,46 +36,13 @@ func TestOptionsFileThenFlags(t *testing.T) {
 // and, with every "# key = value" line uncommented, documents every key
 // with its real default.
 func TestDeployExample(t *testing.T) {
-	const example = "../../../deploy/rend.toml"
-	o, _, err := loadOptions([]string{"-config", example})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o != defaultOptions() {
-		t.Fatalf("as shipped: %+v, want the defaults %+v", o, defaultOptions())
-	}
-	b, err := os.ReadFile(example)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setting := regexp.MustCompile(`(?m)^# ([a-z0-9_]+ = .*)$`)
-	documented := map[string]bool{}
-	var uncommented strings.Builder
-	for _, m := range setting.FindAllStringSubmatch(string(b), -1) {
-		documented[strings.Fields(m[1])[0]] = true
-		uncommented.WriteString(m[1] + "\n")
-	}
-	ty := reflect.TypeOf(Options{})
-	for i := 0; i < ty.NumField(); i++ {
-		if key := ty.Field(i).Tag.Get("toml"); !documented[key] {
-			t.Errorf("deploy/rend.toml does not document %s", key)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "rend.toml")
-	os.WriteFile(path, []byte(uncommented.String()), 0o600)
-	if o, _, err = loadOptions([]string{"-config", path}); err != nil {
-		t.Fatal(err)
-	}
-	if o != defaultOptions() {
-		t.Fatalf("documented values %+v differ from the defaults %+v", o, defaultOptions())
-	}
+	configtest.Example(t, "../../../deploy/rend.toml", load, defaultOptions())
 }
 
 // TestOptionErrorsNameTheKey: a bad file or flag value stops start-up with
 // an error that names the key.
 func TestOptionErrorsNameTheKey(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "rend.toml")
-	for _, tc := range []struct{ file, key string }{
+	configtest.ErrorsNameTheKey(t, load, [][2]string{
 		{"chunk_sise = 1\n", "chunk_sise"},
 		{"chunk_size = \"big\"\n", "chunk_size"},
 		{"chunk_size = 8\n", "chunk_size"},
@@ -88,16 +54,7 @@ func TestOptionErrorsNameTheKey(t *testing.T) {
 		{"log_level = \"loud\"\n", "log_level"},
 		{"l2 = \"mnemonic\"\n", "l2"},
 		{"[l1]\naddr = 1\n", "l1"},
-	} {
-		os.WriteFile(path, []byte(tc.file), 0o600)
-		_, _, err := loadOptions([]string{"-config", path})
-		if err == nil || !strings.Contains(err.Error(), tc.key) {
-			t.Errorf("%q: error %v does not name %s", tc.file, err, tc.key)
-		}
-	}
-	if _, _, err := loadOptions([]string{"-log-format", "xml"}); err == nil || !strings.Contains(err.Error(), "-log-format") {
-		t.Errorf("flag: error %v does not name -log-format", err)
-	}
+	})
 }
 
 // TestAutoMaxProcs: half the CPUs, never zero; an explicit value is kept
@@ -114,4 +71,10 @@ func TestAutoMaxProcs(t *testing.T) {
 	if _, _, err := loadOptions([]string{"-gomaxprocs", "-1"}); err == nil || !strings.Contains(err.Error(), "gomaxprocs") {
 		t.Fatalf("-gomaxprocs -1: %v", err)
 	}
+}
+
+// load is loadOptions as configtest calls it.
+func load(args []string) (Options, error) {
+	c, _, err := loadOptions(args)
+	return c, err
 }
