@@ -88,3 +88,16 @@ func Reload(cur, next any, apply func(key string) bool) (applied, restart []stri
 	}
 	return applied, restart
 }
+
+// field returns the field of struct s (a value) whose TOML key is key, as a
+// T. The daemons' reload path knows its keys' types, so a mismatch or a
+// missing key is a programming error and panics.
+func field[T any](s any, key string) T {
+	v := reflect.ValueOf(s)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Tag.Get("toml") == key {
+			return v.Field(i).Interface().(T)
+		}
+	}
+	panic("config: no field with key " + key)
+}

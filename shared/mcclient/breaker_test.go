@@ -3,8 +3,6 @@ package mcclient
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,19 +11,6 @@ import (
 	"github.com/moneta-cache/moneta/shared/mctest"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
-
-// procState is the state letter of /proc/pid/stat (T: stopped).
-func procState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
 
 // TestBreakerFrozenServer: a SIGSTOPped memcached still accepts
 // connections (into the listen backlog) but answers nothing. The breaker
@@ -47,7 +32,7 @@ func TestBreakerFrozenServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT)
-	mctest.Eventually(t, 10*time.Second, "memcached to stop", func() bool { return procState(pid) == 'T' })
+	mctest.Eventually(t, 10*time.Second, "memcached to stop", func() bool { return mctest.ProcState(pid) == 'T' })
 
 	err := c.Handle(context.Background(), rq(protocol.CmdGet, "", "k"), &protocol.Response{})
 	if !errors.Is(err, ErrConnLost) || !strings.Contains(err.Error(), "circuit opened") {
@@ -82,7 +67,7 @@ func TestBreakerOff(t *testing.T) {
 	pid := m.Pid()
 	syscall.Kill(pid, syscall.SIGSTOP)
 	defer syscall.Kill(pid, syscall.SIGCONT)
-	mctest.Eventually(t, 10*time.Second, "memcached to stop", func() bool { return procState(pid) == 'T' })
+	mctest.Eventually(t, 10*time.Second, "memcached to stop", func() bool { return mctest.ProcState(pid) == 'T' })
 	for i := 0; i < 4; i++ {
 		err := c.Handle(context.Background(), rq(protocol.CmdGet, "", "k"), &protocol.Response{})
 		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrConnLost) {

@@ -52,3 +52,20 @@ func ProcMemory(pid int) (Memory, error) {
 	}
 	return m, nil
 }
+
+// ProcState is the state letter of process pid from /proc/PID/stat (R, S,
+// D, T for stopped, ...), or 0 if it cannot be read. Fault tests use it to
+// know a SIGSTOP has taken effect before they measure.
+func ProcState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name in parentheses may hold spaces: the state follows
+	// the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}

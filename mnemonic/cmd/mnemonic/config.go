@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
@@ -38,12 +37,12 @@ type Config struct {
 	MinFreeDiskBytes     int64   `toml:"min_free_disk_bytes"`
 	MaxOpenFiles         int     `toml:"max_open_files"`
 
-	MaxProcs        int      `toml:"max_procs"`
-	GCPercent       int      `toml:"gc_percent"`
-	MaxConns        int      `toml:"max_conns"`
-	MaxValueBytes   int64    `toml:"max_value_bytes"`
-	IdleTimeout     Duration `toml:"idle_timeout"`
-	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	MaxProcs        int             `toml:"max_procs"`
+	GCPercent       int             `toml:"gc_percent"`
+	MaxConns        int             `toml:"max_conns"`
+	MaxValueBytes   int64           `toml:"max_value_bytes"`
+	IdleTimeout     config.Duration `toml:"idle_timeout"`
+	ShutdownTimeout config.Duration `toml:"shutdown_timeout"`
 	// LogLevel, MaxConns and IdleTimeout are the keys SIGHUP applies
 	// without a restart.
 	LogLevel  string `toml:"log_level"`
@@ -75,7 +74,7 @@ func defaultConfig() Config {
 		MaxOpenFiles:         store.DefaultMaxOpenFiles,
 		GCPercent:            defaultGCPercent,
 		MaxConns:             server.DefaultMaxConns,
-		ShutdownTimeout:      Duration(10 * time.Second),
+		ShutdownTimeout:      config.Duration(10 * time.Second),
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -124,12 +123,10 @@ func (c Config) effective(o store.Options) Config {
 }
 
 // Validate reports every setting that cannot work, each naming its TOML key
-// and flag, since either may have set it.
+// and flag (config.Bad), since either may have set it.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(key string, v any, want string) {
-		errs = append(errs, fmt.Errorf("%s (-%s) %v: %s", key, strings.ReplaceAll(key, "_", "-"), v, want))
-	}
+	bad := func(key string, v any, want string) { errs = append(errs, config.Bad(key, v, want)) }
 	if _, _, err := addr.Parse(c.Listen); err != nil {
 		bad("listen", fmt.Sprintf("%q", c.Listen), err.Error())
 	}
@@ -138,31 +135,15 @@ func (c Config) Validate() error {
 			bad("admin", fmt.Sprintf("%q", c.Admin), err.Error())
 		}
 	}
-	if c.MaxProcs < 0 {
-		bad("max_procs", c.MaxProcs, "want 0 (automatic) or more")
-	}
-	if c.MinFreeDiskBytes < 0 {
-		bad("min_free_disk_bytes", c.MinFreeDiskBytes, "want 0 (the default) or more")
-	}
-	if c.GCPercent < 0 {
-		bad("gc_percent", c.GCPercent, "want 0 (the default) or more")
-	}
-	if c.MaxConns < 0 {
-		bad("max_conns", c.MaxConns, "want 0 (the default limit) or more")
-	}
-	if c.IdleTimeout < 0 {
-		bad("idle_timeout", c.IdleTimeout, "want 0 (never) or more")
-	}
-	if c.ShutdownTimeout < 0 {
-		bad("shutdown_timeout", c.ShutdownTimeout, "want 0 or more")
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("log_format", fmt.Sprintf("%q", c.LogFormat), "want text or json")
-	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		bad("log_level", fmt.Sprintf("%q", c.LogLevel), "want debug, info, warn or error")
-	}
+	errs = append(errs,
+		config.Need(c.MaxProcs >= 0, "max_procs", c.MaxProcs, "want 0 (automatic) or more"),
+		config.Need(c.MinFreeDiskBytes >= 0, "min_free_disk_bytes", c.MinFreeDiskBytes, "want 0 (the default) or more"),
+		config.Need(c.GCPercent >= 0, "gc_percent", c.GCPercent, "want 0 (the default) or more"),
+		config.Need(c.MaxConns >= 0, "max_conns", c.MaxConns, "want 0 (the default limit) or more"),
+		config.Need(c.IdleTimeout >= 0, "idle_timeout", c.IdleTimeout, "want 0 (never) or more"),
+		config.Need(c.ShutdownTimeout >= 0, "shutdown_timeout", c.ShutdownTimeout, "want 0 or more"),
+	)
+	errs = append(errs, config.CheckLog(c.LogLevel, c.LogFormat)...)
 	// The store's own checks name their keys too.
 	o := c.storeOptions("", slog.Default())
 	if err := o.Validate(); err != nil {
@@ -170,22 +151,6 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Duration is a time.Duration written as "30s" in TOML and on flags.
-type Duration time.Duration
-
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 
 // bindFlags defines one flag per config key on fs, writing into c, with c's
 // current values as the defaults -h shows.
@@ -221,29 +186,10 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 
 // loadConfig builds the configuration from defaults, then the file named by
 // -config, then the flags the operator set.
-func loadConfig(args []string) (cfg Config, showVersion bool, err error) {
-	fs := flag.NewFlagSet("mnemonic", flag.ContinueOnError)
-	fromFlags := defaultConfig()
-	path := fs.String("config", "", "TOML configuration file (flags override it)")
-	ver := fs.Bool("version", false, "print the version and exit")
-	bindFlags(fs, &fromFlags)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, false, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	if *ver {
-		return Config{}, true, nil
-	}
-	cfg = defaultConfig()
-	if *path != "" {
-		if err := config.Load(*path, &cfg); err != nil {
-			return Config{}, false, err
-		}
-	}
-	if err := config.Override(&cfg, &fromFlags, config.Set(fs)); err != nil {
-		return Config{}, false, err
+func loadConfig(args []string) (Config, bool, error) {
+	cfg, showVersion, err := config.Parse("mnemonic", args, defaultConfig, bindFlags)
+	if err != nil || showVersion {
+		return Config{}, showVersion, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, false, fmt.Errorf("invalid configuration: %w", err)

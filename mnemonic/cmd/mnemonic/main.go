@@ -15,8 +15,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
 	"github.com/moneta-cache/moneta/shared/addr"
+	"github.com/moneta-cache/moneta/shared/config"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/moneta-cache/moneta/shared/server"
@@ -55,9 +54,7 @@ func run(args []string) int {
 		fmt.Println("mnemonic", version)
 		return 0
 	}
-	level := new(slog.LevelVar)
-	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
-	log := newLogger(os.Stderr, cfg.LogFormat, level)
+	log, level := config.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	tuneRuntime(cfg)
 	applyFDBudget(&cfg, log)
 
@@ -92,7 +89,7 @@ func run(args []string) int {
 		Logger: log,
 		Stats:  stats,
 		Name:   "mnemonic",
-	}, p)
+	}, p.handler())
 	if err != nil {
 		st.Close()
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
@@ -229,14 +226,4 @@ func health(st *store.Store) metrics.Health {
 		}
 		return false, parts
 	}
-}
-
-// newLogger returns the process logger: text or json (validated), with a
-// level that SIGHUP can change.
-func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
-	ho := &slog.HandlerOptions{Level: level}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho))
-	}
-	return slog.New(slog.NewTextHandler(w, ho))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -176,25 +175,6 @@ func (p *daemon) registerMetrics(conns *server.Stats) {
 	p.cmds = metrics.NewCommands(p.reg, metricsNS, "l2")
 }
 
-// Handle answers "stats settings" with the whole configuration, adds the
-// process's fields to "stats", and counts every request per command and
-// outcome (pre-resolved counters: no allocation).
-func (p *daemon) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	start := time.Now()
-	var err error
-	if req.Command == protocol.CmdStats && string(req.Args) == "settings" {
-		resp.Status = protocol.StatusOK
-		resp.Stats = p.settings(resp.Stats)
-	} else {
-		err = p.st.Handle(ctx, req, resp)
-		if req.Command == protocol.CmdStats && len(req.Args) == 0 && err == nil && resp.Status == protocol.StatusOK {
-			resp.Stats = p.extraStats(resp.Stats)
-		}
-	}
-	p.cmds.Request(req, resp, err, start)
-	return err
-}
-
 // extraStats appends what the store does not know: the thread count and
 // each shard's RocksDB call counts (the numbers /metrics shows).
 func (p *daemon) extraStats(dst []protocol.Stat) []protocol.Stat {
@@ -241,49 +221,6 @@ func (p *daemon) settings(dst []protocol.Stat) []protocol.Stat {
 	}
 	add("detail_enabled", detail)
 	return dst
-}
-
-// reload rereads the configuration (file, then the original flags) on
-// SIGHUP and applies what can change while serving: the log level, and
-// max_conns and idle_timeout (server.SetLimits). The listener, data
-// directory and RocksDB options are fixed once the store is open, so a
-// changed value there is logged as needing a restart and not applied. A file that does not load or
-// validate changes nothing.
-func (p *daemon) reload(load func() (Config, error)) {
-	next, err := load()
-	if err != nil {
-		p.log.Error("SIGHUP: configuration not reloaded", "err", err)
-		return
-	}
-	cur := *p.effective.Load()
-	// Compare like with like: the effective config has the store's
-	// defaults filled in.
-	next = next.effective(next.storeOptions(version, p.log))
-	// The same descriptor budget as at start, so a reload cannot give
-	// connections RocksDB's reserve (warned about at start already).
-	applyFDBudget(&next, nil)
-	applied, restart := config.Reload(&cur, next, func(key string) bool {
-		switch key {
-		case "log_level":
-			var lvl slog.Level
-			lvl.UnmarshalText([]byte(next.LogLevel)) // validated by load
-			p.level.Set(lvl)
-			return true
-		case "max_conns", "idle_timeout":
-			maxConns := next.MaxConns
-			if maxConns == 0 {
-				maxConns = server.DefaultMaxConns
-			}
-			p.srv.SetLimits(maxConns, time.Duration(next.IdleTimeout))
-			return true
-		}
-		return false
-	})
-	p.effective.Store(&cur)
-	// At least info, so the line shows whatever level was just set (an
-	// operator who raised it to error still sees that it took).
-	lvl := max(slog.LevelInfo, p.level.Level())
-	p.log.Log(context.Background(), lvl, "SIGHUP: configuration reloaded", "applied", applied, "needs_restart", restart)
 }
 
 func b2f(b bool) float64 {

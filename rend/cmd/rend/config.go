@@ -1,10 +1,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
@@ -25,19 +24,19 @@ type Options struct {
 	ChunkSize   int    `toml:"chunk_size"`
 	MaxItemSize int    `toml:"max_item_size"`
 
-	MaxConns        int      `toml:"max_conns"`
-	MaxValueBytes   int64    `toml:"max_value_bytes"`
-	IdleTimeout     Duration `toml:"idle_timeout"`
-	ShutdownTimeout Duration `toml:"shutdown_timeout"`
-	L1Conns         int      `toml:"l1_conns"`
-	L2Conns         int      `toml:"l2_conns"`
-	BackendTimeout  Duration `toml:"backend_timeout"`
+	MaxConns        int             `toml:"max_conns"`
+	MaxValueBytes   int64           `toml:"max_value_bytes"`
+	IdleTimeout     config.Duration `toml:"idle_timeout"`
+	ShutdownTimeout config.Duration `toml:"shutdown_timeout"`
+	L1Conns         int             `toml:"l1_conns"`
+	L2Conns         int             `toml:"l2_conns"`
+	BackendTimeout  config.Duration `toml:"backend_timeout"`
 	// BreakerFailures, BreakerOpen and L1StallTimeout configure the
 	// backends' circuit breakers (mcclient breaker.go).
-	BreakerFailures int      `toml:"breaker_failures"`
-	BreakerOpen     Duration `toml:"breaker_open"`
-	L1StallTimeout  Duration `toml:"l1_stall_timeout"`
-	LockStripes     int      `toml:"lock_stripes"`
+	BreakerFailures int             `toml:"breaker_failures"`
+	BreakerOpen     config.Duration `toml:"breaker_open"`
+	L1StallTimeout  config.Duration `toml:"l1_stall_timeout"`
+	LockStripes     int             `toml:"lock_stripes"`
 	// GoMaxProcs is the runtime parallelism (GOMAXPROCS); 0 picks
 	// autoMaxProcs. Not reloadable.
 	GoMaxProcs int `toml:"gomaxprocs"`
@@ -55,25 +54,24 @@ func defaultOptions() Options {
 		Admin:           "127.0.0.1:11299",
 		ChunkSize:       chunk.DefaultChunkSize,
 		MaxItemSize:     orca.DefaultMaxItemSize,
-		ShutdownTimeout: Duration(10 * time.Second),
+		ShutdownTimeout: config.Duration(10 * time.Second),
 		L1Conns:         2,
 		L2Conns:         4,
-		BackendTimeout:  Duration(2 * time.Second),
+		BackendTimeout:  config.Duration(2 * time.Second),
 		BreakerFailures: 3,
-		BreakerOpen:     Duration(time.Second),
-		L1StallTimeout:  Duration(500 * time.Millisecond),
+		BreakerOpen:     config.Duration(time.Second),
+		L1StallTimeout:  config.Duration(500 * time.Millisecond),
 		LockStripes:     orca.DefaultStripes,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
 }
 
-// Validate reports the first option that cannot work, naming it as the
-// TOML key and the flag, since either may have set it.
+// Validate reports every option that cannot work, each naming its TOML
+// key and flag (config.Bad), since either may have set it.
 func (o *Options) Validate() error {
-	bad := func(key string, v any, want string) error {
-		return fmt.Errorf("%s (-%s) %v: %s", key, strings.ReplaceAll(key, "_", "-"), v, want)
-	}
+	var errs []error
+	bad := func(key string, v any, want string) { errs = append(errs, config.Bad(key, v, want)) }
 	for _, a := range []struct {
 		key, v   string
 		optional bool
@@ -82,44 +80,26 @@ func (o *Options) Validate() error {
 			continue
 		}
 		if _, _, err := addr.Parse(a.v); err != nil {
-			return bad(a.key, fmt.Sprintf("%q", a.v), err.Error())
+			bad(a.key, fmt.Sprintf("%q", a.v), err.Error())
 		}
 	}
-	switch {
-	case o.ChunkSize < 16 || o.ChunkSize > 512<<10:
-		return bad("chunk_size", o.ChunkSize, fmt.Sprintf("want 16..%d", 512<<10))
-	case o.MaxItemSize < 1 || o.MaxItemSize > 1<<30:
-		return bad("max_item_size", o.MaxItemSize, fmt.Sprintf("want 1..%d", 1<<30))
-	case o.MaxConns < 0:
-		return bad("max_conns", o.MaxConns, "want 0 (the default limit) or more")
-	case o.IdleTimeout < 0:
-		return bad("idle_timeout", o.IdleTimeout, "want 0 (never) or more")
-	case o.ShutdownTimeout < 0:
-		return bad("shutdown_timeout", o.ShutdownTimeout, "want 0 or more")
-	case o.BackendTimeout <= 0:
-		return bad("backend_timeout", o.BackendTimeout, "want more than 0")
-	case o.BreakerFailures < 0:
-		return bad("breaker_failures", o.BreakerFailures, "want 0 (breakers off) or more")
-	case o.BreakerOpen <= 0:
-		return bad("breaker_open", o.BreakerOpen, "want more than 0")
-	case o.L1StallTimeout <= 0:
-		return bad("l1_stall_timeout", o.L1StallTimeout, "want more than 0")
-	case o.L1Conns < 1:
-		return bad("l1_conns", o.L1Conns, "want at least 1")
-	case o.L2Conns < 1:
-		return bad("l2_conns", o.L2Conns, "want at least 1")
-	case o.LockStripes < 1:
-		return bad("lock_stripes", o.LockStripes, "want at least 1")
-	case o.GoMaxProcs < 0:
-		return bad("gomaxprocs", o.GoMaxProcs, "want 0 (automatic) or more")
-	case o.LogFormat != "text" && o.LogFormat != "json":
-		return bad("log_format", fmt.Sprintf("%q", o.LogFormat), "want text or json")
-	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
-		return bad("log_level", fmt.Sprintf("%q", o.LogLevel), "want debug, info, warn or error")
-	}
-	return nil
+	errs = append(errs,
+		config.Need(o.ChunkSize >= 16 && o.ChunkSize <= 512<<10, "chunk_size", o.ChunkSize, fmt.Sprintf("want 16..%d", 512<<10)),
+		config.Need(o.MaxItemSize >= 1 && o.MaxItemSize <= 1<<30, "max_item_size", o.MaxItemSize, fmt.Sprintf("want 1..%d", 1<<30)),
+		config.Need(o.MaxConns >= 0, "max_conns", o.MaxConns, "want 0 (the default limit) or more"),
+		config.Need(o.IdleTimeout >= 0, "idle_timeout", o.IdleTimeout, "want 0 (never) or more"),
+		config.Need(o.ShutdownTimeout >= 0, "shutdown_timeout", o.ShutdownTimeout, "want 0 or more"),
+		config.Need(o.BackendTimeout > 0, "backend_timeout", o.BackendTimeout, "want more than 0"),
+		config.Need(o.BreakerFailures >= 0, "breaker_failures", o.BreakerFailures, "want 0 (breakers off) or more"),
+		config.Need(o.BreakerOpen > 0, "breaker_open", o.BreakerOpen, "want more than 0"),
+		config.Need(o.L1StallTimeout > 0, "l1_stall_timeout", o.L1StallTimeout, "want more than 0"),
+		config.Need(o.L1Conns >= 1, "l1_conns", o.L1Conns, "want at least 1"),
+		config.Need(o.L2Conns >= 1, "l2_conns", o.L2Conns, "want at least 1"),
+		config.Need(o.LockStripes >= 1, "lock_stripes", o.LockStripes, "want at least 1"),
+		config.Need(o.GoMaxProcs >= 0, "gomaxprocs", o.GoMaxProcs, "want 0 (automatic) or more"),
+	)
+	errs = append(errs, config.CheckLog(o.LogLevel, o.LogFormat)...)
+	return errors.Join(errs...)
 }
 
 // autoMaxProcs is the default parallelism for cpus usable CPUs: half of
@@ -133,21 +113,6 @@ func (o *Options) Validate() error {
 func autoMaxProcs(cpus int) int {
 	return max(1, cpus/2)
 }
-
-// Duration is a time.Duration written as "10s" in TOML and on flags.
-type Duration time.Duration
-
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) String() string      { return time.Duration(d).String() }
-func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 
 func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.Listen, "listen", o.Listen, "regular port: host:port or unix:/path (text, meta and binary)")
@@ -174,30 +139,10 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 }
 
 // loadOptions parses args: defaults, then -config FILE, then the flags set.
-func loadOptions(args []string) (opts Options, showVersion bool, err error) {
-	fs := flag.NewFlagSet("rend", flag.ContinueOnError)
-	fromFlags := defaultOptions()
-	path := fs.String("config", "", "TOML configuration file (flags override it)")
-	ver := fs.Bool("version", false, "print the version and exit")
-	bindFlags(fs, &fromFlags)
-	if err := fs.Parse(args); err != nil {
-		return Options{}, false, err
-	}
-	if fs.NArg() > 0 {
-		return Options{}, false, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	if *ver {
-		return Options{}, true, nil
-	}
-	opts = defaultOptions()
-	if *path != "" {
-		if err := config.Load(*path, &opts); err != nil {
-			return Options{}, false, err
-		}
-	}
-	// Copy each flag the operator set over the file's value.
-	if err := config.Override(&opts, &fromFlags, config.Set(fs)); err != nil {
-		return Options{}, false, err
+func loadOptions(args []string) (Options, bool, error) {
+	opts, showVersion, err := config.Parse("rend", args, defaultOptions, bindFlags)
+	if err != nil || showVersion {
+		return Options{}, showVersion, err
 	}
 	return opts, false, opts.Validate()
 }

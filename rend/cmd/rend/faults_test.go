@@ -174,7 +174,7 @@ func TestL2StallLeavesNoStaleL1(t *testing.T) {
 			wc := dial(t, s.rend.regular)
 			wc.send(w.req)
 			if l := wc.line(); !strings.HasPrefix(l, "SERVER_ERROR ") {
-				t.Errorf("%q with L2 stopped answered %q after %v (state %c)", w.req, l, time.Since(stoppedAt), procState(pid))
+				t.Errorf("%q with L2 stopped answered %q after %v (state %c)", w.req, l, time.Since(stoppedAt), mctest.ProcState(pid))
 			}
 		}()
 	}
@@ -217,20 +217,7 @@ func sigstop(t *testing.T, pid int) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "process to stop", func() bool { return procState(pid) == 'T' })
-}
-
-// procState is the state letter of /proc/pid/stat (R, S, D, T, ...).
-func procState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
+	eventually(t, 10*time.Second, "process to stop", func() bool { return mctest.ProcState(pid) == 'T' })
 }
 
 // TestKillRendMidWrite (issue 11 item 4): rend killed with SIGKILL while

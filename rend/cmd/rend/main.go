@@ -13,7 +13,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/addr"
+	"github.com/moneta-cache/moneta/shared/config"
 	"github.com/moneta-cache/moneta/shared/mcclient"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -51,9 +51,7 @@ func main() {
 		fmt.Println(version)
 		return
 	}
-	level := new(slog.LevelVar)
-	level.UnmarshalText([]byte(opts.LogLevel)) // validated already
-	log := newLogger(os.Stderr, opts.LogFormat, level)
+	log, level := config.NewLogger(os.Stderr, opts.LogFormat, opts.LogLevel)
 	setMaxProcs(opts.GoMaxProcs, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -86,16 +84,6 @@ func setMaxProcs(n int, log *slog.Logger) {
 	}
 	runtime.GOMAXPROCS(n)
 	log.Debug("rend: runtime parallelism", "gomaxprocs", n, "cpus", runtime.NumCPU())
-}
-
-// newLogger returns the process logger: text or json (validated), with a
-// level that SIGHUP can change.
-func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
-	ho := &slog.HandlerOptions{Level: level}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho))
-	}
-	return slog.New(slog.NewTextHandler(w, ho))
 }
 
 // proc is one running rend: backends, orchestrators, listeners.
@@ -243,7 +231,7 @@ func (p *proc) start(errc chan<- error) error {
 			// 16 KiB buffer wrote it in 7 syscalls, 64 KiB in 2 (rend CPU
 			// per key -15..25%). Only busy connections hold the buffer.
 			WriteBufferSize: 64 << 10,
-		}, &observed{next: h, p: p, mode: l.mode})
+		}, p.handler(h, l.mode))
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -70,31 +69,6 @@ func poolCollector(layer string, c *mcclient.Client) prometheus.Collector {
 	s.Counter(n("backend_breaker_opens_total"), "Times the backend's circuit breaker opened.", l, func(s mcclient.PoolStats) float64 { return float64(s.BreakerOpens) })
 	s.Counter(n("pool_flushes_total"), "Socket writes to the backend (requests/flushes shows pipelining).", l, func(s mcclient.PoolStats) float64 { return float64(s.Flushes) })
 	return s
-}
-
-// observed is the client-facing Handler of one port: it answers
-// "stats settings", adds rend's extra fields to "stats", and counts every
-// request in the client layer's metrics (from counters resolved at start,
-// so it adds no allocation).
-type observed struct {
-	next protocol.Handler
-	p    *proc
-	mode orca.Mode
-}
-
-func (h *observed) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	start := time.Now()
-	var err error
-	if req.Command == protocol.CmdStats && string(req.Args) == "settings" {
-		resp.Stats = h.p.settings(resp.Stats, h.mode)
-	} else {
-		err = h.next.Handle(ctx, req, resp)
-		if req.Command == protocol.CmdStats && len(req.Args) == 0 && err == nil && resp.Status == protocol.StatusOK {
-			resp.Stats = h.p.extraStats(resp.Stats)
-		}
-	}
-	h.p.client.Request(req, resp, err, start)
-	return err
 }
 
 // extraStats appends the general stats fields that come from the client
@@ -206,43 +180,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// reload rereads the configuration (file, then the original flags) on
-// SIGHUP and applies what can change safely while serving: the log level,
-// max_conns and idle_timeout (server.SetLimits). The listeners, backends
-// and sizes are fixed once serving starts, so a changed value there is
-// logged as needing a restart and not applied. A file that does not load or
-// validate changes nothing.
-func (p *proc) reload(load func() (Options, error)) {
-	next, err := load()
-	if err != nil {
-		p.log.Error("rend: SIGHUP: configuration not reloaded", "err", err)
-		return
-	}
-	cur := *p.effective.Load()
-	applied, restart := config.Reload(&cur, next, func(key string) bool {
-		switch key {
-		case "log_level":
-			var lvl slog.Level
-			lvl.UnmarshalText([]byte(next.LogLevel)) // validated by load
-			p.level.Set(lvl)
-			return true
-		case "max_conns", "idle_timeout":
-			maxConns := next.MaxConns
-			if maxConns == 0 {
-				maxConns = server.DefaultMaxConns
-			}
-			for _, srv := range p.servers {
-				srv.SetLimits(maxConns, time.Duration(next.IdleTimeout))
-			}
-			return true
-		}
-		return false
-	})
-	p.effective.Store(&cur)
-	// At least info, so that the line shows whatever level was just set
-	// (an operator who raised it to error still sees that it took).
-	lvl := max(slog.LevelInfo, p.level.Level())
-	p.log.Log(context.Background(), lvl, "rend: SIGHUP: configuration reloaded", "applied", applied, "needs_restart", restart)
 }

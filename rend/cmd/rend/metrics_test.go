@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/binproto"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -305,7 +306,7 @@ func TestObservedDoesNotAllocate(t *testing.T) {
 		resp.AppendHit(0, []byte("v"), 0, 1, 0)
 		return nil
 	})
-	h := &observed{next: next, p: p}
+	h := p.handler(next, orca.L1L2)
 	req := &protocol.Request{Command: protocol.CmdGet}
 	req.AddKey([]byte("k"))
 	resp := new(protocol.Response)
@@ -315,9 +316,9 @@ func TestObservedDoesNotAllocate(t *testing.T) {
 		t.Fatalf("observed handler: %v allocs, bare: %v", n, base)
 	}
 	down := errors.New("backend down")
-	failing := &observed{p: p, next: protocol.HandlerFunc(func(context.Context, *protocol.Request, *protocol.Response) error {
+	failing := p.handler(protocol.HandlerFunc(func(context.Context, *protocol.Request, *protocol.Response) error {
 		return down
-	})}
+	}), orca.L1L2)
 	if n := testing.AllocsPerRun(1000, func() { failing.Handle(ctx, req, resp) }); n != 0 {
 		t.Fatalf("observed error path: %v allocs", n)
 	}

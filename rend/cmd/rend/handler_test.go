@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,7 @@ func TestObservedHandleGets(t *testing.T) {
 	b := &batcher{}
 	for _, next := range []protocol.Handler{b, protocol.HandlerFunc(b.Handle)} {
 		p := &proc{client: metrics.NewCommands(prometheus.NewRegistry(), "x", "client")}
-		h := &observed{next: next, p: p}
+		h := p.handler(next, orca.L1L2)
 		resps := []*protocol.Response{new(protocol.Response), new(protocol.Response), new(protocol.Response)}
 		errs := make([]error, 3)
 		h.HandleGets(context.Background(), reqs, resps, errs)
