@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -98,12 +99,12 @@ func New(cfg Config) (*Orca, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := new(pool)
+	p := new(l1.Pool)
 	o := &Orca{
 		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
 		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
 		fillSlots: make(chan struct{}, maxAsyncFills),
 	}
-	o.l1 = &l1{be: cfg.L1, chunkSize: cfg.ChunkSize, maxItem: cfg.MaxItemSize, stats: cfg.Stats, pool: p}
+	o.l1 = l1.New(cfg.L1, cfg.ChunkSize, cfg.MaxItemSize, &cfg.Stats.Counters, p)
 	return o, nil
 }

@@ -41,23 +41,24 @@
 //  2. orca: Orca.Handle (or Orca.HandleGets) dispatches on the command, to
 //     get (read.go) or store (write.go). store holds the keys' stripe locks
 //     for the whole write; get takes them (shared) only around its L2 part.
-//  3. The layers. get: lookup asks L1 with l1.get, one pipelined multi-get
-//     of chunk headers and then of chunks (l1.go, over Config.L1, an
-//     mcclient.Client to memcached); the misses go in one batch to L2 with
-//     Backend.Handle (Config.L2, an mcclient.Client to mnemonic), and fill
-//     copies L2's hits into L1 with add. set: store takes the key's L1
-//     copy out (takeOut: l1.delete), writes L2 with callL2, then puts L2's
-//     result back with updateL1 (l1.store: chunks first, header last). In
+//  3. The layers. get: lookup asks L1 with l1.Client.Get (package
+//     rend/l1), one pipelined multi-get of chunk headers and then of
+//     chunks, over Config.L1, an mcclient.Client to memcached; the misses
+//     go in one batch to L2 with Backend.Handle (Config.L2, an
+//     mcclient.Client to mnemonic), and fill copies L2's hits into L1 with
+//     add. set: store takes the key's L1 copy out (takeOut:
+//     l1.Client.Delete), writes L2 with callL2, then puts L2's result back
+//     with updateL1 (l1.Client.Store: chunks first, header last). In
 //     l1only mode L1 is the record: store goes to l1onlyStore (l1only.go)
 //     and a get ends at L1.
 //
 // In short:
 //
-//	client --> server.conn.serve --> Orca.Handle --+--> l1 (chunks) --> mcclient --> memcached
+//	client --> server.conn.serve --> Orca.Handle --+--> l1.Client ---------------> mcclient --> memcached
 //	                                               +--> callL2 / l2.Handle ------> mcclient --> mnemonic
 //
 // Files: orca.go (Orca, Handle, L2 calls), config.go (Config, New),
-// read.go, write.go, l1only.go, meta.go (the commands), l1.go, l1key.go,
-// pool.go (the chunked L1 client and its pools), fill.go, pending.go,
-// locks.go, policy.go, stats.go, statsreply.go, metrics.go.
+// read.go, write.go, l1only.go, meta.go (the commands), fill.go,
+// pending.go, locks.go, policy.go, stats.go, statsreply.go, metrics.go.
+// The chunked L1 client and its pools are package rend/l1.
 package orca

@@ -41,7 +41,7 @@ func (o *Orca) fillLater(ctx context.Context, keys [][]byte, hits *protocol.Resp
 	default:
 		return false
 	}
-	j, _ := o.pool.jobs.Get().(*fillJob)
+	j, _ := o.jobs.Get().(*fillJob)
 	if j == nil {
 		j = new(fillJob)
 	}
@@ -59,11 +59,11 @@ func (o *Orca) fillLater(ctx context.Context, keys [][]byte, hits *protocol.Resp
 func (o *Orca) runFill(ctx context.Context, j *fillJob) {
 	o.fill(ctx, j.keys.Keys, j.hits.Hits)
 	o.locks.runlock(j.stripes)
-	o.pool.putResp(j.hits)
+	o.pool.PutResp(j.hits)
 	j.hits = nil
 	j.keys.Reset()
 	if len(j.keys.Keys) <= 4096 {
-		o.pool.jobs.Put(j)
+		o.jobs.Put(j)
 	}
 	<-o.fillSlots
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
+	"github.com/moneta-cache/moneta/rend/l1"
 	mcitem "github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -27,7 +28,7 @@ func (o *Orca) l1onlyStore(ctx context.Context, req *protocol.Request, resp *pro
 		if version == 0 {
 			version = o.nextVersion()
 		}
-		st, err := o.l1.store(ctx, req.Command, req.Key(), item{value: req.Value, flags: req.Flags, exp: exp, version: version})
+		st, err := o.l1.Store(ctx, req.Command, req.Key(), l1.Item{Value: req.Value, Flags: req.Flags, Exp: exp, Version: version})
 		if err != nil {
 			return o.fail(resp, "L1", err)
 		}
@@ -47,8 +48,8 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 	key := req.Key()
 	now := time.Now().Unix()
 	var cur *mcitem.Item
-	r := o.pool.resp()
-	defer o.pool.putResp(r)
+	r := o.pool.Resp()
+	defer o.pool.PutResp(r)
 	ci, _, ok, err := o.l1onlyRecord(ctx, key, withValue, r)
 	if err != nil {
 		return o.fail(resp, "L1", err)
@@ -56,8 +57,8 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 	if ok {
 		cur = &ci
 	}
-	buf := o.pool.buf()
-	defer o.pool.putBuf(buf)
+	buf := o.pool.Buf()
+	defer o.pool.PutBuf(buf)
 	out := mcitem.Apply(req, cur, now, o.cfg.MaxItemSize, (*buf)[:0])
 	if out.NeedCAS && out.Status == protocol.StatusOK {
 		v := req.NewCAS
@@ -75,7 +76,7 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 		if cur == nil {
 			cmd = protocol.CmdAdd
 		}
-		st, err := o.l1.store(ctx, cmd, key, item{value: n.Value, flags: n.Flags, exp: min(n.Exptime, math.MaxInt32), version: n.CAS, state: uint8(n.Bits)})
+		st, err := o.l1.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags, Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
 		if err != nil {
 			return o.fail(resp, "L1", err)
 		}
@@ -84,7 +85,7 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 			return nil
 		}
 	case mcitem.Delete:
-		if _, err := o.l1.delete(ctx, key); err != nil {
+		if _, err := o.l1.Delete(ctx, key); err != nil {
 			return o.fail(resp, "L1", err)
 		}
 	}
@@ -103,28 +104,28 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 // fields and state, and the value when withValue. ok is false on a miss.
 func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
 	keys := [1][]byte{key}
-	var fb [1]headerHit // stack room for the one header: no allocation
-	hdrs, hresp, err := o.l1.headers(ctx, keys[:], fb[:0])
+	var fb [1]l1.HeaderHit // stack room for the one header: no allocation
+	hdrs, hresp, err := o.l1.Headers(ctx, keys[:], fb[:0])
 	if err != nil {
 		return it, h, false, err
 	}
 	if len(hdrs) == 0 {
-		o.pool.putResp(hresp)
+		o.pool.PutResp(hresp)
 		return it, h, false, nil
 	}
-	h = hdrs[0].h
+	h = hdrs[0].Header
 	it = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version, Bits: mcitem.Bits(h.State)}
 	if withValue && h.Chunks == 0 {
 		// Inline: the value came with the header (one round trip).
 		r.AppendHit(0, h.Inline, h.Flags, h.Version, h.Exptime)
 		it.Value = r.Hits[len(r.Hits)-1].Value
 	}
-	o.pool.putResp(hresp)
+	o.pool.PutResp(hresp)
 	h.Inline = nil // it aliased the released response
 	if !withValue || h.Chunks == 0 {
 		return it, h, true, nil
 	}
-	if err := o.l1.get(ctx, [][]byte{key}, r, false, 0); err != nil {
+	if err := o.l1.Get(ctx, [][]byte{key}, r, false, 0); err != nil {
 		return it, h, false, err
 	}
 	if len(r.Hits) == 0 || r.Hits[0].CAS != h.Version {
@@ -143,8 +144,8 @@ func (o *Orca) l1onlyMetaRead(ctx context.Context, req *protocol.Request, resp *
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
 	now := time.Now().Unix()
-	r := o.pool.resp()
-	defer o.pool.putResp(r)
+	r := o.pool.Resp()
+	defer o.pool.PutResp(r)
 	for i, key := range req.Keys {
 		r.Reset()
 		cur, h, ok, err := o.l1onlyRecord(ctx, key, true, r)
@@ -168,7 +169,7 @@ func (o *Orca) l1onlyMetaRead(ctx context.Context, req *protocol.Request, resp *
 			out.AppendHit(resp, i)
 		}
 	}
-	sortHits(resp)
+	l1.SortHits(resp)
 	o.stats.GetHits.Add(uint64(len(resp.Hits)))
 	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
 	return nil
@@ -181,7 +182,7 @@ func (o *Orca) l1onlyCommit(ctx context.Context, key []byte, cur *mcitem.Item, h
 	n := &out.Next
 	switch {
 	case out.Action == mcitem.Delete:
-		_, err := o.l1.delete(ctx, key)
+		_, err := o.l1.Delete(ctx, key)
 		return err
 	case out.Action != mcitem.Put:
 		return nil
@@ -194,24 +195,24 @@ func (o *Orca) l1onlyCommit(ctx context.Context, key []byte, cur *mcitem.Item, h
 		if nh.Chunks == 0 {
 			nh.Inline = cur.Value
 		}
-		buf := o.pool.buf()
-		defer o.pool.putBuf(buf)
+		buf := o.pool.Buf()
+		defer o.pool.PutBuf(buf)
 		*buf = chunk.AppendHeader((*buf)[:0], &nh)
-		req := o.pool.req()
-		defer o.pool.putReq(req)
-		resp := o.pool.resp()
-		defer o.pool.putResp(resp)
+		req := o.pool.Req()
+		defer o.pool.PutReq(req)
+		resp := o.pool.Resp()
+		defer o.pool.PutResp(resp)
 		req.Command = protocol.CmdSet
 		req.AddKey(key)
 		req.Value = req.CopyBytes(*buf)
 		req.Exptime, req.HasExptime = nh.Exptime, true
-		return o.l1.handle(ctx, req, resp)
+		return o.l1.Handle(ctx, req, resp)
 	}
 	cmd := protocol.CmdSet
 	if cur == nil {
 		cmd = protocol.CmdAdd
 	}
-	_, err := o.l1.store(ctx, cmd, key, item{value: n.Value, flags: n.Flags,
-		exp: min(n.Exptime, math.MaxInt32), version: n.CAS, state: uint8(n.Bits)})
+	_, err := o.l1.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags,
+		Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
 	return err
 }

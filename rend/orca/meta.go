@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -40,7 +41,7 @@ func (o *Orca) anyNeedsRecord(reqs []*protocol.Request) bool {
 	return false
 }
 
-// anyState reports whether a hit shows meta state (l1only: markState).
+// anyState reports whether a hit shows meta state (l1only: l1.MarkState).
 func anyState(resp *protocol.Response) bool {
 	for i := range resp.Hits {
 		if hasMetaState(&resp.Hits[i]) {
@@ -68,7 +69,7 @@ func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *prot
 	if err != nil {
 		return o.l2Failed(resp, req.Keys, err)
 	}
-	defer o.pool.putResp(r)
+	defer o.pool.PutResp(r)
 	if r.Status != protocol.StatusOK {
 		resp.Status, resp.Message = r.Status, r.Message
 		return nil
@@ -82,12 +83,12 @@ func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *prot
 		case hasMetaState(h), req.Command == protocol.CmdGat:
 			o.invalidate(ctx, key)
 		case o.pol.fill && !o.pending.suspect(key):
-			if st, err := o.l1.store(ctx, protocol.CmdAdd, key, item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS}); err == nil && st == protocol.StatusOK {
+			if st, err := o.l1.Store(ctx, protocol.CmdAdd, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS}); err == nil && st == protocol.StatusOK {
 				o.stats.L1Fills.Add(1)
 			}
 		}
 	}
-	sortHits(resp)
+	l1.SortHits(resp)
 	o.stats.GetHits.Add(uint64(len(resp.Hits)))
 	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
 	return nil

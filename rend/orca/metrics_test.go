@@ -71,7 +71,7 @@ func getAllocs(tb testing.TB, o *Orca) (hit, l2 float64) {
 	del := &protocol.Request{Command: protocol.CmdDelete}
 	del.AddKey([]byte("c"))
 	l2 = testing.AllocsPerRun(200, func() {
-		o.l1.be.Handle(ctx, del, new(protocol.Response))
+		o.l1.Backend().Handle(ctx, del, new(protocol.Response))
 		run()
 	})
 	return hit, l2

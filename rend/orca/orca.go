@@ -2,33 +2,45 @@ package orca
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
+
+// Backend is a pipelined client to one memcached-protocol server
+// (mcclient.Client implements it): L1, L2, and what Pending drains.
+type Backend = l1.Backend
+
+// errL1Down means the L1 Backend reported itself unhealthy (no connection
+// up, or its circuit open), so the request was not sent at all.
+var errL1Down = errors.New("orca: L1 down")
 
 // Orca is the orchestrating protocol.Handler of one listener.
 type Orca struct {
 	pol     policy
 	cfg     Config
-	l1      *l1
+	l1      *l1.Client
 	l2      Backend
 	locks   *Locks
 	stats   *Stats
 	pending *Pending
 	log     *slog.Logger
-	pool    *pool
+	pool    *l1.Pool
 	// lastVersion is the last version handed out in l1only mode (atomic;
 	// see nextVersion).
 	lastVersion atomic.Uint64
 	// fillSlots holds a token per L1 fill running behind its reply
 	// (fillLater); waitMu serialises WaitFills.
 	fillSlots chan struct{}
-	waitMu    sync.Mutex
+	// jobs recycles *fillJob.
+	jobs   sync.Pool
+	waitMu sync.Mutex
 }
 
 // Stats returns the counters the orchestrator updates.
@@ -140,13 +152,13 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 
 // callL2 sends req (converted) to L2 into a pooled response the caller puts back.
 func (o *Orca) callL2(ctx context.Context, req *protocol.Request, exp int64) (*protocol.Response, error) {
-	r := o.pool.req()
-	defer o.pool.putReq(r)
+	r := o.pool.Req()
+	defer o.pool.PutReq(r)
 	l2Request(r, req, exp)
-	resp := o.pool.resp()
+	resp := o.pool.Resp()
 	if err := o.l2.Handle(ctx, r, resp); err != nil {
 		o.stats.L2Errors.Add(1)
-		o.pool.putResp(resp)
+		o.pool.PutResp(resp)
 		return nil, err
 	}
 	return resp, nil

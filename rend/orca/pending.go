@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -198,10 +199,10 @@ func (p *Pending) updateAny() {
 	p.any.Store(len(p.keys) != 0 || p.flush || p.holdAll)
 }
 
-// Drain deletes the waiting keys from l1 (or flushes it) and forgets the
+// Drain deletes the waiting keys from L1, be (or flushes it), and forgets the
 // deletes that landed. It returns the number of keys still pending (-1:
 // every key is).
-func (p *Pending) Drain(ctx context.Context, l1 Backend) int {
+func (p *Pending) Drain(ctx context.Context, be Backend) int {
 	if !p.any.Load() {
 		return 0
 	}
@@ -225,7 +226,7 @@ func (p *Pending) Drain(ctx context.Context, l1 Backend) int {
 	flushed := false
 	if flush {
 		req, resp := &protocol.Request{Command: protocol.CmdFlushAll}, new(protocol.Response)
-		flushed = l1.Handle(ctx, req, resp) == nil && resp.Status == protocol.StatusOK
+		flushed = be.Handle(ctx, req, resp) == nil && resp.Status == protocol.StatusOK
 	}
 	const batchSize = 512
 	for len(list) > 0 {
@@ -234,10 +235,10 @@ func (p *Pending) Drain(ctx context.Context, l1 Backend) int {
 		resps := make([]*protocol.Response, n)
 		for i := range reqs {
 			reqs[i] = &protocol.Request{Command: protocol.CmdDelete}
-			addL1Key(reqs[i], []byte(list[i].key))
+			l1.AddKey(reqs[i], []byte(list[i].key))
 			resps[i] = new(protocol.Response)
 		}
-		err := l1.Do(ctx, reqs, resps)
+		err := be.Do(ctx, reqs, resps)
 		for i := range reqs {
 			if err == nil && (resps[i].Status == protocol.StatusOK || resps[i].Status == protocol.StatusNotFound) {
 				done = append(done, list[i])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -42,8 +43,8 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 		}
 		return
 	}
-	all := o.pool.req()
-	defer o.pool.putReq(all)
+	all := o.pool.Req()
+	defer o.pool.PutReq(all)
 	for _, r := range reqs {
 		all.Keys = append(all.Keys, r.Keys...)
 	}
@@ -86,11 +87,11 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response) (layer string, err error) {
 	o.stats.CmdGet.Add(uint64(len(keys)))
 	var l1err error
-	if o.pol.l2 && !o.l1.be.Healthy() {
+	if o.pol.l2 && !o.l1.Backend().Healthy() {
 		// L1 is down: serve from L2 alone rather than wait on it.
-		l1err = errL1Status
+		l1err = errL1Down
 	} else {
-		l1err = o.l1.get(ctx, keys, resp, false, 0)
+		l1err = o.l1.Get(ctx, keys, resp, false, 0)
 	}
 	if l1err != nil && !o.pol.l2 {
 		return "L1", l1err
@@ -113,7 +114,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	o.stats.L1Hits.Add(uint64(nL1))
 	o.stats.L1Misses.Add(uint64(len(keys) - nL1))
 	defer func() {
-		sortHits(resp)
+		l1.SortHits(resp)
 		o.stats.GetHits.Add(uint64(len(resp.Hits)))
 		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
 	}()
@@ -133,8 +134,8 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	for i := range resp.Hits {
 		hit[resp.Hits[i].Index] = true
 	}
-	l2req := o.pool.req()
-	defer o.pool.putReq(l2req)
+	l2req := o.pool.Req()
+	defer o.pool.PutReq(l2req)
 	l2req.Command = protocol.CmdGet
 	for i, k := range keys {
 		if !hit[i] {
@@ -151,12 +152,12 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	var stripeBuf [16]int
 	stripes := o.locks.set(stripeBuf[:0], l2req.Keys)
 	o.locks.rlock(stripes)
-	l2resp := o.pool.resp()
+	l2resp := o.pool.Resp()
 	handedOff := false // the fill job owns stripes and l2resp
 	defer func() {
 		if !handedOff {
 			o.locks.runlock(stripes)
-			o.pool.putResp(l2resp)
+			o.pool.PutResp(l2resp)
 		}
 	}()
 	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
@@ -195,7 +196,7 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
 		if hasMetaState(h) {
 			continue // see meta.go: such items live in L2 only
 		}
-		st, err := o.l1.store(ctx, protocol.CmdAdd, keys[h.Index], item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS})
+		st, err := o.l1.Store(ctx, protocol.CmdAdd, keys[h.Index], l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS})
 		switch {
 		case err != nil:
 			o.stats.L1FillErrors.Add(1)

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -28,20 +29,12 @@ type Stats struct {
 	// BatchReplaces counts batch-port writes that refreshed a key already
 	// in L1; BatchReplaceSkips those that left a cold key out of L1.
 	BatchReplaces, BatchReplaceSkips atomic.Uint64
-	// ChunkMisses counts chunked L1 items found with a header but a lost,
-	// foreign or short chunk (answered as misses). TornRetries counts reads
-	// that found the header replaced while assembling and read again.
-	ChunkMisses, TornRetries atomic.Uint64
-	// ChunkTokenMismatches counts chunks whose token was not their
-	// header's (a foreign item under a chunk key); each also ends as a
-	// torn retry or a chunk miss.
-	ChunkTokenMismatches atomic.Uint64
-	// BadHeaders counts L1 items under a client key that are not rend
-	// headers (written by something else): misses.
-	BadHeaders atomic.Uint64
-	// L1Errors and L2Errors count backend calls that failed (I/O, timeout,
-	// backend down, or a server error status).
-	L1Errors, L2Errors atomic.Uint64
+	// The L1 client's counters (ChunkMisses, TornRetries,
+	// ChunkTokenMismatches, BadHeaders, L1Errors): see package l1.
+	l1.Counters
+	// L2Errors counts L2 calls that failed (I/O, timeout, backend down,
+	// or a server error status).
+	L2Errors atomic.Uint64
 	// L1Invalidations counts keys deleted from L1 because updating them
 	// after an L2 write failed; L1InvalidationErrors the deletes that failed
 	// too (L1 may then serve the previous value until it expires, is

@@ -43,11 +43,11 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	}
 	resp.Stats = o.stats.AppendStats(resp.Stats)
 	items, total := "0", "0"
-	var rec Backend = o.l1.be
+	var rec Backend = o.l1.Backend()
 	if o.l2 != nil {
 		rec = o.l2
 	}
-	sreq, sresp := o.pool.req(), o.pool.resp()
+	sreq, sresp := o.pool.Req(), o.pool.Resp()
 	sreq.Command = protocol.CmdStats
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	if err := rec.Handle(sctx, sreq, sresp); err == nil {
@@ -61,12 +61,12 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 		}
 	}
 	cancel()
-	o.pool.putReq(sreq)
-	o.pool.putResp(sresp)
+	o.pool.PutReq(sreq)
+	o.pool.PutResp(sresp)
 	s("curr_items", items)
 	s("total_items", total)
 	s("l1_pending_invalidations", strconv.Itoa(o.pending.Len()))
-	s("l1_healthy", boolStat(o.l1.be.Healthy()))
+	s("l1_healthy", boolStat(o.l1.Backend().Healthy()))
 	if o.l2 != nil {
 		s("l2_healthy", boolStat(o.l2.Healthy()))
 	}
@@ -81,11 +81,11 @@ func (o *Orca) memlimit(ctx context.Context, req *protocol.Request, resp *protoc
 	if protocol.CheckMemlimit(req.Args, resp) == 0 {
 		return nil
 	}
-	r, lresp := o.pool.req(), o.pool.resp()
-	defer o.pool.putReq(r)
-	defer o.pool.putResp(lresp)
+	r, lresp := o.pool.Req(), o.pool.Resp()
+	defer o.pool.PutReq(r)
+	defer o.pool.PutResp(lresp)
 	r.Command, r.Args = protocol.CmdCacheMemlimit, req.Args
-	if err := o.l1.handle(ctx, r, lresp); err != nil {
+	if err := o.l1.Handle(ctx, r, lresp); err != nil {
 		return o.fail(resp, "L1", err)
 	}
 	resp.Status, resp.Message = lresp.Status, lresp.Message
@@ -94,13 +94,13 @@ func (o *Orca) memlimit(ctx context.Context, req *protocol.Request, resp *protoc
 
 // l1Stats answers a stats group with L1's reply to the same group.
 func (o *Orca) l1Stats(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
-	sreq, sresp := o.pool.req(), o.pool.resp()
-	defer o.pool.putReq(sreq)
-	defer o.pool.putResp(sresp)
+	sreq, sresp := o.pool.Req(), o.pool.Resp()
+	defer o.pool.PutReq(sreq)
+	defer o.pool.PutResp(sresp)
 	sreq.Command, sreq.Args = protocol.CmdStats, req.Args
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	if err := o.l1.be.Handle(sctx, sreq, sresp); err != nil || sresp.Status != protocol.StatusOK {
+	if err := o.l1.Backend().Handle(sctx, sreq, sresp); err != nil || sresp.Status != protocol.StatusOK {
 		resp.ServerError("L1 unavailable")
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -33,13 +34,13 @@ import (
 // the delete landed; if it did not, the key is pending (no L1 hit served
 // until a background delete lands) and the write leaves L1 alone.
 func (o *Orca) takeOut(ctx context.Context, key []byte) (hot, ok bool) {
-	if !o.l1.be.Healthy() {
+	if !o.l1.Backend().Healthy() {
 		// L1 down or its circuit open: do not wait for it.
 		o.stats.L1InvalidationErrors.Add(1)
 		o.pending.add(key)
 		return false, false
 	}
-	had, err := o.l1.delete(ctx, key)
+	had, err := o.l1.Delete(ctx, key)
 	if err != nil {
 		o.stats.L1InvalidationErrors.Add(1)
 		o.pending.add(key)
@@ -59,8 +60,8 @@ func (o *Orca) takeOutKeys(ctx context.Context, keys [][]byte) (hot []bool, ok b
 		return hot, ok
 	}
 	var err error = errL1Down
-	if o.l1.be.Healthy() {
-		err = o.l1.deleteKeys(ctx, keys, hot)
+	if o.l1.Backend().Healthy() {
+		err = o.l1.DeleteKeys(ctx, keys, hot)
 	}
 	if err != nil {
 		for _, k := range keys {
@@ -87,7 +88,7 @@ func (o *Orca) l2Failed(resp *protocol.Response, keys [][]byte, err error) error
 // key was in L1 before (hot), so bulk loads do not evict the hot set. A
 // failure deletes the key from L1 again: a missing copy only costs a
 // refill, while a stale one would be served as a hit.
-func (o *Orca) updateL1(ctx context.Context, key []byte, it item, hot bool) {
+func (o *Orca) updateL1(ctx context.Context, key []byte, it l1.Item, hot bool) {
 	if o.pol.l1Write == protocol.CmdReplace {
 		o.stats.replaced(hot)
 		if !hot {
@@ -99,14 +100,14 @@ func (o *Orca) updateL1(ctx context.Context, key []byte, it item, hot bool) {
 		// leave the key to L2 until that is resolved.
 		return
 	}
-	if _, err := o.l1.store(ctx, protocol.CmdSet, key, it); err != nil {
+	if _, err := o.l1.Store(ctx, protocol.CmdSet, key, it); err != nil {
 		o.invalidate(ctx, key)
 	}
 }
 
 func (o *Orca) invalidate(ctx context.Context, key []byte) {
 	o.stats.L1Invalidations.Add(1)
-	if _, err := o.l1.delete(ctx, key); err != nil {
+	if _, err := o.l1.Delete(ctx, key); err != nil {
 		// L1 may still hold the value from before the write: no L1 hit
 		// for this key is served until a background delete lands.
 		o.stats.L1InvalidationErrors.Add(1)
@@ -143,7 +144,7 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
-		defer o.pool.putResp(r)
+		defer o.pool.PutResp(r)
 		resp.Status, resp.CAS, resp.Message = r.Status, r.CAS, r.Message
 		switch r.Status {
 		case protocol.StatusOK:
@@ -152,7 +153,7 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 					// ms I may have stored a stale item, which lives in L2
 					// only (see meta.go); L1's copy is out already.
 				} else {
-					o.updateL1(ctx, key, item{value: req.Value, flags: req.Flags, exp: exp, version: r.CAS}, hot)
+					o.updateL1(ctx, key, l1.Item{Value: req.Value, Flags: req.Flags, Exp: exp, Version: r.CAS}, hot)
 				}
 			}
 		case protocol.StatusNotStored, protocol.StatusExists, protocol.StatusNotFound:
@@ -172,15 +173,15 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 
 // l1Version reads the version of key's L1 header.
 func (o *Orca) l1Version(ctx context.Context, key []byte) (bool, uint64, error) {
-	hdrs, hresp, err := o.l1.headers(ctx, [][]byte{key}, nil)
+	hdrs, hresp, err := o.l1.Headers(ctx, [][]byte{key}, nil)
 	if err != nil {
 		return false, 0, err
 	}
-	defer o.pool.putResp(hresp)
+	defer o.pool.PutResp(hresp)
 	if len(hdrs) == 0 {
 		return false, 0, nil
 	}
-	return true, hdrs[0].h.Version, nil
+	return true, hdrs[0].Header.Version, nil
 }
 
 // modify serves append/prepend/incr/decr.
@@ -206,7 +207,7 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		if hasEarly {
 			early = r.Hits[0].Exptime // the TTL before an ma T (mcclient sends T after t)
 		}
-		o.pool.putResp(r)
+		o.pool.PutResp(r)
 		if resp.Status != protocol.StatusOK {
 			return nil // L1's copy is out; L2 kept or dropped its item
 		}
@@ -234,12 +235,12 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 // (updateL1; only if put, since takeOut failed otherwise). It returns the
 // item's expiry when L2 had it.
 func (o *Orca) refreshL1(ctx context.Context, key []byte, hot, put bool) (exp int64, ok bool) {
-	r := o.pool.req()
-	defer o.pool.putReq(r)
+	r := o.pool.Req()
+	defer o.pool.PutReq(r)
 	r.Command = protocol.CmdGet
 	r.Keys = append(r.Keys, key)
-	resp := o.pool.resp()
-	defer o.pool.putResp(resp)
+	resp := o.pool.Resp()
+	defer o.pool.PutResp(resp)
 	if err := o.l2.Handle(ctx, r, resp); err != nil || resp.Status != protocol.StatusOK || len(resp.Hits) == 0 {
 		if err != nil {
 			o.stats.L2Errors.Add(1)
@@ -248,7 +249,7 @@ func (o *Orca) refreshL1(ctx context.Context, key []byte, hot, put bool) (exp in
 	}
 	h := &resp.Hits[0]
 	if put {
-		o.updateL1(ctx, key, item{value: h.Value, flags: h.Flags, exp: h.Exptime, version: h.CAS}, hot)
+		o.updateL1(ctx, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS}, hot)
 	}
 	return h.Exptime, true
 }
@@ -270,7 +271,7 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
 		resp.Status, resp.Message = r.Status, r.Message
-		o.pool.putResp(r)
+		o.pool.PutResp(r)
 		return nil
 	}
 	if req.Invalidate {
@@ -287,7 +288,7 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 			return nil
 		}
 	}
-	had, err := o.l1.delete(ctx, key)
+	had, err := o.l1.Delete(ctx, key)
 	if err != nil {
 		return o.fail(resp, "L1", err)
 	}
@@ -315,10 +316,10 @@ func (o *Orca) touch(ctx context.Context, req *protocol.Request, resp *protocol.
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
 		resp.Status, resp.Message = r.Status, r.Message
-		o.pool.putResp(r)
+		o.pool.PutResp(r)
 		return nil
 	}
-	had, err := o.l1.touch(ctx, key, exp)
+	had, err := o.l1.Touch(ctx, key, exp)
 	if err != nil {
 		return o.fail(resp, "L1", err)
 	}
@@ -342,13 +343,13 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
 	defer func() {
-		sortHits(resp)
+		l1.SortHits(resp)
 		o.stats.GetHits.Add(uint64(len(resp.Hits)))
 		o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
 	}()
 	if !o.pol.l2 {
 		// Holding the stripes exclusively, l1.get may rewrite the headers.
-		if err := o.l1.get(ctx, req.Keys, resp, true, exp); err != nil {
+		if err := o.l1.Get(ctx, req.Keys, resp, true, exp); err != nil {
 			return o.fail(resp, "L1", err)
 		}
 		return nil
@@ -363,7 +364,7 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	if err != nil {
 		return o.l2Failed(resp, req.Keys, err)
 	}
-	defer o.pool.putResp(r)
+	defer o.pool.PutResp(r)
 	if r.Status != protocol.StatusOK {
 		resp.Status, resp.Message = r.Status, r.Message
 		return nil
@@ -379,7 +380,7 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 		if o.pending.suspect(key) {
 			continue
 		}
-		if _, err := o.l1.store(ctx, protocol.CmdSet, key, item{value: h.Value, flags: h.Flags, exp: exp, version: h.CAS}); err != nil {
+		if _, err := o.l1.Store(ctx, protocol.CmdSet, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: exp, Version: h.CAS}); err != nil {
 			o.invalidate(ctx, key)
 		} else if !hot[h.Index] {
 			o.stats.L1Fills.Add(1)
@@ -396,13 +397,13 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	o.stats.CmdFlush.Add(1)
 	if !o.pol.l2 {
-		if err := o.l1.flush(ctx, req); err != nil {
+		if err := o.l1.Flush(ctx, req); err != nil {
 			return o.fail(resp, "L1", err)
 		}
 		return nil
 	}
 	l1flush := func() {
-		if !o.l1.be.Healthy() || o.l1.flush(ctx, req) != nil {
+		if !o.l1.Backend().Healthy() || o.l1.Flush(ctx, req) != nil {
 			o.stats.L1InvalidationErrors.Add(1)
 			o.pending.flushL1()
 		}
@@ -414,7 +415,7 @@ func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.
 		return o.fail(resp, "L2", err)
 	}
 	st := r.Status
-	o.pool.putResp(r)
+	o.pool.PutResp(r)
 	if st != protocol.StatusOK {
 		resp.ServerError("L2 flush failed")
 		return nil

@@ -1,4 +1,4 @@
-package orca
+package l1
 
 import (
 	"sync"
@@ -6,27 +6,29 @@ import (
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
-// pool recycles backend requests and responses, batches and scratch
+// Pool recycles backend requests and responses, batches and scratch
 // buffers, so that an L1 read or write allocates nothing in the steady
 // state. Responses that held a lot of value bytes, and scratch buffers
 // grown by a large value, are dropped rather than kept alive in the pool.
-type pool struct {
+// The zero Pool is ready; orca shares one with the Client for its L2
+// calls.
+type Pool struct {
 	reqs, resps, batches, bufs, scratch sync.Pool
-	jobs                                sync.Pool // *fillJob
 }
 
 // maxPooledBuf bounds the scratch buffers the pool keeps.
 const maxPooledBuf = 64 << 10
 
-// buf returns an empty scratch buffer; give it back with putBuf.
-func (p *pool) buf() *[]byte {
+// Buf returns an empty scratch buffer; give it back with PutBuf.
+func (p *Pool) Buf() *[]byte {
 	if b, ok := p.bufs.Get().(*[]byte); ok {
 		return b
 	}
 	return new([]byte)
 }
 
-func (p *pool) putBuf(b *[]byte) {
+// PutBuf gives a buffer from Buf back; large ones are dropped.
+func (p *Pool) PutBuf(b *[]byte) {
 	if cap(*b) > maxPooledBuf {
 		return
 	}
@@ -36,7 +38,7 @@ func (p *pool) putBuf(b *[]byte) {
 
 // getScratch is l1.get's working lists, pooled.
 type getScratch struct {
-	hdrs, toAssemble []headerHit
+	hdrs, toAssemble []HeaderHit
 	// used is the most entries either list held since it was pooled:
 	// putGetScratch clears that many, not the whole capacity.
 	used int
@@ -47,14 +49,14 @@ func (sc *getScratch) keep() {
 	sc.used = max(sc.used, len(sc.hdrs), len(sc.toAssemble))
 }
 
-func (p *pool) getScratch() *getScratch {
+func (p *Pool) getScratch() *getScratch {
 	if sc, ok := p.scratch.Get().(*getScratch); ok {
 		return sc
 	}
 	return new(getScratch)
 }
 
-func (p *pool) putGetScratch(sc *getScratch) {
+func (p *Pool) putGetScratch(sc *getScratch) {
 	if cap(sc.hdrs) > 4096 || cap(sc.toAssemble) > 4096 {
 		return
 	}
@@ -67,14 +69,15 @@ func (p *pool) putGetScratch(sc *getScratch) {
 }
 
 // batch returns an empty batch; give it back with release.
-func (p *pool) batch() *batch {
+func (p *Pool) batch() *batch {
 	if b, ok := p.batches.Get().(*batch); ok {
 		return b
 	}
 	return &batch{p: p}
 }
 
-func (p *pool) req() *protocol.Request {
+// Req returns an empty request; give it back with PutReq.
+func (p *Pool) Req() *protocol.Request {
 	if r, ok := p.reqs.Get().(*protocol.Request); ok {
 		r.Reset()
 		return r
@@ -82,14 +85,16 @@ func (p *pool) req() *protocol.Request {
 	return new(protocol.Request)
 }
 
-func (p *pool) putReq(r *protocol.Request) {
+// PutReq gives a request from Req back.
+func (p *Pool) PutReq(r *protocol.Request) {
 	if len(r.Keys) > 4096 {
 		return // its key arena is large (a 20 MiB item's chunk keys): let it go
 	}
 	p.reqs.Put(r)
 }
 
-func (p *pool) resp() *protocol.Response {
+// Resp returns an empty response; give it back with PutResp.
+func (p *Pool) Resp() *protocol.Response {
 	if r, ok := p.resps.Get().(*protocol.Response); ok {
 		r.Reset()
 		return r
@@ -97,7 +102,9 @@ func (p *pool) resp() *protocol.Response {
 	return new(protocol.Response)
 }
 
-func (p *pool) putResp(r *protocol.Response) {
+// PutResp gives a response from Resp back; the hits and values it holds
+// are invalid from then on.
+func (p *Pool) PutResp(r *protocol.Response) {
 	if r.Retained() > maxPooledResp {
 		return
 	}
@@ -112,24 +119,24 @@ const maxPooledResp = 1 << 20
 
 // batch is a set of pooled requests and responses for one Do call.
 type batch struct {
-	p     *pool
+	p     *Pool
 	reqs  []*protocol.Request
 	resps []*protocol.Response
 }
 
 func (b *batch) add(cmd protocol.Command) *protocol.Request {
-	r := b.p.req()
+	r := b.p.Req()
 	r.Command = cmd
 	b.reqs = append(b.reqs, r)
-	b.resps = append(b.resps, b.p.resp())
+	b.resps = append(b.resps, b.p.Resp())
 	return r
 }
 
 // release returns the batch, its requests and its responses to the pool.
 func (b *batch) release() {
 	for i := range b.reqs {
-		b.p.putReq(b.reqs[i])
-		b.p.putResp(b.resps[i])
+		b.p.PutReq(b.reqs[i])
+		b.p.PutResp(b.resps[i])
 	}
 	if len(b.reqs) > 4096 {
 		return // a huge item's chunk list: let the slices go

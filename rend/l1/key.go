@@ -1,4 +1,4 @@
-package orca
+package l1
 
 import (
 	"crypto/sha256"
@@ -32,8 +32,8 @@ func hashedName(key []byte) bool {
 	return len(key) > maxPlainB64 && !protocol.ValidKey(key, protocol.DefaultMaxKeyLen)
 }
 
-// addL1Key appends key's L1 name to r's keys (copied into r's arena).
-func addL1Key(r *protocol.Request, key []byte) {
+// AddKey appends key's L1 name to r's keys (copied into r's arena).
+func AddKey(r *protocol.Request, key []byte) {
 	if !hashedName(key) {
 		r.AddKey(key)
 		return

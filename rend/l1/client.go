@@ -1,9 +1,10 @@
-package orca
+package l1
 
 import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
@@ -22,91 +23,120 @@ type Backend interface {
 	Healthy() bool
 }
 
-// errL1Status means L1 (memcached) answered with a status the request
+// errStatus means L1 (memcached) answered with a status the request
 // should never get (out of memory, too large, a server error): the request
 // did not take effect. It is not "L1 down": that is an I/O error from the
-// Backend, or errL1Down.
-var errL1Status = errors.New("orca: L1 refused a write")
+// Backend.
+var errStatus = errors.New("orca: L1 refused a write")
 
-// errL1Down means the L1 Backend reported itself unhealthy (no connection
-// up, or its circuit open), so the request was not sent at all.
-var errL1Down = errors.New("orca: L1 down")
-
-// item is a value to write into L1.
-type item struct {
-	value   []byte // not retained
-	flags   uint32
-	exp     int64 // memcached exptime to send: 0 never, -1 expired, else absolute unix seconds
-	version uint64
-	state   uint8 // meta state (l1only: the header is the record; see l1only.go)
+// Counters are the L1 client's counters (atomics). orca.Stats embeds them,
+// so they appear in rend's stats and metrics under their own names.
+type Counters struct {
+	// ChunkMisses counts chunked L1 items found with a header but a lost,
+	// foreign or short chunk (answered as misses). TornRetries counts reads
+	// that found the header replaced while assembling and read again.
+	ChunkMisses, TornRetries atomic.Uint64
+	// ChunkTokenMismatches counts chunks whose token was not their
+	// header's (a foreign item under a chunk key); each also ends as a
+	// torn retry or a chunk miss.
+	ChunkTokenMismatches atomic.Uint64
+	// BadHeaders counts L1 items under a client key that are not rend
+	// headers (written by something else): misses.
+	BadHeaders atomic.Uint64
+	// L1Errors counts L1 calls that failed (I/O, timeout, backend down,
+	// or a server error status).
+	L1Errors atomic.Uint64
 }
 
-// l1 stores client items in a stock memcached as chunk headers plus chunks
-// (package chunk), over a pipelined Backend. Every method costs a fixed
-// number of pipelined round trips whatever the number of keys or chunks.
-type l1 struct {
+// Item is a value to write into L1.
+type Item struct {
+	Value   []byte // not retained
+	Flags   uint32
+	Exp     int64 // memcached exptime to send: 0 never, -1 expired, else absolute unix seconds
+	Version uint64
+	State   uint8 // meta state (orca's l1only mode: the header is the record)
+}
+
+// Client stores client items in a stock memcached as chunk headers plus
+// chunks (package chunk), over a pipelined Backend. Every method costs a
+// fixed number of pipelined round trips whatever the number of keys or
+// chunks. It is safe for concurrent use; per-key ordering is the caller's
+// (orca's stripe locks).
+type Client struct {
 	be        Backend
 	chunkSize int
 	maxItem   int
-	stats     *Stats
-	pool      *pool
+	counters  *Counters
+	pool      *Pool
 }
 
-func (l *l1) do(ctx context.Context, b *batch) error {
+// New returns a client over be that splits values into chunkSize chunks,
+// takes items up to maxItem bytes, counts into c and draws its requests,
+// responses and buffers from p (which the caller may share).
+func New(be Backend, chunkSize, maxItem int, c *Counters, p *Pool) *Client {
+	return &Client{be: be, chunkSize: chunkSize, maxItem: maxItem, counters: c, pool: p}
+}
+
+// Backend returns the Backend the client was built over.
+func (l *Client) Backend() Backend { return l.be }
+
+func (l *Client) do(ctx context.Context, b *batch) error {
 	if len(b.reqs) == 0 {
 		return nil
 	}
 	err := l.be.Do(ctx, b.reqs, b.resps)
 	if err != nil {
-		l.stats.L1Errors.Add(1)
+		l.counters.L1Errors.Add(1)
 	}
 	return err
 }
 
-func (l *l1) handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+// Handle sends one request to L1 as is (keys not renamed), counting a
+// failure in L1Errors.
+func (l *Client) Handle(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	err := l.be.Handle(ctx, req, resp)
 	if err != nil {
-		l.stats.L1Errors.Add(1)
+		l.counters.L1Errors.Add(1)
 	}
 	return err
 }
 
-// headerHit is one header read from L1 (decoded; a miss has none).
-type headerHit struct {
-	idx    int          // position in the caller's keys
-	hdrCAS uint64       // memcached's CAS of the header item (for a guarded repair delete)
-	h      chunk.Header // h.Inline aliases the header response
+// HeaderHit is one header read from L1 (decoded; a miss has none).
+type HeaderHit struct {
+	Index     int          // position in the caller's keys
+	HeaderCAS uint64       // memcached's CAS of the header item (for a guarded repair delete)
+	Header    chunk.Header // Header.Inline aliases the header response
 }
 
-// headers fetches the header items of keys in one round trip. It returns the
+// Headers fetches the header items of keys in one round trip. It returns the
 // decodable ones (into dst) and the response they alias, which the caller
 // releases. Undecodable items are misses (counted).
-func (l *l1) headers(ctx context.Context, keys [][]byte, dst []headerHit) ([]headerHit, *protocol.Response, error) {
-	req := l.pool.req()
-	defer l.pool.putReq(req)
+func (l *Client) Headers(ctx context.Context, keys [][]byte, dst []HeaderHit) ([]HeaderHit, *protocol.Response, error) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
 	req.Command = protocol.CmdGet
 	for _, k := range keys {
 		if hashedName(k) {
-			addL1Key(req, k)
+			AddKey(req, k)
 		} else {
 			req.Keys = append(req.Keys, k) // aliased: req lives only for this call
 		}
 	}
-	resp := l.pool.resp()
-	if err := l.handle(ctx, req, resp); err != nil {
-		l.pool.putResp(resp)
+	resp := l.pool.Resp()
+	if err := l.Handle(ctx, req, resp); err != nil {
+		l.pool.PutResp(resp)
 		return dst, nil, err
 	}
 	if resp.Status != protocol.StatusOK {
-		l.stats.L1Errors.Add(1)
-		l.pool.putResp(resp)
-		return dst, nil, errL1Status
+		l.counters.L1Errors.Add(1)
+		l.pool.PutResp(resp)
+		return dst, nil, errStatus
 	}
 	now := time.Now().Unix()
 	for _, hit := range resp.Hits {
 		h, err := chunk.Decode(hit.Value, l.maxItem)
 		if err != nil {
-			l.stats.BadHeaders.Add(1)
+			l.counters.BadHeaders.Add(1)
 			continue
 		}
 		// memcached expires the header itself (it carries the same expiry);
@@ -114,7 +144,7 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []headerHit) ([]hea
 		if h.Exptime != 0 && h.Exptime <= now {
 			continue
 		}
-		dst = append(dst, headerHit{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+		dst = append(dst, HeaderHit{Index: hit.Index, HeaderCAS: hit.CAS, Header: h})
 	}
 	return dst, resp, nil
 }
@@ -128,33 +158,33 @@ func (l *l1) headers(ctx context.Context, keys [][]byte, dst []headerHit) ([]hea
 // rewriting), are taken out of out and returned in dst; undecodable and
 // expired headers are misses (bad ones counted). On an error out is left
 // empty.
-func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []headerHit, hasExp bool) ([]headerHit, error) {
-	req := l.pool.req()
-	defer l.pool.putReq(req)
+func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []HeaderHit, hasExp bool) ([]HeaderHit, error) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
 	req.Command = protocol.CmdGet
 	for _, k := range keys {
 		if hashedName(k) {
-			addL1Key(req, k) // see hashPrefix
+			AddKey(req, k) // see hashPrefix
 		} else {
 			req.Keys = append(req.Keys, k)
 		}
 	}
 	defer clear(req.Keys) // they alias the caller's keys
-	if err := l.handle(ctx, req, out); err != nil {
+	if err := l.Handle(ctx, req, out); err != nil {
 		out.Reset()
 		return dst, err
 	}
 	if out.Status != protocol.StatusOK {
-		l.stats.L1Errors.Add(1)
+		l.counters.L1Errors.Add(1)
 		out.Reset()
-		return dst, errL1Status
+		return dst, errStatus
 	}
 	now := time.Now().Unix()
 	kept := out.Hits[:0]
 	for _, hit := range out.Hits { // kept never overtakes this loop
 		h, err := chunk.Decode(hit.Value, l.maxItem)
 		if err != nil {
-			l.stats.BadHeaders.Add(1)
+			l.counters.BadHeaders.Add(1)
 			continue
 		}
 		// memcached expires the header itself (it carries the same expiry);
@@ -163,7 +193,7 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 			continue
 		}
 		if h.Chunks > 0 || hasExp {
-			dst = append(dst, headerHit{idx: hit.Index, hdrCAS: hit.CAS, h: h})
+			dst = append(dst, HeaderHit{Index: hit.Index, HeaderCAS: hit.CAS, Header: h})
 			continue
 		}
 		v := h.Inline
@@ -171,13 +201,13 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 			v = []byte{}
 		}
 		kept = append(kept, protocol.Hit{Index: hit.Index, Value: v, Flags: h.Flags, CAS: h.Version, Exptime: h.Exptime})
-		markState(&kept[len(kept)-1], h.State)
+		MarkState(&kept[len(kept)-1], h.State)
 	}
 	out.Hits = kept
 	return dst, nil
 }
 
-// get looks keys up in L1 and appends a hit to out for every key found whole
+// Get looks keys up in L1 and appends a hit to out for every key found whole
 // (Hit.Index = position in keys; out.Hits end in no particular order;
 // callers sort). out must hold no hits: the headers are read straight into
 // it (headersInto). It costs one round trip for the headers and one for all
@@ -185,7 +215,7 @@ func (l *l1) headersInto(ctx context.Context, keys [][]byte, out *protocol.Respo
 // (a concurrent write) reads again, at most twice. newExp, when hasExp, also
 // sets a new expiry (gat): chunks are read with gat, and the headers are
 // rewritten with the new expiry after their chunks.
-func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64) error {
+func (l *Client) Get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64) error {
 	// Pooled lists: a get of many keys (a multi-get, or the gets of a
 	// pipeline served together) allocates nothing here either.
 	sc := l.pool.getScratch()
@@ -200,12 +230,12 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 	for attempt := 0; ; attempt++ {
 		toAssemble := sc.toAssemble[:0]
 		for _, f := range hdrs {
-			if f.h.Chunks == 0 {
+			if f.Header.Chunks == 0 {
 				if hasExp {
 					toAssemble = append(toAssemble, f) // needs its header rewritten
 					continue
 				}
-				markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, f.h.Exptime), f.h.State)
+				MarkState(out.AppendHit(f.Index, f.Header.Inline, f.Header.Flags, f.Header.Version, f.Header.Exptime), f.Header.State)
 				continue
 			}
 			toAssemble = append(toAssemble, f)
@@ -227,31 +257,31 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 		// the new header; the same token means the item is broken.
 		var fkeys [][]byte
 		for _, f := range failed {
-			fkeys = append(fkeys, keys[f.idx])
+			fkeys = append(fkeys, keys[f.Index])
 		}
-		again, aresp, err := l.headers(ctx, fkeys, nil)
+		again, aresp, err := l.Headers(ctx, fkeys, nil)
 		if err != nil {
 			return err
 		}
-		defer l.pool.putResp(aresp)
+		defer l.pool.PutResp(aresp)
 		hdrs = hdrs[:0]
 		for _, a := range again {
-			old := failed[a.idx]
-			a.idx = old.idx
-			if a.h.Token == old.h.Token {
+			old := failed[a.Index]
+			a.Index = old.Index
+			if a.Header.Token == old.Header.Token {
 				// Broken for good: a miss. Delete the header, guarded by
 				// memcached's CAS so that a newer write that replaced it
 				// meanwhile survives. Without this, add-fills of the key
 				// would keep failing against the broken header.
-				l.stats.ChunkMisses.Add(1)
-				l.repair(ctx, keys[old.idx], old.hdrCAS)
+				l.counters.ChunkMisses.Add(1)
+				l.repair(ctx, keys[old.Index], old.HeaderCAS)
 				continue
 			}
 			if attempt >= 2 {
-				l.stats.ChunkMisses.Add(1)
+				l.counters.ChunkMisses.Add(1)
 				continue
 			}
-			l.stats.TornRetries.Add(1)
+			l.counters.TornRetries.Add(1)
 			hdrs = append(hdrs, a)
 		}
 		sc.hdrs = hdrs
@@ -267,14 +297,14 @@ func (l *l1) get(ctx context.Context, keys [][]byte, out *protocol.Response, has
 // header is rewritten with the new expiry after its chunks, in the same
 // batch (memcached executes one connection's commands in order, so the
 // header never promises an expiry its chunks do not have).
-func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit, out *protocol.Response, hasExp bool, newExp int64) (failed []headerHit, err error) {
+func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []HeaderHit, out *protocol.Response, hasExp bool, newExp int64) (failed []HeaderHit, err error) {
 	b := l.pool.batch()
 	defer b.release()
 	var kb [chunk.MaxChunkKeyLen]byte
 	kbuf := kb[:0]
 	for i := range toAssemble {
 		f := &toAssemble[i]
-		if f.h.Chunks == 0 {
+		if f.Header.Chunks == 0 {
 			continue
 		}
 		r := b.add(protocol.CmdGet)
@@ -282,22 +312,22 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit
 			r.Command = protocol.CmdGat
 			r.Exptime, r.HasExptime = newExp, true
 		}
-		base := chunk.KeyBase(keys[f.idx], &f.h.Token)
-		for c := 0; c < f.h.Chunks; c++ {
+		base := chunk.KeyBase(keys[f.Index], &f.Header.Token)
+		for c := 0; c < f.Header.Chunks; c++ {
 			kbuf = chunk.AppendChunkKey(kbuf[:0], &base, c)
 			r.AddKey(kbuf)
 		}
 	}
 	nChunkReqs := len(b.reqs)
 	if hasExp {
-		hdrBuf := l.pool.buf()
-		defer l.pool.putBuf(hdrBuf)
+		hdrBuf := l.pool.Buf()
+		defer l.pool.PutBuf(hdrBuf)
 		for i := range toAssemble {
-			h := toAssemble[i].h
+			h := toAssemble[i].Header
 			h.Exptime = max(newExp, 0)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
-			addL1Key(r, keys[toAssemble[i].idx])
+			AddKey(r, keys[toAssemble[i].Index])
 			r.Value = r.CopyBytes(*hdrBuf)
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
@@ -310,15 +340,15 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit
 	for i := range toAssemble {
 		f := &toAssemble[i]
 		if hasExp && b.resps[nChunkReqs+i].Status != protocol.StatusOK {
-			l.stats.L1Errors.Add(1)
+			l.counters.L1Errors.Add(1)
 		}
-		if f.h.Chunks == 0 {
-			markState(out.AppendHit(f.idx, f.h.Inline, f.h.Flags, f.h.Version, max(newExp, 0)), f.h.State)
+		if f.Header.Chunks == 0 {
+			MarkState(out.AppendHit(f.Index, f.Header.Inline, f.Header.Flags, f.Header.Version, max(newExp, 0)), f.Header.State)
 			continue
 		}
 		resp := b.resps[ri]
 		ri++
-		if resp.Status != protocol.StatusOK || len(resp.Hits) != f.h.Chunks {
+		if resp.Status != protocol.StatusOK || len(resp.Hits) != f.Header.Chunks {
 			failed = append(failed, *f)
 			continue
 		}
@@ -326,9 +356,9 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit
 		ok := true
 		for c := range resp.Hits {
 			hit := &resp.Hits[c]
-			_, err := chunk.CheckChunk(&f.h, hit.Index, hit.Value)
+			_, err := chunk.CheckChunk(&f.Header, hit.Index, hit.Value)
 			if err == chunk.ErrToken {
-				l.stats.ChunkTokenMismatches.Add(1)
+				l.counters.ChunkTokenMismatches.Add(1)
 			}
 			if err != nil || hit.Index != c {
 				ok = false
@@ -339,55 +369,55 @@ func (l *l1) assemble(ctx context.Context, keys [][]byte, toAssemble []headerHit
 			failed = append(failed, *f)
 			continue
 		}
-		exp := f.h.Exptime
+		exp := f.Header.Exptime
 		if hasExp {
 			exp = max(newExp, 0)
 		}
-		if f.h.Chunks == 1 {
+		if f.Header.Chunks == 1 {
 			// One chunk (checked above: token, then exactly the value) is
 			// the whole value: copy it straight into out's pooled arena,
 			// allocating nothing.
-			markState(out.AppendHit(f.idx, resp.Hits[0].Value[chunk.TokenSize:], f.h.Flags, f.h.Version, exp), f.h.State)
+			MarkState(out.AppendHit(f.Index, resp.Hits[0].Value[chunk.TokenSize:], f.Header.Flags, f.Header.Version, exp), f.Header.State)
 			continue
 		}
-		value := make([]byte, f.h.Length)
+		value := make([]byte, f.Header.Length)
 		for c := range resp.Hits {
-			start, _ := f.h.Span(c)
+			start, _ := f.Header.Span(c)
 			copy(value[start:], resp.Hits[c].Value[chunk.TokenSize:]) // checked above
 		}
 		// The assembled value is handed to the response as is (no second
 		// copy): it was allocated for this hit and is owned by out from now.
-		hit := markState(out.AppendHit(f.idx, nil, f.h.Flags, f.h.Version, exp), f.h.State)
+		hit := MarkState(out.AppendHit(f.Index, nil, f.Header.Flags, f.Header.Version, exp), f.Header.State)
 		hit.Value = value
 	}
 	return failed, nil
 }
 
 // repair deletes a broken header if it is still the one we read.
-func (l *l1) repair(ctx context.Context, key []byte, hdrCAS uint64) {
-	req := l.pool.req()
-	defer l.pool.putReq(req)
-	resp := l.pool.resp()
-	defer l.pool.putResp(resp)
+func (l *Client) repair(ctx context.Context, key []byte, hdrCAS uint64) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
+	resp := l.pool.Resp()
+	defer l.pool.PutResp(resp)
 	req.Command = protocol.CmdDelete
-	addL1Key(req, key)
+	AddKey(req, key)
 	req.CAS = hdrCAS
-	_ = l.handle(ctx, req, resp)
+	_ = l.Handle(ctx, req, resp)
 }
 
-// store writes it under key with memcached semantics cmd (CmdSet, CmdAdd or
+// Store writes it under key with memcached semantics cmd (CmdSet, CmdAdd or
 // CmdReplace): chunks first, header last, in one pipelined batch. It returns
 // StatusOK or StatusNotStored; any other outcome is an error (the caller
 // then treats L1 as failed for this key).
-func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it item) (protocol.Status, error) {
-	h := chunk.NewHeader(it.value, it.flags, max(it.exp, 0), it.version, l.chunkSize)
-	h.State = it.state
-	if it.exp < 0 {
+func (l *Client) Store(ctx context.Context, cmd protocol.Command, key []byte, it Item) (protocol.Status, error) {
+	h := chunk.NewHeader(it.Value, it.Flags, max(it.Exp, 0), it.Version, l.chunkSize)
+	h.State = it.State
+	if it.Exp < 0 {
 		// Already expired (negative exptime, or an absolute time past):
 		// memcached stores such an item as immediately expired, which
 		// gives add/replace/set their exact outcome and removes an older
 		// copy. A bare header is enough: nobody will read its chunks.
-		h = chunk.NewHeader(nil, it.flags, 0, it.version, l.chunkSize)
+		h = chunk.NewHeader(nil, it.Flags, 0, it.Version, l.chunkSize)
 	}
 	if h.Chunks > 0 && cmd != protocol.CmdSet {
 		// add/replace of a chunked value: ask first whether the header is
@@ -396,35 +426,35 @@ func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it ite
 		// at the header. The answer can go stale before the header write;
 		// the header's add/replace still decides, and a loser deletes its
 		// chunks below.
-		hdrs, hresp, err := l.headers(ctx, [][]byte{key}, nil)
+		hdrs, hresp, err := l.Headers(ctx, [][]byte{key}, nil)
 		if err != nil {
 			return 0, err
 		}
-		l.pool.putResp(hresp)
+		l.pool.PutResp(hresp)
 		if present := len(hdrs) > 0; present == (cmd == protocol.CmdAdd) {
 			return protocol.StatusNotStored, nil
 		}
 	}
 	b := l.pool.batch()
 	defer b.release()
-	vbuf := l.pool.buf()
-	defer l.pool.putBuf(vbuf)
+	vbuf := l.pool.Buf()
+	defer l.pool.PutBuf(vbuf)
 	if h.Chunks > 0 {
 		base := chunk.KeyBase(key, &h.Token)
 		var kb [chunk.MaxChunkKeyLen]byte
 		for c := 0; c < h.Chunks; c++ {
 			r := b.add(protocol.CmdSet)
 			r.AddKey(chunk.AppendChunkKey(kb[:0], &base, c))
-			*vbuf = chunk.AppendChunk((*vbuf)[:0], &h, it.value, c)
+			*vbuf = chunk.AppendChunk((*vbuf)[:0], &h, it.Value, c)
 			r.Value = r.CopyBytes(*vbuf)
-			r.Exptime, r.HasExptime = it.exp, true
+			r.Exptime, r.HasExptime = it.Exp, true
 		}
 	}
 	r := b.add(cmd)
-	addL1Key(r, key)
+	AddKey(r, key)
 	*vbuf = chunk.AppendHeader((*vbuf)[:0], &h)
 	r.Value = r.CopyBytes(*vbuf)
-	r.Exptime, r.HasExptime = it.exp, true
+	r.Exptime, r.HasExptime = it.Exp, true
 	if err := l.do(ctx, b); err != nil {
 		return 0, err
 	}
@@ -443,21 +473,21 @@ func (l *l1) store(ctx context.Context, cmd protocol.Command, key []byte, it ite
 		// item would read as a chunk miss forever and block add-fills, so
 		// take the header out again (guarded by its CAS).
 		l.repair(ctx, key, b.resps[h.Chunks].CAS)
-		l.stats.L1Errors.Add(1)
-		return 0, errL1Status
+		l.counters.L1Errors.Add(1)
+		return 0, errStatus
 	case st == protocol.StatusNotStored:
 		l.dropChunks(ctx, key, &h)
 		return protocol.StatusNotStored, nil
 	default:
 		l.dropChunks(ctx, key, &h)
-		l.stats.L1Errors.Add(1)
-		return 0, errL1Status
+		l.counters.L1Errors.Add(1)
+		return 0, errStatus
 	}
 }
 
 // dropChunks deletes the chunks of a header that never made it (best
 // effort: they carry the item's expiry and are unreachable anyway).
-func (l *l1) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
+func (l *Client) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
 	if h.Chunks == 0 {
 		return
 	}
@@ -472,17 +502,17 @@ func (l *l1) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
 	_ = l.do(ctx, b)
 }
 
-// delete removes key's header (its chunks become unreachable and expire or
+// Delete removes key's header (its chunks become unreachable and expire or
 // are evicted; reading the header first to delete them would cost every
-// delete a round trip). Reports whether the key was there.
-func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
-	req := l.pool.req()
-	defer l.pool.putReq(req)
-	resp := l.pool.resp()
-	defer l.pool.putResp(resp)
+// Delete a round trip). Reports whether the key was there.
+func (l *Client) Delete(ctx context.Context, key []byte) (bool, error) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
+	resp := l.pool.Resp()
+	defer l.pool.PutResp(resp)
 	req.Command = protocol.CmdDelete
-	addL1Key(req, key)
-	if err := l.handle(ctx, req, resp); err != nil {
+	AddKey(req, key)
+	if err := l.Handle(ctx, req, resp); err != nil {
 		return false, err
 	}
 	switch resp.Status {
@@ -491,17 +521,17 @@ func (l *l1) delete(ctx context.Context, key []byte) (bool, error) {
 	case protocol.StatusNotFound:
 		return false, nil
 	}
-	l.stats.L1Errors.Add(1)
-	return false, errL1Status
+	l.counters.L1Errors.Add(1)
+	return false, errStatus
 }
 
-// deleteKeys deletes the headers of keys in one pipelined batch and sets
+// DeleteKeys deletes the headers of keys in one pipelined batch and sets
 // had[i] for each key that was there. Any failure is an error.
-func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, had []bool) error {
+func (l *Client) DeleteKeys(ctx context.Context, keys [][]byte, had []bool) error {
 	b := l.pool.batch()
 	defer b.release()
 	for _, k := range keys {
-		addL1Key(b.add(protocol.CmdDelete), k)
+		AddKey(b.add(protocol.CmdDelete), k)
 	}
 	if err := l.do(ctx, b); err != nil {
 		return err
@@ -512,26 +542,26 @@ func (l *l1) deleteKeys(ctx context.Context, keys [][]byte, had []bool) error {
 			had[i] = true
 		case protocol.StatusNotFound:
 		default:
-			l.stats.L1Errors.Add(1)
-			return errL1Status
+			l.counters.L1Errors.Add(1)
+			return errStatus
 		}
 	}
 	return nil
 }
 
-// touch sets a new expiry on key: header read, then one batch that touches
+// Touch sets a new expiry on key: header read, then one batch that touches
 // every chunk and rewrites the header (whose expiry field must stay right,
 // since hits report it). Reports whether the key was there.
-func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) {
-	hdrs, hresp, err := l.headers(ctx, [][]byte{key}, nil)
+func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, error) {
+	hdrs, hresp, err := l.Headers(ctx, [][]byte{key}, nil)
 	if err != nil {
 		return false, err
 	}
-	defer l.pool.putResp(hresp)
+	defer l.pool.PutResp(hresp)
 	if len(hdrs) == 0 {
 		return false, nil
 	}
-	h := hdrs[0].h
+	h := hdrs[0].Header
 	b := l.pool.batch()
 	defer b.release()
 	if h.Chunks > 0 {
@@ -546,7 +576,7 @@ func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) 
 	}
 	h.Exptime = max(newExp, 0)
 	r := b.add(protocol.CmdSet)
-	addL1Key(r, key)
+	AddKey(r, key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
 	r.Exptime, r.HasExptime = newExp, true
 	if err := l.do(ctx, b); err != nil {
@@ -557,44 +587,44 @@ func (l *l1) touch(ctx context.Context, key []byte, newExp int64) (bool, error) 
 			// A chunk was already gone: the item is broken; the header
 			// we just rewrote would keep blocking fills, so drop it.
 			l.repair(ctx, key, b.resps[h.Chunks].CAS)
-			l.stats.ChunkMisses.Add(1)
+			l.counters.ChunkMisses.Add(1)
 			return false, nil
 		}
 	}
 	if st := b.resps[h.Chunks].Status; st != protocol.StatusOK {
-		l.stats.L1Errors.Add(1)
-		return false, errL1Status
+		l.counters.L1Errors.Add(1)
+		return false, errStatus
 	}
 	return true, nil
 }
 
-// flush sends flush_all (with the client's delay) to L1.
-func (l *l1) flush(ctx context.Context, req *protocol.Request) error {
-	r := l.pool.req()
-	defer l.pool.putReq(r)
-	resp := l.pool.resp()
-	defer l.pool.putResp(resp)
+// Flush sends flush_all (with the client's delay) to L1.
+func (l *Client) Flush(ctx context.Context, req *protocol.Request) error {
+	r := l.pool.Req()
+	defer l.pool.PutReq(r)
+	resp := l.pool.Resp()
+	defer l.pool.PutResp(resp)
 	r.Command = protocol.CmdFlushAll
 	r.Exptime, r.HasExptime = req.Exptime, req.HasExptime
-	if err := l.handle(ctx, r, resp); err != nil {
+	if err := l.Handle(ctx, r, resp); err != nil {
 		return err
 	}
 	if resp.Status != protocol.StatusOK {
-		return errL1Status
+		return errStatus
 	}
 	return nil
 }
 
-// markState shows a header's meta state on its hit: X for a stale item, Z
-// for one whose W token went out (l1only; see l1only.go), which is also how
+// MarkState shows a header's meta state on its hit: X for a stale item, Z
+// for one whose W token went out (orca's l1only mode), which is also how
 // an mg learns that it must be answered through package item.
-func markState(h *protocol.Hit, state uint8) *protocol.Hit {
+func MarkState(h *protocol.Hit, state uint8) *protocol.Hit {
 	b := mcitem.Bits(state)
 	h.Stale, h.Won = b&mcitem.Stale != 0, b&mcitem.WinSent != 0
 	return h
 }
 
-// sortHits puts hits back in request key order.
-func sortHits(resp *protocol.Response) {
+// SortHits puts hits back in request key order.
+func SortHits(resp *protocol.Response) {
 	slices.SortStableFunc(resp.Hits, func(a, b protocol.Hit) int { return a.Index - b.Index })
 }
