@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
@@ -12,41 +11,11 @@ import (
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
-// Backend is a pipelined client to one memcached-protocol server
-// (mcclient.Client implements it).
-type Backend interface {
-	protocol.Handler
-	// Do sends reqs as one pipelined batch on one connection and fills
-	// resps in order.
-	Do(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error
-	// Healthy reports whether at least one connection is up.
-	Healthy() bool
-}
-
 // errStatus means L1 (memcached) answered with a status the request
 // should never get (out of memory, too large, a server error): the request
 // did not take effect. It is not "L1 down": that is an I/O error from the
 // Backend.
 var errStatus = errors.New("orca: L1 refused a write")
-
-// Counters are the L1 client's counters (atomics). orca.Stats embeds them,
-// so they appear in rend's stats and metrics under their own names.
-type Counters struct {
-	// ChunkMisses counts chunked L1 items found with a header but a lost,
-	// foreign or short chunk (answered as misses). TornRetries counts reads
-	// that found the header replaced while assembling and read again.
-	ChunkMisses, TornRetries atomic.Uint64
-	// ChunkTokenMismatches counts chunks whose token was not their
-	// header's (a foreign item under a chunk key); each also ends as a
-	// torn retry or a chunk miss.
-	ChunkTokenMismatches atomic.Uint64
-	// BadHeaders counts L1 items under a client key that are not rend
-	// headers (written by something else): misses.
-	BadHeaders atomic.Uint64
-	// L1Errors counts L1 calls that failed (I/O, timeout, backend down,
-	// or a server error status).
-	L1Errors atomic.Uint64
-}
 
 // Item is a value to write into L1.
 type Item struct {
