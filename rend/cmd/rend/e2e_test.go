@@ -108,8 +108,11 @@ func pattern(n int, seed byte) []byte {
 func TestChunkedSizes(t *testing.T) {
 	cs := chunk.DefaultChunkSize
 	sizes := []int{0, 1, cs - 1, cs, cs + 1, 1<<20 + 1, 20 << 20}
-	l1only := newStack(t, false)
-	both := newStack(t, true)
+	// 20 MiB values cross two sockets and RocksDB's WAL: on a loaded CI
+	// machine that can take longer than the default 2 s backend timeout,
+	// which would be answered as "L2 unavailable", not tested here.
+	l1only := newStack(t, false, "-backend-timeout", "20s")
+	both := newStack(t, true, "-backend-timeout", "20s")
 	ports := []struct{ name, addr string }{
 		{"l1only", l1only.rend.regular}, {"l1l2", both.rend.regular}, {"l1l2batch", both.rend.batch},
 	}
