@@ -42,7 +42,7 @@ type ServerCodec struct {
 	// budget, if set, is charged for the value bytes being read; held is
 	// what this codec holds of it (given back at the next request).
 	budget *protocol.Budget
-	held   int64
+	held   protocol.Hold
 	// noMem is the set turned into a delete because the budget refused
 	// its value: WriteResponse answers it "Out of memory".
 	noMem *protocol.Request
@@ -62,10 +62,7 @@ const (
 func (c *ServerCodec) SetBudget(b *protocol.Budget) { c.budget = b }
 
 func (c *ServerCodec) release() {
-	if c.held != 0 {
-		c.budget.Release(c.held)
-		c.held = 0
-	}
+	c.budget.ReleaseHold(&c.held)
 }
 
 // NewServerCodec returns a codec enforcing l (zero fields take defaults).
@@ -408,14 +405,7 @@ func (c *ServerCodec) readValue(req *protocol.Request, n int) (ok bool, err erro
 // charge takes n bytes from the budget for the value of size bytes being
 // read.
 func (c *ServerCodec) charge(n, size int) bool {
-	if c.budget == nil {
-		return true
-	}
-	if !c.budget.TryAcquire(int64(n), int64(size)) {
-		return false
-	}
-	c.held += int64(n)
-	return true
+	return c.budget.Charge(&c.held, n, size)
 }
 
 // unexpected turns an EOF inside a packet into io.ErrUnexpectedEOF.

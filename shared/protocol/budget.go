@@ -114,3 +114,28 @@ func ReadValue(r io.Reader, v []byte, n, minStep int, charge func(step, size int
 	}
 	return v, false, nil
 }
+
+// Hold is what one connection's codec holds of a Budget for the request it
+// is reading. It is not safe for concurrent use: each codec owns its own.
+type Hold struct{ n int64 }
+
+// Charge takes n bytes for a value of size bytes on h's behalf, reporting
+// whether they fit (always, for a nil Budget).
+func (b *Budget) Charge(h *Hold, n, size int) bool {
+	if b == nil {
+		return true
+	}
+	if !b.TryAcquire(int64(n), int64(size)) {
+		return false
+	}
+	h.n += int64(n)
+	return true
+}
+
+// ReleaseHold gives back everything h holds.
+func (b *Budget) ReleaseHold(h *Hold) {
+	if h.n != 0 {
+		b.Release(h.n)
+		h.n = 0
+	}
+}

@@ -108,7 +108,7 @@ type ServerCodec struct {
 	// budget, if set, is charged for the value bytes being read (see
 	// readData); held is what this codec holds of it.
 	budget *protocol.Budget
-	held   int64
+	held   protocol.Hold
 	// lineHeld is what long holds of the budget: a get line may be
 	// megabytes, and many connections sending one must not add up
 	// unchecked. Held until the line's last group is returned.
@@ -168,10 +168,7 @@ func (c *ServerCodec) releaseLine() {
 // release returns what the codec holds of the budget: the value of the
 // previous request, whose Handle call has returned.
 func (c *ServerCodec) release() {
-	if c.held != 0 {
-		c.budget.Release(c.held)
-		c.held = 0
-	}
+	c.budget.ReleaseHold(&c.held)
 }
 
 // ReadRequest resets req and parses the next request into it. See
@@ -398,14 +395,7 @@ func (c *ServerCodec) lineNoMemory() error {
 // charge takes n bytes from the budget for the value of size bytes being
 // read.
 func (c *ServerCodec) charge(n, size int) bool {
-	if c.budget == nil {
-		return true
-	}
-	if !c.budget.TryAcquire(int64(n), int64(size)) {
-		return false
-	}
-	c.held += int64(n)
-	return true
+	return c.budget.Charge(&c.held, n, size)
 }
 
 // noMemory answers a storage request whose block the budget refused (and
