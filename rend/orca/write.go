@@ -238,7 +238,7 @@ func (o *Orca) refreshL1(ctx context.Context, key []byte, hot, put bool) (exp in
 	keys := [1][]byte{key}
 	resp := o.pool.Resp()
 	defer o.pool.PutResp(resp)
-	if err := o.l2.get(ctx, keys[:], resp); err != nil || len(resp.Hits) == 0 {
+	if err := o.l2.get(ctx, keys[:], resp, readInternal); err != nil || len(resp.Hits) == 0 {
 		return 0, false // L1's copy is out already
 	}
 	h := &resp.Hits[0]
