@@ -97,10 +97,13 @@ func New(cfg Config) (*Orca, error) {
 	}
 	p := new(l1.Pool)
 	o := &Orca{
-		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
+		pol: policies[cfg.Mode], cfg: cfg,
 		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
 		fillSlots: make(chan struct{}, maxAsyncFills),
 	}
 	o.l1 = l1.New(cfg.L1, cfg.ChunkSize, cfg.MaxItemSize, &cfg.Stats.Counters, p)
+	if cfg.L2 != nil {
+		o.l2 = &l2Client{be: cfg.L2, errs: &cfg.Stats.L2Errors, pool: p}
+	}
 	return o, nil
 }

@@ -65,19 +65,14 @@ func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *prot
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
 	exp := memcExp(req.Exptime, time.Now())
-	r, err := o.callL2(ctx, req, exp)
-	if err != nil {
+	if err := o.l2.read(ctx, req, resp, exp); err != nil {
 		return o.l2Failed(resp, req.Keys, err)
 	}
-	defer o.pool.PutResp(r)
-	if r.Status != protocol.StatusOK {
-		resp.Status, resp.Message = r.Status, r.Message
+	if resp.Status != protocol.StatusOK {
 		return nil
 	}
-	for i := range r.Hits {
-		h := &r.Hits[i]
-		nh := resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
-		h.CopyMeta(nh) // with the t L2 showed (see mcclient's appendTTLMods)
+	for i := range resp.Hits {
+		h := &resp.Hits[i]
 		key := req.Keys[h.Index]
 		switch {
 		case hasMetaState(h), req.Command == protocol.CmdGat:

@@ -26,7 +26,7 @@ type Orca struct {
 	pol     policy
 	cfg     Config
 	l1      *l1.Client
-	l2      Backend
+	l2      *l2Client // nil in l1only mode
 	locks   *Locks
 	stats   *Stats
 	pending *Pending
@@ -127,39 +127,4 @@ func (o *Orca) nextVersion() uint64 {
 			return v
 		}
 	}
-}
-
-// l2Request fills dst with req as L2 must see it (no quiet flag: rend needs
-// every answer), with exptime already converted by memcExp.
-func l2Request(dst, req *protocol.Request, exp int64) {
-	dst.Command = req.Command
-	dst.Keys = append(dst.Keys[:0], req.Keys...)
-	dst.Value = req.Value
-	dst.Flags = req.Flags
-	dst.Exptime, dst.HasExptime = req.Exptime, req.HasExptime
-	if req.HasExptime || req.Vivify {
-		dst.Exptime = exp
-	}
-	dst.CAS, dst.NewCAS = req.CAS, req.NewCAS
-	dst.Delta, dst.Initial, dst.Vivify = req.Delta, req.Initial, req.Vivify
-	dst.Want = req.Want
-	dst.Invalidate = req.Invalidate
-	dst.Mods = req.Mods
-	if req.Vivify && req.Mods.Meta {
-		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
-	}
-}
-
-// callL2 sends req (converted) to L2 into a pooled response the caller puts back.
-func (o *Orca) callL2(ctx context.Context, req *protocol.Request, exp int64) (*protocol.Response, error) {
-	r := o.pool.Req()
-	defer o.pool.PutReq(r)
-	l2Request(r, req, exp)
-	resp := o.pool.Resp()
-	if err := o.l2.Handle(ctx, r, resp); err != nil {
-		o.stats.L2Errors.Add(1)
-		o.pool.PutResp(resp)
-		return nil, err
-	}
-	return resp, nil
 }

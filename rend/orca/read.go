@@ -2,7 +2,6 @@ package orca
 
 import (
 	"context"
-	"errors"
 
 	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -160,11 +159,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 			o.pool.PutResp(l2resp)
 		}
 	}()
-	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
-		o.stats.L2Errors.Add(1)
-		if err == nil {
-			err = errors.New(l2resp.Message)
-		}
+	if err := o.l2.get(ctx, l2req.Keys, l2resp); err != nil {
 		return "L2", err
 	}
 	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))

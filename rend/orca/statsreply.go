@@ -42,7 +42,7 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	items, total := "0", "0"
 	var rec Backend = o.l1.Backend()
 	if o.l2 != nil {
-		rec = o.l2
+		rec = o.l2.Backend()
 	}
 	sreq, sresp := o.pool.Req(), o.pool.Resp()
 	sreq.Command = protocol.CmdStats
@@ -65,7 +65,7 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	resp.Stats = pendingFields.AppendStats(resp.Stats, "", o.pending)
 	s("l1_healthy", boolStat(o.l1.Backend().Healthy()))
 	if o.l2 != nil {
-		s("l2_healthy", boolStat(o.l2.Healthy()))
+		s("l2_healthy", boolStat(o.l2.Backend().Healthy()))
 	}
 	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
 	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))

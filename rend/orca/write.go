@@ -140,7 +140,7 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		if req.Command != protocol.CmdAdd {
 			hot, l1ok = o.takeOut(ctx, key)
 		}
-		r, err := o.callL2(ctx, req, exp)
+		r, err := o.l2.do(ctx, req, exp)
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
@@ -198,7 +198,7 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 
 	if o.pol.l2 {
 		hot, l1ok := o.takeOut(ctx, key) // see takeOut
-		r, err := o.callL2(ctx, req, memcExp(req.Exptime, now))
+		r, err := o.l2.do(ctx, req, memcExp(req.Exptime, now))
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
@@ -235,16 +235,10 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 // (updateL1; only if put, since takeOut failed otherwise). It returns the
 // item's expiry when L2 had it.
 func (o *Orca) refreshL1(ctx context.Context, key []byte, hot, put bool) (exp int64, ok bool) {
-	r := o.pool.Req()
-	defer o.pool.PutReq(r)
-	r.Command = protocol.CmdGet
-	r.Keys = append(r.Keys, key)
+	keys := [1][]byte{key}
 	resp := o.pool.Resp()
 	defer o.pool.PutResp(resp)
-	if err := o.l2.Handle(ctx, r, resp); err != nil || resp.Status != protocol.StatusOK || len(resp.Hits) == 0 {
-		if err != nil {
-			o.stats.L2Errors.Add(1)
-		}
+	if err := o.l2.get(ctx, keys[:], resp); err != nil || len(resp.Hits) == 0 {
 		return 0, false // L1's copy is out already
 	}
 	h := &resp.Hits[0]
@@ -266,7 +260,7 @@ func (o *Orca) delete(ctx context.Context, req *protocol.Request, resp *protocol
 		// refused compare (EXISTS) only costs the next read a refill.
 		o.takeOut(ctx, key)
 		// md I T: the new TTL goes to L2 as an absolute time like any other.
-		r, err := o.callL2(ctx, req, memcExp(req.Exptime, time.Now()))
+		r, err := o.l2.do(ctx, req, memcExp(req.Exptime, time.Now()))
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
@@ -311,7 +305,7 @@ func (o *Orca) touch(ctx context.Context, req *protocol.Request, resp *protocol.
 		// (takeOut). touch returns no value to put back: the next read
 		// refills the key with its new expiry.
 		o.takeOut(ctx, key)
-		r, err := o.callL2(ctx, req, exp)
+		r, err := o.l2.do(ctx, req, exp)
 		if err != nil {
 			return o.l2Failed(resp, req.Keys[:1], err)
 		}
@@ -360,19 +354,14 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	// those L1 had (both ports give L1 the new expiry; Rend's batch port
 	// left L1 copies at their old one, immortal ones included).
 	hot, l1ok := o.takeOutKeys(ctx, req.Keys)
-	r, err := o.callL2(ctx, req, exp)
-	if err != nil {
+	if err := o.l2.read(ctx, req, resp, exp); err != nil {
 		return o.l2Failed(resp, req.Keys, err)
 	}
-	defer o.pool.PutResp(r)
-	if r.Status != protocol.StatusOK {
-		resp.Status, resp.Message = r.Status, r.Message
+	if resp.Status != protocol.StatusOK {
 		return nil
 	}
-	for i := range r.Hits {
-		h := &r.Hits[i]
-		nh := resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
-		h.CopyMeta(nh) // with the t L2 showed, for a meta client
+	for i := range resp.Hits {
+		h := &resp.Hits[i]
 		if !l1ok || (!o.pol.fill && !hot[h.Index]) || hasMetaState(h) {
 			continue
 		}
@@ -409,7 +398,7 @@ func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.
 		}
 	}
 	l1flush()
-	r, err := o.callL2(ctx, req, req.Exptime)
+	r, err := o.l2.do(ctx, req, req.Exptime)
 	if err != nil {
 		o.pending.holdEvery()
 		return o.fail(resp, "L2", err)

@@ -1,0 +1,121 @@
+package orca
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/moneta-cache/moneta/rend/l1"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// l2Client is rend's client for L2 (mnemonic, the record in the two-layer
+// modes), the counterpart of l1.Client: every call orca makes to L2 goes
+// through it, so there is one place that turns a client request into what
+// L2 must see (l2Request), counts failures (Stats.L2Errors) and decides
+// which answers are errors.
+//
+// Contract (as l1.Client's):
+//
+//   - An error means L2 failed: I/O, timeout, L2 down or its circuit open,
+//     and for reads any status but OK. It says nothing about the key. The
+//     outcomes of a write (NOT_STORED, EXISTS, NOT_FOUND, too large) are
+//     statuses in the response, not errors.
+//   - Bytes passed in (keys, values) are not retained after the call.
+//   - Hits land in the response the caller passes (or, from do, in a pooled
+//     response the caller puts back with Pool.PutResp); their values are
+//     valid until that response is reset or pooled.
+type l2Client struct {
+	be   Backend
+	errs *atomic.Uint64 // Stats.L2Errors
+	pool *l1.Pool       // shared with the L1 client
+}
+
+// Backend returns the Backend the client was built over.
+func (c *l2Client) Backend() Backend { return c.be }
+
+// handle sends r to L2 as it is, counting a failure.
+func (c *l2Client) handle(ctx context.Context, r *protocol.Request, resp *protocol.Response) error {
+	err := c.be.Handle(ctx, r, resp)
+	if err != nil {
+		c.errs.Add(1)
+	}
+	return err
+}
+
+// do sends req to L2 as L2 must see it (l2Request, exptime exp) and returns
+// L2's answer, whatever its status, in a pooled response the caller puts
+// back (not on an error).
+func (c *l2Client) do(ctx context.Context, req *protocol.Request, exp int64) (*protocol.Response, error) {
+	r := c.pool.Req()
+	defer c.pool.PutReq(r)
+	l2Request(r, req, exp)
+	resp := c.pool.Resp()
+	if err := c.handle(ctx, r, resp); err != nil {
+		c.pool.PutResp(resp)
+		return nil, err
+	}
+	return resp, nil
+}
+
+// get reads keys from L2 in one request into resp: hits carry each item's
+// flags, absolute expiry and version, with Index the position in keys. A
+// status other than OK is an error.
+func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Response) error {
+	r := c.pool.Req()
+	defer c.pool.PutReq(r)
+	r.Command = protocol.CmdGet
+	r.Keys = append(r.Keys, keys...) // aliased: r lives only for this call
+	defer clear(r.Keys)
+	if err := c.handle(ctx, r, resp); err != nil {
+		return err
+	}
+	if resp.Status != protocol.StatusOK {
+		c.errs.Add(1)
+		return fmt.Errorf("orca: L2 answered a get with %v: %s", resp.Status, resp.Message)
+	}
+	return nil
+}
+
+// read sends a read (gat, or a meta read the record must answer) to L2 and
+// appends L2's hits to resp with their meta flags (W X Z, h, l and the t L2
+// showed, see mcclient's appendTTLMods), Index as in req.Keys. A status
+// other than OK is L2's answer to the client (resp gets it), not an error.
+func (c *l2Client) read(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+	r, err := c.do(ctx, req, exp)
+	if err != nil {
+		return err
+	}
+	defer c.pool.PutResp(r)
+	if r.Status != protocol.StatusOK {
+		resp.Status, resp.Message = r.Status, r.Message
+		return nil
+	}
+	for i := range r.Hits {
+		h := &r.Hits[i]
+		h.CopyMeta(resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime))
+	}
+	return nil
+}
+
+// l2Request fills dst with req as L2 must see it (no quiet flag: rend needs
+// every answer), with exptime already converted by memcExp.
+func l2Request(dst, req *protocol.Request, exp int64) {
+	dst.Command = req.Command
+	dst.Keys = append(dst.Keys[:0], req.Keys...)
+	dst.Value = req.Value
+	dst.Flags = req.Flags
+	dst.Exptime, dst.HasExptime = req.Exptime, req.HasExptime
+	if req.HasExptime || req.Vivify {
+		dst.Exptime = exp
+	}
+	dst.CAS, dst.NewCAS = req.CAS, req.NewCAS
+	dst.Delta, dst.Initial, dst.Vivify = req.Delta, req.Initial, req.Vivify
+	dst.Want = req.Want
+	dst.Invalidate = req.Invalidate
+	dst.Mods = req.Mods
+	if req.Vivify && req.Mods.Meta {
+		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
+	}
+}
