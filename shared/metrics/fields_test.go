@@ -44,7 +44,10 @@ func TestFieldsAppendStats(t *testing.T) {
 	st.level.Store(-2)
 	st.part.errs.Add(1)
 	got := testFields.AppendStats([]protocol.Stat{{Name: "pid", Value: "1"}}, "", st)
-	want := []protocol.Stat{{"pid", "1"}, {"hits", "3"}, {"misses", "0"}, {"level", "-2"}, {"only_stats", "closed"}, {"part_errors", "1"}}
+	var want []protocol.Stat
+	for _, kv := range [][2]string{{"pid", "1"}, {"hits", "3"}, {"misses", "0"}, {"level", "-2"}, {"only_stats", "closed"}, {"part_errors", "1"}} {
+		want = append(want, protocol.Stat{Name: kv[0], Value: kv[1]})
+	}
 	if len(got) != len(want) {
 		t.Fatalf("lines %v, want %v", got, want)
 	}
