@@ -8,7 +8,6 @@ import (
 
 	"github.com/moneta-cache/moneta/rend/chunk"
 	"github.com/moneta-cache/moneta/rend/l1"
-	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Config configures an orchestrator. Build it in main and pass it to New.
@@ -36,9 +35,6 @@ type Config struct {
 	Version string
 	// Started is the process start time reported by stats (default now).
 	Started time.Time
-	// ConnStats appends the server's connection counters to a stats reply
-	// (server.Stats.AppendStats). Optional.
-	ConnStats func([]protocol.Stat) []protocol.Stat
 	// Logger receives backend trouble. Nil: slog.Default().
 	Logger *slog.Logger
 }

@@ -38,9 +38,6 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	s("version", o.cfg.Version)
 	s("pointer_size", "64")
 	s("mode", o.pol.name)
-	if o.cfg.ConnStats != nil {
-		resp.Stats = o.cfg.ConnStats(resp.Stats)
-	}
 	resp.Stats = o.stats.AppendStats(resp.Stats)
 	items, total := "0", "0"
 	var rec Backend = o.l1.Backend()
@@ -65,7 +62,7 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	o.pool.PutResp(sresp)
 	s("curr_items", items)
 	s("total_items", total)
-	s("l1_pending_invalidations", strconv.Itoa(o.pending.Len()))
+	resp.Stats = pendingFields.AppendStats(resp.Stats, "", o.pending)
 	s("l1_healthy", boolStat(o.l1.Backend().Healthy()))
 	if o.l2 != nil {
 		s("l2_healthy", boolStat(o.l2.Backend().Healthy()))

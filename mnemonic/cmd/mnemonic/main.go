@@ -67,7 +67,6 @@ func run(args []string) int {
 	p.shards = newShardMetrics(p.reg, opts.Shards)
 	opts.ObserveShard = p.shards.observe
 	stats := new(server.Stats)
-	opts.ConnStats = stats.AppendStats
 	st, err := store.Open(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
