@@ -108,8 +108,11 @@ func New(cfg Config) (*Orca, error) {
 		fillSlots: make(chan struct{}, maxAsyncFills),
 	}
 	o.l1 = l1.New(cfg.L1, cfg.ChunkSize, cfg.MaxItemSize, &cfg.Stats.Counters, p)
-	if cfg.L2 != nil {
+	if o.pol.cache {
 		o.l2 = &l2Client{be: cfg.L2, errs: &cfg.Stats.L2Errors, pool: p, peer: cfg.L2Peer}
+		o.rec = o.l2
+	} else {
+		o.rec = &l1Record{c: o.l1, pool: p, maxItem: cfg.MaxItemSize}
 	}
 	return o, nil
 }

@@ -9,17 +9,15 @@ import (
 
 // get serves get/gets (and gat without a new exptime).
 func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	if o.pol.l2 && needsRecord(req) {
+	if needsRecord(req) {
 		return o.recordRead(ctx, req, resp) // see meta.go
 	}
-	if !o.pol.l2 && needsRecord(req) {
-		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
-	}
 	layer, err := o.lookup(ctx, req.Keys, resp, !req.Mods.Meta)
-	if err == nil && !o.pol.l2 && req.Mods.Meta && anyState(resp) {
-		// An item with meta state: the answer (and W) needs package item.
+	if err == nil && o.pol.stateInL1 && req.Mods.Meta && anyState(resp) {
+		// An L1 item with meta state: the answer (and W) needs the
+		// record's item semantics.
 		resp.Reset()
-		return o.l1onlyMetaRead(ctx, req, resp)
+		return o.recordRead(ctx, req, resp)
 	}
 	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
 		return o.fail(resp, layer, err)
@@ -93,19 +91,19 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	}
 	o.stats.CmdGet.Add(uint64(len(keys)))
 	var l1err error
-	if o.pol.l2 && !o.l1.Backend().Healthy() {
+	if o.pol.cache && !o.l1.Backend().Healthy() {
 		// L1 is down: serve from L2 alone rather than wait on it.
 		l1err = errL1Down
 	} else {
 		l1err = o.l1.Get(ctx, keys, resp, false, 0)
 	}
-	if l1err != nil && !o.pol.l2 {
+	if l1err != nil && !o.pol.cache {
 		return "L1", l1err
 	}
 	if l1err != nil {
 		o.stats.L2Fallbacks.Add(1)
 	}
-	if o.pol.l2 && o.pending.any.Load() {
+	if o.pol.cache && o.pending.any.Load() {
 		// Drop hits for keys whose L1 copy may predate a write (see
 		// Pending); they are read from L2 below like misses.
 		kept := resp.Hits[:0]
@@ -124,7 +122,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 		o.stats.GetHits.Add(uint64(len(resp.Hits)))
 		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
 	}()
-	if !o.pol.l2 || nL1 == len(keys) {
+	if !o.pol.cache || nL1 == len(keys) {
 		return "", nil
 	}
 
