@@ -225,6 +225,18 @@ func (it *item) model() mcitem.Item {
 	return m
 }
 
+// readModel is the item a read sees: the record's, with (for an mg l) the
+// last access remembered in memory (access.go). recAccess is the record's
+// own, which decides when the record is written.
+func (s *Store) readModel(it *item, hk uint64, key []byte, req *protocol.Request) (m mcitem.Item, recAccess int64) {
+	m = it.model()
+	recAccess = m.Access
+	if req.Want&protocol.WantAccess != 0 {
+		s.recent.apply(hk, key, &m)
+	}
+	return m, recAccess
+}
+
 // commit carries out an outcome of package item for key; the caller holds
 // the key's stripe and cur is the item the outcome was computed from (nil:
 // none). A new version draws its CAS and stamp here; anything else (touch,
@@ -247,7 +259,7 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 	case mcitem.Put:
 		n := &o.Next
 		h := header{cas: n.CAS, stamp: stamp, flags: n.Flags, expiry: clampExpiry(n.Exptime), bits: uint8(n.Bits)}
-		if n.Bits != 0 {
+		if n.Bits != 0 || uint64(n.Access) != stamp/uint64(time.Second) {
 			h.access = uint32(max(n.Access, 0))
 		}
 		return s.put(sh, key, h, n.Value)
@@ -259,9 +271,10 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 
 // read serves get, gets, gat, gats and mg through package item. A read
 // looks the key up without a lock; only when the outcome must be written
-// (item.PersistRead: gat, mg N, a W token, mg h's first fetch) does it take
-// the key's stripe, read again and decide again under it, so two readers
-// cannot both win W. A plain read never writes.
+// (item.Persist via settle: gat, mg N, a W token, an item's first fetch, a
+// last access a minute behind, see access.go) does it take the key's
+// stripe, read again and decide again under it, so two readers cannot both
+// win W. Any other read writes nothing.
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	unix := now.Unix()
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
@@ -282,12 +295,13 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 		it, ok := s.prefetched(sc, i, len(key), now)
 		var cm mcitem.Item
 		var cur *mcitem.Item
+		var recAccess int64
 		if ok {
-			cm = it.model()
+			cm, recAccess = s.readModel(&it, hk, key, req)
 			cur = &cm
 		}
 		o := mcitem.Read(req, cur, unix)
-		if mcitem.PersistRead(req, &o, cur) {
+		if s.recent.settle(hk, key, &o, cur, recAccess) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -298,11 +312,11 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 			}
 			cur = nil
 			if ok {
-				cm = it.model()
+				cm, recAccess = s.readModel(&it, hk, key, req)
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if mcitem.PersistRead(req, &o, cur) {
+			if s.recent.settle(hk, key, &o, cur, recAccess) {
 				var ip *item
 				if ok {
 					ip = &it
@@ -365,8 +379,11 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 	var cm mcitem.Item
 	var cur *mcitem.Item
 	var ip *item
+	var recAccess int64
 	if found {
 		cm = it.model()
+		recAccess = cm.Access
+		s.recent.apply(hk, key, &cm) // a write keeps (and may persist) it
 		cur, ip = &cm, &it
 	}
 	// Scratch for a value the request computes (append, incr). Next.Value
@@ -378,8 +395,12 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 		recordPool.Put(buf)
 	}()
 	o := mcitem.Apply(req, cur, now.Unix(), s.opts.MaxItemSize, (*buf)[:0])
-	if err := s.commit(sh, key, req, ip, &o, now); err != nil {
-		return o, found, err
+	// A state-only outcome (a failed add bumps the item) is written only
+	// as settle says; every other one is.
+	if !o.StateOnly || s.recent.settle(hk, key, &o, cur, recAccess) {
+		if err := s.commit(sh, key, req, ip, &o, now); err != nil {
+			return o, found, err
+		}
 	}
 	o.Reply(resp)
 	if o.Status == protocol.StatusNonNumeric {

@@ -256,7 +256,7 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 		if out.NeedCAS && out.Status == protocol.StatusOK {
 			out.SetCAS(rec.nextVersion())
 		}
-		if mcitem.PersistRead(req, &out, cp) {
+		if persistL1(&out, cp) {
 			if err := rec.commit(ctx, key, cp, &h, &out); err != nil {
 				return err
 			}
@@ -266,6 +266,16 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 		}
 	}
 	return nil
+}
+
+// persistL1 is item.Persist for L1's headers: L1 (memcached) tracks the
+// fetches and last access of the header item itself (see headerState), so
+// only the other bits and real changes are written back.
+func persistL1(o *mcitem.Outcome, cur *mcitem.Item) bool {
+	if o.Action == mcitem.Put && o.StateOnly && cur != nil {
+		return (o.Next.Bits^cur.Bits)&^mcitem.Fetched != 0
+	}
+	return mcitem.Persist(o, cur, 0)
 }
 
 // commit writes a read's outcome back to L1. A change of state only

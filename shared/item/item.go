@@ -217,8 +217,13 @@ func store(req *protocol.Request, cur *Item, now int64, maxItem int, dst []byte)
 		case cur.CAS != req.CAS:
 			return Outcome{Status: protocol.StatusExists}
 		}
-	case cmd == protocol.CmdAdd && cur != nil,
-		cmd == protocol.CmdReplace && cur == nil,
+	case cmd == protocol.CmdAdd && cur != nil:
+		// memcached promotes the item an add failed against
+		// (do_item_update): its last access moves, nothing else does.
+		n := *cur
+		n.Access = now
+		return Outcome{Status: protocol.StatusNotStored, Action: Put, StateOnly: true, Next: n}
+	case cmd == protocol.CmdReplace && cur == nil,
 		app && cur == nil:
 		return Outcome{Status: protocol.StatusNotStored}
 	case app && req.CAS != 0 && cur.CAS != req.CAS:
@@ -338,9 +343,12 @@ func arith(req *protocol.Request, cur *Item, now int64, dst []byte) Outcome {
 	v = Delta(v, req.Delta, incr)
 	n := *cur
 	n.Value = AppendCounter(dst[:0], v, cur.Value)
+	// In place, memcached keeps the item's state bits and bumps its last
+	// access (do_item_update); a longer number is a new item whose state
+	// starts over. Neither is a fetch.
+	n.Access = now
 	if !InPlace(v, cur.Value) {
-		// A longer number is a new item: memcached's state bits start over.
-		n.Bits, n.Access = 0, now
+		n.Bits = 0
 	}
 	early := n.Exptime
 	if req.Mods.SetTTL {
@@ -409,24 +417,31 @@ func (o *Outcome) hitOf(it *Item, early int64) {
 	}
 }
 
-// PersistRead reports whether a store that keeps items outside memory
-// (mnemonic's records, rend's L1 headers) must write back the outcome o of
-// Read(req, cur): always for a new expiry, a created or deleted item, or a
-// change of Stale or WinSent; a first fetch (Fetched) only when req asked
-// for h or l; a moved access time alone never. So a plain read costs no
-// write, and mg h/l still see the fetches made by requests that asked.
-func PersistRead(req *protocol.Request, o *Outcome, cur *Item) bool {
+// UpdateInterval is memcached's ITEM_UPDATE_INTERVAL (60 s). memcached
+// 1.6's segmented LRU moves an item's time on every fetch but its first
+// (give or take its background LRU maintainer, up to a second), so this is
+// not a rule of the reply: stores that keep items outside memory use it to
+// bound how often a fetch alone makes them write (see Persist).
+const UpdateInterval = 60
+
+// Persist reports whether a store that keeps items outside memory
+// (mnemonic's records) must write back the outcome o of a request against
+// cur: always for a new version, a new expiry, a created or deleted item,
+// or a change of Bits (a W token, a stale mark, the first fetch: at most a
+// few writes in an item's life); a moved access time alone only when it
+// moves by at least step seconds. So a key read over and over costs one
+// write per step, not one per read; the store remembers smaller moves
+// elsewhere (in memory) if it wants l exact.
+func Persist(o *Outcome, cur *Item, step int64) bool {
 	switch {
 	case o.Action == None:
 		return false
 	case o.Action == Delete, !o.StateOnly, cur == nil:
 		return true
-	}
-	changed := o.Next.Bits ^ cur.Bits
-	if changed&(Stale|WinSent) != 0 {
+	case o.Next.Bits != cur.Bits:
 		return true
 	}
-	return changed&Fetched != 0 && req.Want&(protocol.WantFetched|protocol.WantAccess) != 0
+	return o.Next.Access-cur.Access >= step
 }
 
 // Read runs a read (get, gets, gat, gats, mg) of one key against cur (nil:
