@@ -15,29 +15,44 @@
 //	                 see X, the first mg gets W
 //	      WinSent    a reader was handed W; later mg readers get Z
 //	      Fetched    it was read before (mg h)
-//	Access           unix second of its last recorded access (mg l): set by
-//	                 a write, moved by a fetch of an already fetched item
-//	                 (memcached bumps the time on the second fetch)
+//	Access           unix second of its last access (mg l)
+//
+// What moves them, as memcached 1.6.18 does (conformance meta/fetched,
+// ttl/last-access, ttl/last-access-stale): a write (set, add, replace, cas,
+// append, prepend, ms, a counter that grows longer) starts a new item,
+// unfetched, accessed now. A fetch (get, gets, gat, gats, touch, mg, binary
+// get, touch and gat) sets Fetched the first time and moves Access to now
+// every later time (memcached's segmented LRU bumps on the second fetch,
+// and its maintainer re-arms that within a second). incr, decr and ma in
+// place, and an add that fails because the key exists, move Access without
+// a fetch. mg u, md I and a failed cas move neither. mg h and l report the
+// state before the request.
 //
 // # Who stores which bit
 //
 //   - memstore keeps the whole Item in memory.
 //   - mnemonic keeps Value, Flags, Exptime, CAS in every record and Bits
-//     plus Access in an optional record extension written only when a bit
-//     is set (old records, without it, read as all bits clear, last access
-//     at the write). A read writes its record back only as PersistRead
-//     says: never for a plain read (no write amplification), so Fetched is
-//     recorded by reads that ask for h or l, and Access moves only with
-//     such writes.
+//     plus Access in an optional record extension (old records, without
+//     it, read as all bits clear, last access at the write). A request
+//     writes its record back only as Persist says: for a change of Bits (a
+//     W token, a stale mark, the first fetch) or when Access moves by at
+//     least UpdateInterval (60 s); smaller moves are kept in memory
+//     (mnemonic/store/access.go), so l is exact while a key read over and
+//     over costs one write a minute.
 //   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS
-//     and Bits (in its kind byte); it has no Access (mg l answers l0). An mg
-//     that needs the state (N, R, h, l, or a hit whose header shows state)
-//     goes through this package under the key's stripe; classic reads serve
-//     the value as it is.
+//     and Bits (in its kind byte); memcached itself counts the fetches and
+//     last access of the header item, which rend's reads for clients are,
+//     and rend reads those (mg h l, with u before a write) when an mg asks.
+//     A header rewrite (md I, a W token, touch, gat) starts memcached's
+//     count over: Fetched travels in the header's Bits, Access does not.
 //   - rend, l1l2 and l1l2batch: the record is L2 (mnemonic), which applies
-//     this package. L1 holds only items without state: an mg with N, R, h
-//     or l reads L2 alone, an L2 hit showing W, X or Z is not copied into
-//     L1, md I and ms I take L1's copy out (rend/orca/meta.go).
+//     this package. L1 holds only items without Stale or WinSent: an mg
+//     with N, R, u, h or l reads L2 (recordRead), an L2 hit showing W, X or
+//     Z is not copied into L1, md I and ms I take L1's copy out
+//     (rend/orca/meta.go). L1 hits never reach L2, so for h and l rend also
+//     reads the copy's own state from L1 and merges it with L2's; before a
+//     touch or md I takes the copy out, a fetch only L1 saw is made known
+//     to L2.
 //
 // # Ownership
 //
@@ -92,9 +107,9 @@ type Outcome struct {
 	// calls SetCAS with a fresh CAS before writing it.
 	Next    Item
 	NeedCAS bool
-	// StateOnly says the Put changes only Bits and Access (a read that
-	// handed out W or was the first fetch): a store may decide which of
-	// those it persists.
+	// StateOnly says the Put changes only Bits and Access (a read, or an
+	// add that failed against the item): a store decides with Persist
+	// whether to write it.
 	StateOnly bool
 	// Number is the counter after incr/decr.
 	Number uint64
