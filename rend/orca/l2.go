@@ -30,6 +30,7 @@ type l2Client struct {
 	be   Backend
 	errs *atomic.Uint64 // Stats.L2Errors
 	pool *l1.Pool       // shared with the L1 client
+	peer bool           // Config.L2Peer: L2 takes mnemonic's G flag
 }
 
 // Backend returns the Backend the client was built over.
@@ -51,6 +52,7 @@ func (c *l2Client) do(ctx context.Context, req *protocol.Request, exp int64) (*p
 	r := c.pool.Req()
 	defer c.pool.PutReq(r)
 	l2Request(r, req, exp)
+	r.Mods.ClassicRead = r.Mods.ClassicRead && c.peer
 	resp := c.pool.Resp()
 	if err := c.handle(ctx, r, resp); err != nil {
 		c.pool.PutResp(resp)
@@ -59,13 +61,31 @@ func (c *l2Client) do(ctx context.Context, req *protocol.Request, exp int64) (*p
 	return resp, nil
 }
 
+// readKind says whose read an L2 get is, which decides what it may change
+// in L2's record (memcached's rules for the client's command).
+type readKind uint8
+
+const (
+	// readClassic: a client's get or gets. No W token is taken
+	// (protocol.Mods.ClassicRead); it is a fetch (mg h, l).
+	readClassic readKind = iota
+	// readMeta: a client's plain mg. It may take a stale item's W token.
+	readMeta
+	// readInternal: rend's own read-back (after an append or incr, to
+	// refill L1). Neither a token nor a fetch: memcached's append is not a
+	// read, so the record must not count one (mg u).
+	readInternal
+)
+
 // get reads keys from L2 in one request into resp: hits carry each item's
 // flags, absolute expiry and version, with Index the position in keys. A
-// status other than OK is an error.
-func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Response) error {
+// status other than OK is an error. kind says what the read may change.
+func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Response, kind readKind) error {
 	r := c.pool.Req()
 	defer c.pool.PutReq(r)
 	r.Command = protocol.CmdGet
+	r.Mods.ClassicRead = c.peer && kind != readMeta
+	r.Mods.NoBump = kind == readInternal
 	r.Keys = append(r.Keys, keys...) // aliased: r lives only for this call
 	defer clear(r.Keys)
 	if err := c.handle(ctx, r, resp); err != nil {
@@ -99,6 +119,89 @@ func (c *l2Client) read(ctx context.Context, req *protocol.Request, resp *protoc
 	return nil
 }
 
+// The record methods (see record): L2 answers, resp gets its answer.
+
+func (c *l2Client) store(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+	return c.write(ctx, req, resp, exp, true)
+}
+
+func (c *l2Client) delete(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+	return c.write(ctx, req, resp, exp, false) // md I T: the new TTL is converted as any other
+}
+
+func (c *l2Client) touch(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+	return c.write(ctx, req, resp, exp, false)
+}
+
+// write sends a write and copies L2's status and message (and, withCAS,
+// the new item's version) into resp.
+func (c *l2Client) write(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64, withCAS bool) error {
+	r, err := c.do(ctx, req, exp)
+	if err != nil {
+		return err
+	}
+	resp.Status, resp.Message = r.Status, r.Message
+	if withCAS {
+		resp.CAS = r.CAS
+	}
+	c.pool.PutResp(r)
+	return nil
+}
+
+// modify sends append/prepend/incr/decr, then reads the item back: rend
+// does not know the new value (append) or its flags and expiry (incr).
+// The caller holds the key's stripe exclusively, so no rend write of this
+// key can come between L2's change and the read: the item returned is
+// exactly L2's new one. A failed read-back only costs L1 its copy (the
+// write succeeded; nothing is returned).
+func (c *l2Client) modify(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) (*protocol.Response, error) {
+	r, err := c.do(ctx, req, exp)
+	if err != nil {
+		return nil, err
+	}
+	resp.Status, resp.CAS, resp.Number, resp.Message = r.Status, r.CAS, r.Number, r.Message
+	early, hasEarly := int64(0), len(r.Hits) > 0
+	if hasEarly {
+		early = r.Hits[0].Exptime // the TTL before an ma T (mcclient sends T after t)
+	}
+	c.pool.PutResp(r)
+	if resp.Status != protocol.StatusOK {
+		return nil, nil // L2 kept or dropped its item
+	}
+	back := c.pool.Resp()
+	if err := c.get(ctx, req.Keys[:1], back, readInternal); err != nil || len(back.Hits) == 0 {
+		c.pool.PutResp(back)
+		return nil, nil
+	}
+	if req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr {
+		// The meta ma reply can show the item's TTL (t); the codec takes
+		// it from a hit.
+		exp := back.Hits[0].Exptime
+		h := resp.AppendHit(0, nil, 0, resp.CAS, exp)
+		if hasEarly && req.Mods.Meta && early != exp {
+			// L2 applied the client's T and N and printed t in the
+			// client's order (mcclient keeps it): show its t.
+			h.EarlyTTL, h.EarlyExptime = true, early
+		}
+	}
+	return back, nil
+}
+
+// flush sends flush_all with the client's delay; a refusal is answered as
+// "L2 flush failed".
+func (c *l2Client) flush(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
+	r, err := c.do(ctx, req, req.Exptime)
+	if err != nil {
+		return err
+	}
+	st := r.Status
+	c.pool.PutResp(r)
+	if st != protocol.StatusOK {
+		resp.ServerError("L2 flush failed")
+	}
+	return nil
+}
+
 // l2Request fills dst with req as L2 must see it (no quiet flag: rend needs
 // every answer), with exptime already converted by memcExp.
 func l2Request(dst, req *protocol.Request, exp int64) {
@@ -115,6 +218,11 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 	dst.Want = req.Want
 	dst.Invalidate = req.Invalidate
 	dst.Mods = req.Mods
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		// A classic read takes no W token (protocol.Mods.ClassicRead).
+		dst.Mods.ClassicRead = !req.Mods.Meta
+	}
 	if req.Vivify && req.Mods.Meta {
 		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/l1"
@@ -27,14 +26,12 @@ type Orca struct {
 	cfg     Config
 	l1      *l1.Client
 	l2      *l2Client // nil in l1only mode
+	rec     record    // the record: l2, or L1 itself in l1only (record.go)
 	locks   *Locks
 	stats   *Stats
 	pending *Pending
 	log     *slog.Logger
 	pool    *l1.Pool
-	// lastVersion is the last version handed out in l1only mode (atomic;
-	// see nextVersion).
-	lastVersion atomic.Uint64
 	// fillSlots holds a token per L1 fill running behind its reply
 	// (fillLater); waitMu serialises WaitFills.
 	fillSlots chan struct{}
@@ -56,14 +53,12 @@ func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol
 			return o.get(ctx, req, resp)
 		}
 		return o.gat(ctx, req, resp)
-	case protocol.CmdTouch:
-		return o.touch(ctx, req, resp)
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdCas:
 		return o.store(ctx, req, resp)
 	case protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdIncr, protocol.CmdDecr:
 		return o.modify(ctx, req, resp)
-	case protocol.CmdDelete:
-		return o.delete(ctx, req, resp)
+	case protocol.CmdDelete, protocol.CmdTouch:
+		return o.deleteOrTouch(ctx, req, resp)
 	case protocol.CmdFlushAll:
 		return o.flush(ctx, req, resp)
 	case protocol.CmdStats:
@@ -111,20 +106,4 @@ func memcExp(exptime int64, now time.Time) int64 {
 		return -1
 	}
 	return min(abs, math.MaxInt32)
-}
-
-// nextVersion hands out l1only versions (the CAS clients see when there is
-// no L2): nanoseconds since the epoch, forced to increase, so versions stay
-// unique across rend restarts without any stored state.
-func (o *Orca) nextVersion() uint64 {
-	for {
-		last := o.lastVersion.Load()
-		v := uint64(time.Now().UnixNano())
-		if v <= last {
-			v = last + 1
-		}
-		if o.lastVersion.CompareAndSwap(last, v) {
-			return v
-		}
-	}
 }
