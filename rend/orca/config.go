@@ -17,6 +17,12 @@ type Config struct {
 	L1 Backend
 	// L2 is the mnemonic backend (required unless Mode is L1Only).
 	L2 Backend
+	// L2Peer says L2 is mnemonic, which takes the meta flags only rend
+	// sends (protocol.Limits.PeerFlags): classic reads then go with mg's G
+	// and leave a stale item's W token alone, as memcached's get does.
+	// False for a stock memcached standing in for L2 (tests), which would
+	// refuse G.
+	L2Peer bool
 	// Locks are the striped key locks, shared by all orchestrators of the
 	// process. Nil: New makes private ones (fine for a single listener).
 	Locks *Locks
@@ -103,7 +109,7 @@ func New(cfg Config) (*Orca, error) {
 	}
 	o.l1 = l1.New(cfg.L1, cfg.ChunkSize, cfg.MaxItemSize, &cfg.Stats.Counters, p)
 	if o.pol.cache {
-		o.l2 = &l2Client{be: cfg.L2, errs: &cfg.Stats.L2Errors, pool: p}
+		o.l2 = &l2Client{be: cfg.L2, errs: &cfg.Stats.L2Errors, pool: p, peer: cfg.L2Peer}
 		o.rec = o.l2
 	} else {
 		o.rec = &l1Record{c: o.l1, pool: p, maxItem: cfg.MaxItemSize}

@@ -30,6 +30,7 @@ type l2Client struct {
 	be   Backend
 	errs *atomic.Uint64 // Stats.L2Errors
 	pool *l1.Pool       // shared with the L1 client
+	peer bool           // Config.L2Peer: L2 takes mnemonic's G flag
 }
 
 // Backend returns the Backend the client was built over.
@@ -51,6 +52,7 @@ func (c *l2Client) do(ctx context.Context, req *protocol.Request, exp int64) (*p
 	r := c.pool.Req()
 	defer c.pool.PutReq(r)
 	l2Request(r, req, exp)
+	r.Mods.ClassicRead = r.Mods.ClassicRead && c.peer
 	resp := c.pool.Resp()
 	if err := c.handle(ctx, r, resp); err != nil {
 		c.pool.PutResp(resp)
@@ -59,13 +61,31 @@ func (c *l2Client) do(ctx context.Context, req *protocol.Request, exp int64) (*p
 	return resp, nil
 }
 
+// readKind says whose read an L2 get is, which decides what it may change
+// in L2's record (memcached's rules for the client's command).
+type readKind uint8
+
+const (
+	// readClassic: a client's get or gets. No W token is taken
+	// (protocol.Mods.ClassicRead); it is a fetch (mg h, l).
+	readClassic readKind = iota
+	// readMeta: a client's plain mg. It may take a stale item's W token.
+	readMeta
+	// readInternal: rend's own read-back (after an append or incr, to
+	// refill L1). Neither a token nor a fetch: memcached's append is not a
+	// read, so the record must not count one (mg u).
+	readInternal
+)
+
 // get reads keys from L2 in one request into resp: hits carry each item's
 // flags, absolute expiry and version, with Index the position in keys. A
-// status other than OK is an error.
-func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Response) error {
+// status other than OK is an error. kind says what the read may change.
+func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Response, kind readKind) error {
 	r := c.pool.Req()
 	defer c.pool.PutReq(r)
 	r.Command = protocol.CmdGet
+	r.Mods.ClassicRead = c.peer && kind != readMeta
+	r.Mods.NoBump = kind == readInternal
 	r.Keys = append(r.Keys, keys...) // aliased: r lives only for this call
 	defer clear(r.Keys)
 	if err := c.handle(ctx, r, resp); err != nil {
@@ -149,7 +169,7 @@ func (c *l2Client) modify(ctx context.Context, req *protocol.Request, resp *prot
 		return nil, nil // L2 kept or dropped its item
 	}
 	back := c.pool.Resp()
-	if err := c.get(ctx, req.Keys[:1], back); err != nil || len(back.Hits) == 0 {
+	if err := c.get(ctx, req.Keys[:1], back, readInternal); err != nil || len(back.Hits) == 0 {
 		c.pool.PutResp(back)
 		return nil, nil
 	}
@@ -198,6 +218,11 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 	dst.Want = req.Want
 	dst.Invalidate = req.Invalidate
 	dst.Mods = req.Mods
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		// A classic read takes no W token (protocol.Mods.ClassicRead).
+		dst.Mods.ClassicRead = !req.Mods.Meta
+	}
 	if req.Vivify && req.Mods.Meta {
 		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
 	}

@@ -19,9 +19,10 @@ import (
 //     not put its value into L1, md I deletes L1's copy as delete does;
 //   - a read whose answer depends on the state, or that changes it (mg with
 //     N, R, h or l), goes to L2 directly (recordRead), never to L1.
-// A plain mg that misses L1 reads L2 and shows the W, X, Z it answered. One
-// known difference: rend reads L2 with mg, so a classic get that misses L1
-// takes the W of a stale item that memcached would leave for the next mg.
+// A plain mg that misses L1 reads L2 and shows the W, X, Z it answered; a
+// classic get, gets, gat or gats reads L2 with mnemonic's G flag
+// (protocol.Mods.ClassicRead), so it leaves a stale item's W for the next
+// mg, as memcached does.
 
 // needsRecord reports whether req is a read only the record can answer
 // (an L1 copy has no state to show or change).
@@ -35,7 +36,9 @@ func needsRecord(req *protocol.Request) bool {
 // must answer (recordRead); the batch is then served request by request.
 func (o *Orca) anyNeedsRecord(reqs []*protocol.Request) bool {
 	for _, r := range reqs {
-		if needsRecord(r) || (o.pol.stateInL1 && r.Mods.Meta) {
+		// Any mg alone: lookup reads a batch as classic gets, which take
+		// no W token from L2 (and in l1only mode an mg may need item).
+		if needsRecord(r) || r.Mods.Meta {
 			return true
 		}
 	}

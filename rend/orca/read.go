@@ -12,7 +12,7 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	if needsRecord(req) {
 		return o.recordRead(ctx, req, resp) // see meta.go
 	}
-	layer, err := o.lookup(ctx, req.Keys, resp)
+	layer, err := o.lookup(ctx, req.Keys, resp, !req.Mods.Meta)
 	if err == nil && o.pol.stateInL1 && req.Mods.Meta && anyState(resp) {
 		// An L1 item with meta state: the answer (and W) needs the
 		// record's item semantics.
@@ -52,7 +52,7 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 	// in the first one's arena (no copy; GetBatcher allows it). Failing a
 	// response resets only its lengths, so the arena stays intact.
 	first := resps[0]
-	layer, err := o.lookup(ctx, all.Keys, first)
+	layer, err := o.lookup(ctx, all.Keys, first, true) // anyNeedsRecord: no mg here
 	hits := first.Hits
 	h, off := 0, 0
 	for i, r := range reqs {
@@ -77,11 +77,18 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 }
 
 // lookup reads keys into resp: L1 first, then (with L2) the misses from L2
-// in one batch, filling L1 per the policy; resp.Hits end in key order. A
+// in one batch, filling L1 per the policy; resp.Hits end in key order.
+// classic says the reads are classic get/gets: L2 reads them without taking
+// a stale item's W token (protocol.Mods.ClassicRead), as memcached's get
+// leaves it for the next mg; an mg's L2 read takes it. A
 // failure is returned with its layer, resp keeping what was found before
 // it: nothing after an L1 failure in l1only mode, the L1 hits after a
 // failed L2 read. The caller decides what the client sees.
-func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response) (layer string, err error) {
+func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response, classic bool) (layer string, err error) {
+	kind := readMeta
+	if classic {
+		kind = readClassic
+	}
 	o.stats.CmdGet.Add(uint64(len(keys)))
 	var l1err error
 	if o.pol.cache && !o.l1.Backend().Healthy() {
@@ -157,7 +164,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 			o.pool.PutResp(l2resp)
 		}
 	}()
-	if err := o.l2.get(ctx, l2req.Keys, l2resp); err != nil {
+	if err := o.l2.get(ctx, l2req.Keys, l2resp, kind); err != nil {
 		return "L2", err
 	}
 	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))

@@ -200,7 +200,7 @@ func (p *proc) start(errc chan<- error) error {
 			ChunkSize: o.ChunkSize, MaxItemSize: o.MaxItemSize, Version: version,
 			Started: p.started, Logger: p.log}
 		if mode != orca.L1Only {
-			cfg.L2 = l2
+			cfg.L2, cfg.L2Peer = l2, true
 		}
 		return orca.New(cfg)
 	}
