@@ -26,6 +26,12 @@ type counters struct {
 	// wal.go), walDroppedWrites their readable entries, walTornTails WAL
 	// files that ended in a partly written record (not zeroed either).
 	walDroppedRecords, walDroppedWrites, walTornTails atomic.Uint64
+	// writeCommits counts RocksDB writes (WriteBatches) and writeOps the
+	// puts and deletes in them; readCalls counts lookups into RocksDB (one
+	// MultiGet or Get of one shard) and readKeys their keys. Their ratios
+	// are the commit group and lookup batch sizes (writebatch.go,
+	// multiget.go).
+	writeCommits, writeOps, readCalls, readKeys atomic.Uint64
 }
 
 // Counters is a snapshot of the store's memcached-style counters that
@@ -69,6 +75,7 @@ func (c *counters) reset() {
 		&c.casHits, &c.casMisses, &c.casBadval,
 		&c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.deleteHits, &c.deleteMisses, &c.cmdFlush,
+		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys,
 	} {
 		v.Store(0)
 	}
@@ -255,6 +262,10 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 	u("touch_hits", st.touchHits.Load())
 	u("touch_misses", st.touchMisses.Load())
 	u("total_items", st.totalItems.Load())
+	u("rocksdb_write_commits", st.writeCommits.Load())
+	u("rocksdb_write_ops", st.writeOps.Load())
+	u("rocksdb_read_calls", st.readCalls.Load())
+	u("rocksdb_read_keys", st.readKeys.Load())
 
 	shards := s.ShardStats()
 	var keys uint64
