@@ -333,6 +333,8 @@ func (c *conn) answer(req *protocol.Request, resp *protocol.Response) bool {
 	default:
 		if err := s.h.Handle(s.ctx, req, resp); err != nil {
 			c.handlerFailed(req, resp, err)
+		} else if req.Command == protocol.CmdStats && len(req.Args) == 0 && resp.Status == protocol.StatusOK {
+			resp.Stats = s.stats.insertStats(resp.Stats)
 		}
 	}
 	return c.writeResponse(req, resp)

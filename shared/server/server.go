@@ -39,9 +39,10 @@
 // ports) get a Server each; pass the same Config.Stats to both so that
 // connections are counted and limited for the process as a whole.
 //
-// Handlers that answer "stats" get the connection counters from the same
-// *Stats main passed in Config.Stats (Stats.AppendStats formats them the
-// way memcached names them); Server.Stats returns that pointer too.
+// A handler's answer to a general "stats" gets the connection lines
+// (curr_connections, total_connections, ...) from the server, which inserts
+// them after the handler's pointer_size line; Server.Stats returns the
+// counters for the metrics endpoint.
 //
 // Every Handle call gets the server's context, which is cancelled when
 // Shutdown's deadline passes or Close is called: a handler waiting on a
