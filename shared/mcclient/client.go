@@ -183,21 +183,14 @@ func (c *Client) wait(ctx context.Context, cl *call) error {
 		cause = fmt.Errorf("%w after %v (%s)", ErrTimeout, c.cfg.RequestTimeout, c.cfg.Addr)
 	}
 	cl.timer.Stop()
-	for {
-		s := cl.state.Load()
-		if s != stQueued && s != stSent {
-			break
-		}
-		// Nobody touches the Requests or Responses in these states, so the
-		// caller may leave; the pipe discards the reply and recycles cl.
-		if cl.state.CompareAndSwap(s, stAbandoned) {
-			return cause
-		}
+	// Nobody touches the Requests or Responses in stSent, so the caller may
+	// leave; the pipe discards the reply and recycles cl.
+	if cl.state.CompareAndSwap(stSent, stAbandoned) {
+		return cause
 	}
-	// The writer is copying the Requests or the reader is filling the
-	// Responses: both finish soon, or the connection watchdog kills a reply
-	// that stalls midway. Leaving now would let them touch memory the caller
-	// is about to reuse.
+	// The reader is filling the Responses: it finishes soon, or the
+	// connection watchdog kills a reply that stalls midway. Leaving now
+	// would let it touch memory the caller is about to reuse.
 	<-cl.done
 	err := cl.err
 	c.putCall(cl)
