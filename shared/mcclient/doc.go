@@ -65,11 +65,14 @@
 //
 // # Timeouts and cancellation
 //
-// A call waits at most RequestTimeout (ErrTimeout) or until its context ends
+// A call waits about RequestTimeout (ErrTimeout) or until its context ends
 // (ctx.Err()), except once its reply has started to arrive: leaving then
 // would let the reader write into the caller's Responses afterwards. A
 // caller who leaves earlier abandons the call; its reply is read and
-// discarded. Separately, a watchdog drops any
+// discarded. There is no timer per call: waiting callers check their
+// deadline at each tick of a clock shared by the Client (a tenth of
+// RequestTimeout, between 1 ms and 100 ms), so a call times out between
+// RequestTimeout and one tick later. Separately, a watchdog drops any
 // connection that has had calls outstanding and completed none for
 // RequestTimeout, which fails everything on it and bounds the reply window.
 //

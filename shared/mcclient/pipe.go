@@ -38,8 +38,10 @@ type call struct {
 	done chan struct{}
 	// err is the transport failure, written by the pipe before done.
 	err error
-	// timer bounds the caller's wait (Config.RequestTimeout); reused.
-	timer *time.Timer
+	// deadline ends the caller's wait (Config.RequestTimeout after the call
+	// started). No timer per call: waiting callers check it at each tick of
+	// the Client's clock (Client.tick).
+	deadline time.Time
 
 	reqs  []*protocol.Request
 	resps []*protocol.Response
@@ -197,20 +199,14 @@ func (p *pipe) load() int { return len(p.sem) }
 // enqueue admits cl to the pipe: it encodes cl's commands into the write
 // buffer, queues cl for the reader and makes sure the bytes get written
 // (flush). It returns false, with nothing sent, when the pipe died first (the
-// caller may try another), and an error when the caller's context or timer
-// ended while the pipe was full.
+// caller may try another), and an error when the caller's context or
+// deadline ended while the pipe was full.
 func (p *pipe) enqueue(cl *call, ctx context.Context) (bool, error) {
 	select {
 	case p.sem <- struct{}{}:
 	default:
-		select {
-		case p.sem <- struct{}{}:
-		case <-p.dead:
-			return false, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-cl.timer.C:
-			return false, fmt.Errorf("%w (%s): connection queue full", ErrTimeout, p.c.cfg.Addr)
+		if ok, err := p.admit(cl, ctx); !ok {
+			return false, err
 		}
 	}
 	p.wmu.Lock()
@@ -243,6 +239,26 @@ func (p *pipe) enqueue(cl *call, ctx context.Context) (bool, error) {
 	}
 	p.flush()
 	return true, nil
+}
+
+// admit waits for room in a full pipe. It reports false when the pipe died
+// first (nil error) or the caller's context or deadline ended.
+func (p *pipe) admit(cl *call, ctx context.Context) (bool, error) {
+	for {
+		tick := p.c.tick.Load()
+		select {
+		case p.sem <- struct{}{}:
+			return true, nil
+		case <-p.dead:
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-tick.c:
+			if !time.Now().Before(cl.deadline) {
+				return false, fmt.Errorf("%w (%s): connection queue full", ErrTimeout, p.c.cfg.Addr)
+			}
+		}
+	}
 }
 
 // Flush bounds. A caller holding the flush token writes at most
