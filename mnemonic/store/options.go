@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Compaction styles. FIFO is the default: see the README for the numbers
@@ -118,9 +116,6 @@ type Options struct {
 	Version string
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// ConnStats, if set, appends the server's connection counters
-	// (curr_connections, ...) to a stats reply; the store knows none.
-	ConnStats func([]protocol.Stat) []protocol.Stat
 	// ObserveShard, if set, is called after every RocksDB Get, Put and
 	// Delete with the shard's index, the call's duration and its error,
 	// from the request's goroutine. It must be cheap and not block (an

@@ -227,9 +227,6 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 	i("time", now.Unix())
 	add("version", s.opts.Version)
 	i("pointer_size", 64)
-	if s.opts.ConnStats != nil {
-		resp.Stats = s.opts.ConnStats(resp.Stats)
-	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		add("rusage_user", rusageString(ru.Utime))

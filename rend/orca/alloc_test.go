@@ -190,3 +190,27 @@ func BenchmarkL1OnlySet(b *testing.B) {
 }
 
 func byteSize(n int) string { return fmt.Sprintf("%05dB", n) }
+
+// BenchmarkL1L2Writes: each write of the two-layer mode (take L1's copy
+// out, the record, put back) over in-process backends, for allocs/op.
+func BenchmarkL1L2Writes(b *testing.B) {
+	for _, cmd := range []protocol.Command{protocol.CmdSet, protocol.CmdAdd, protocol.CmdAppend,
+		protocol.CmdIncr, protocol.CmdTouch, protocol.CmdDelete} {
+		b.Run(cmd.String(), func(b *testing.B) {
+			o := memOrca(b, false)
+			ctx := context.Background()
+			set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("1")}
+			set.AddKey([]byte("key"))
+			req := &protocol.Request{Command: cmd, Value: []byte("1"), Delta: 1, Exptime: 100, HasExptime: true}
+			req.AddKey([]byte("key"))
+			resp := new(protocol.Response)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp.Reset()
+				o.Handle(ctx, set, resp)
+				resp.Reset()
+				o.Handle(ctx, req, resp)
+			}
+		})
+	}
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/moneta-cache/moneta/rend/chunk"
 	"github.com/moneta-cache/moneta/rend/l1"
-	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Config configures an orchestrator. Build it in main and pass it to New.
@@ -18,6 +17,12 @@ type Config struct {
 	L1 Backend
 	// L2 is the mnemonic backend (required unless Mode is L1Only).
 	L2 Backend
+	// L2Peer says L2 is mnemonic, which takes the meta flags only rend
+	// sends (protocol.Limits.PeerFlags): classic reads then go with mg's G
+	// and leave a stale item's W token alone, as memcached's get does.
+	// False for a stock memcached standing in for L2 (tests), which would
+	// refuse G.
+	L2Peer bool
 	// Locks are the striped key locks, shared by all orchestrators of the
 	// process. Nil: New makes private ones (fine for a single listener).
 	Locks *Locks
@@ -36,9 +41,6 @@ type Config struct {
 	Version string
 	// Started is the process start time reported by stats (default now).
 	Started time.Time
-	// ConnStats appends the server's connection counters to a stats reply
-	// (server.Stats.AppendStats). Optional.
-	ConnStats func([]protocol.Stat) []protocol.Stat
 	// Logger receives backend trouble. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -101,10 +103,16 @@ func New(cfg Config) (*Orca, error) {
 	}
 	p := new(l1.Pool)
 	o := &Orca{
-		pol: policies[cfg.Mode], cfg: cfg, l2: cfg.L2,
+		pol: policies[cfg.Mode], cfg: cfg,
 		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
 		fillSlots: make(chan struct{}, maxAsyncFills),
 	}
 	o.l1 = l1.New(cfg.L1, cfg.ChunkSize, cfg.MaxItemSize, &cfg.Stats.Counters, p)
+	if o.pol.cache {
+		o.l2 = &l2Client{be: cfg.L2, errs: &cfg.Stats.L2Errors, pool: p, peer: cfg.L2Peer}
+		o.rec = o.l2
+	} else {
+		o.rec = &l1Record{c: o.l1, pool: p, maxItem: cfg.MaxItemSize}
+	}
 	return o, nil
 }

@@ -5,22 +5,29 @@
 //
 // The three modes (l1only, l1l2 for the regular port, l1l2batch for the batch
 // port) are one code path parameterised by a small policy table (policy.go).
+// Every write has one shape: hold the key's stripe, take L1's copy out,
+// apply the request to the record, reflect the record's answer into L1 per
+// the policy. The record (record.go) is the layer that holds every item and
+// decides every write: L2 in the two-layer modes (l2Client, l2.go), L1
+// itself in l1only (l1Record, l1only.go: rend applies memcached's item
+// semantics, package item, to the chunked L1 item and hands out versions),
+// where taking out and reflecting do nothing.
 //
-// Summary of what each command does with L2 configured (l1only runs the same
-// command on L1 alone, under the same locks):
+// Summary of what each command does with L2 configured (l1only applies the
+// same command to L1, the record, under the same locks):
 //
-//	set/add/replace/cas      L2 first; on success write the value to L1 with
-//	                         L2's version (set on the regular port, replace on
-//	                         the batch port); if that fails delete from L1
-//	append/prepend/incr/decr L2 first; on success read the result back from L2
-//	                         and write it to L1 as above
-//	delete                   L2, then L1 whatever L2 said
-//	touch                    L2, then L1 (present keys only)
-//	gat/gats                 L2 gat (the record), then touch L1; on the regular
-//	                         port an L1 miss is filled with add
+//	set/add/replace/cas      take L1's copy out (not for add), L2; on success
+//	                         put the value back into L1 with L2's version
+//	                         (always on the regular port, only if L1 had the
+//	                         key on the batch port); if that fails delete it
+//	append/prepend/incr/decr take out, L2, read the result back from L2 and
+//	                         put it back as above
+//	delete, touch            take out, L2; nothing put back
+//	gat/gats                 take out, L2 gat (the record); put back the
+//	                         items (regular port) or the ones L1 had (batch)
 //	get/gets                 one L1 multi-get; the misses in one L2 batch; the
-//	                         regular port fills L1 with add
-//	flush_all                L2 then L1
+//	                         regular port fills L1 with add, behind the reply
+//	flush_all                L1, L2, L1 again
 //	stats/version/verbosity  answered by rend
 //
 // Expiry: rend turns every client exptime into an absolute unix time once
@@ -44,21 +51,26 @@
 //  3. The layers. get: lookup asks L1 with l1.Client.Get (package
 //     rend/l1), one pipelined multi-get of chunk headers and then of
 //     chunks, over Config.L1, an mcclient.Client to memcached; the misses
-//     go in one batch to L2 with Backend.Handle (Config.L2, an
+//     go in one batch to L2 with l2Client.get (Config.L2, an
 //     mcclient.Client to mnemonic), and fill copies L2's hits into L1 with
-//     add. set: store takes the key's L1 copy out (takeOut:
-//     l1.Client.Delete), writes L2 with callL2, then puts L2's result back
-//     with updateL1 (l1.Client.Store: chunks first, header last). In
-//     l1only mode L1 is the record: store goes to l1onlyStore (l1only.go)
-//     and a get ends at L1.
+//     add (l1.Client.Store). set: store takes the key's L1 copy out
+//     (takeOut: l1.Client.Delete), applies it to the record with
+//     record.store (l2Client.store; in l1only l1Record.store, which is
+//     l1.Client.Store), then puts the record's result back with putBack
+//     (l1.Client.Store: chunks first, header last). In l1only a get ends at
+//     L1 and take-out and put-back do nothing.
 //
 // In short:
 //
-//	client --> server.conn.serve --> Orca.Handle --+--> l1.Client ---------------> mcclient --> memcached
-//	                                               +--> callL2 / l2.Handle ------> mcclient --> mnemonic
+//	client --> server.conn.serve --> Orca.Handle --+--> l1.Client --------------> mcclient --> memcached
+//	                                               +--> record: l2Client -------> mcclient --> mnemonic
+//	                                                    (l1only: l1Record --> l1.Client)
 //
-// Files: orca.go (Orca, Handle, L2 calls), config.go (Config, New),
-// read.go, write.go, l1only.go, meta.go (the commands), fill.go,
-// pending.go, locks.go, policy.go, stats.go, statsreply.go, metrics.go.
+// Files: orca.go (Orca, Handle), config.go (Config, New), policy.go (the
+// mode table), read.go (get, HandleGets, lookup, fill), fill.go (fills
+// behind the reply), write.go (the write handlers), meta.go (reads only the
+// record can answer), record.go (the record role), l2.go (the L2 client and
+// record), l1only.go (the L1 record), cache.go (take out, put back,
+// invalidate), pending.go, locks.go, stats.go, statsreply.go, metrics.go.
 // The chunked L1 client and its pools are package rend/l1.
 package orca

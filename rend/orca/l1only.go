@@ -3,6 +3,7 @@ package orca
 import (
 	"context"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/chunk"
@@ -11,26 +12,51 @@ import (
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
-// L1-only mode: L1 (chunked) is the record, so rend itself applies
-// memcached's item semantics (package item) to the L1 item: read it, apply
-// the request, write the outcome back, all under the key's stripe, which
-// every rend write of the key holds, so no other rend write can come
-// between the read and the write. (A client writing to the L1 memcached
-// behind rend's back is not protected against; it never was.)
+// l1Record is the record in l1only mode: the chunked L1 itself. rend
+// applies memcached's item semantics (package item) to the L1 item: read
+// it, apply the request, write the outcome back, all under the key's
+// stripe, which every rend write of the key holds (the handlers take it),
+// so no other rend write can come between the read and the write. (A
+// client writing to the L1 memcached behind rend's back is not protected
+// against; it never was.) With no L2 to own versions, rend hands them out
+// (nextVersion). Errors are L1's: the handler answers "L1 unavailable".
+type l1Record struct {
+	c       *l1.Client
+	pool    *l1.Pool
+	maxItem int
+	// lastVersion is the last version handed out (atomic; see nextVersion).
+	lastVersion atomic.Uint64
+}
 
-// l1onlyStore serves set/add/replace/cas in l1only mode. A set, add or
-// replace without a compare value goes to L1 as it is: memcached decides
-// add and replace itself, atomically. Anything that compares a CAS reads
-// the item's header first.
-func (o *Orca) l1onlyStore(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+// nextVersion hands out l1only versions (the CAS clients see when there is
+// no L2): nanoseconds since the epoch, forced to increase, so versions stay
+// unique across rend restarts without any stored state.
+func (rec *l1Record) nextVersion() uint64 {
+	for {
+		last := rec.lastVersion.Load()
+		v := uint64(time.Now().UnixNano())
+		if v <= last {
+			v = last + 1
+		}
+		if rec.lastVersion.CompareAndSwap(last, v) {
+			return v
+		}
+	}
+}
+
+// store serves set/add/replace/cas. A set, add or replace without a
+// compare value goes to L1 as it is: memcached decides add and replace
+// itself, atomically. Anything that compares a CAS reads the item's header
+// first.
+func (rec *l1Record) store(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
 	if !mcitem.IsCompareAndSwap(req) {
 		version := req.NewCAS
 		if version == 0 {
-			version = o.nextVersion()
+			version = rec.nextVersion()
 		}
-		st, err := o.l1.Store(ctx, req.Command, req.Key(), l1.Item{Value: req.Value, Flags: req.Flags, Exp: exp, Version: version})
+		st, err := rec.c.Store(ctx, req.Command, req.Key(), l1.Item{Value: req.Value, Flags: req.Flags, Exp: exp, Version: version})
 		if err != nil {
-			return o.fail(resp, "L1", err)
+			return err
 		}
 		resp.Status = st
 		if st == protocol.StatusOK {
@@ -38,32 +64,105 @@ func (o *Orca) l1onlyStore(ctx context.Context, req *protocol.Request, resp *pro
 		}
 		return nil
 	}
-	return o.l1onlyApply(ctx, req, resp, false)
+	return rec.apply(ctx, req, resp, false)
 }
 
-// l1onlyApply runs req (a compare-and-swap store, append, prepend, incr or
-// decr) as a read-modify-write of the L1 item. withValue reads the whole
+// modify serves append/prepend/incr/decr. L1 is the record, so there is no
+// copy to return for a cache.
+func (rec *l1Record) modify(ctx context.Context, req *protocol.Request, resp *protocol.Response, _ int64) (*protocol.Response, error) {
+	return nil, rec.apply(ctx, req, resp, true)
+}
+
+// delete serves delete: md I keeps the item, stale, with a new version
+// (package item); a delete with a compare value reads the header first.
+func (rec *l1Record) delete(ctx context.Context, req *protocol.Request, resp *protocol.Response, _ int64) error {
+	key := req.Key()
+	if req.Invalidate {
+		return rec.apply(ctx, req, resp, true)
+	}
+	if req.CAS != 0 {
+		present, version, err := rec.version(ctx, key)
+		if err != nil {
+			return err
+		}
+		if present && version != req.CAS {
+			resp.Status = protocol.StatusExists
+			return nil
+		}
+	}
+	had, err := rec.c.Delete(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !had {
+		resp.Status = protocol.StatusNotFound
+	}
+	return nil
+}
+
+// version reads the version of key's L1 header.
+func (rec *l1Record) version(ctx context.Context, key []byte) (bool, uint64, error) {
+	hdrs, hresp, err := rec.c.Headers(ctx, [][]byte{key}, nil)
+	if err != nil {
+		return false, 0, err
+	}
+	defer rec.pool.PutResp(hresp)
+	if len(hdrs) == 0 {
+		return false, 0, nil
+	}
+	return true, hdrs[0].Header.Version, nil
+}
+
+// touch serves touch: the header and every chunk get the new expiry.
+func (rec *l1Record) touch(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+	had, err := rec.c.Touch(ctx, req.Key(), exp)
+	if err != nil {
+		return err
+	}
+	if !had {
+		resp.Status = protocol.StatusNotFound
+	}
+	return nil
+}
+
+// read serves a gat (the headers rewritten with the new expiry, under the
+// exclusive stripes the handler holds) and the meta reads that need the
+// item's state (metaRead).
+func (rec *l1Record) read(ctx context.Context, req *protocol.Request, resp *protocol.Response, exp int64) error {
+	if req.Mods.Meta {
+		return rec.metaRead(ctx, req, resp)
+	}
+	return rec.c.Get(ctx, req.Keys, resp, req.HasExptime, exp)
+}
+
+// flush serves flush_all (with the client's delay).
+func (rec *l1Record) flush(ctx context.Context, req *protocol.Request, _ *protocol.Response) error {
+	return rec.c.Flush(ctx, req)
+}
+
+// apply runs req (a compare-and-swap store, append, prepend, incr, decr or
+// md I) as a read-modify-write of the L1 item. withValue reads the whole
 // value; otherwise only the header (a cas needs only the version).
-func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *protocol.Response, withValue bool) error {
+func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *protocol.Response, withValue bool) error {
 	key := req.Key()
 	now := time.Now().Unix()
 	var cur *mcitem.Item
-	r := o.pool.Resp()
-	defer o.pool.PutResp(r)
-	ci, _, ok, err := o.l1onlyRecord(ctx, key, withValue, r)
+	cr := rec.pool.Resp()
+	defer rec.pool.PutResp(cr)
+	ci, _, ok, err := rec.item(ctx, key, withValue, cr)
 	if err != nil {
-		return o.fail(resp, "L1", err)
+		return err
 	}
 	if ok {
 		cur = &ci
 	}
-	buf := o.pool.Buf()
-	defer o.pool.PutBuf(buf)
-	out := mcitem.Apply(req, cur, now, o.cfg.MaxItemSize, (*buf)[:0])
+	buf := rec.pool.Buf()
+	defer rec.pool.PutBuf(buf)
+	out := mcitem.Apply(req, cur, now, rec.maxItem, (*buf)[:0])
 	if out.NeedCAS && out.Status == protocol.StatusOK {
 		v := req.NewCAS
 		if v == 0 {
-			v = o.nextVersion()
+			v = rec.nextVersion()
 		}
 		out.SetCAS(v)
 	}
@@ -76,17 +175,17 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 		if cur == nil {
 			cmd = protocol.CmdAdd
 		}
-		st, err := o.l1.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags, Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
+		st, err := rec.c.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags, Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
 		if err != nil {
-			return o.fail(resp, "L1", err)
+			return err
 		}
 		if st != protocol.StatusOK {
 			resp.Status = protocol.StatusNotStored
 			return nil
 		}
 	case mcitem.Delete:
-		if _, err := o.l1.Delete(ctx, key); err != nil {
-			return o.fail(resp, "L1", err)
+		if _, err := rec.c.Delete(ctx, key); err != nil {
+			return err
 		}
 	}
 	out.Reply(resp)
@@ -100,17 +199,17 @@ func (o *Orca) l1onlyApply(ctx context.Context, req *protocol.Request, resp *pro
 // state) runs through package item here; item.PersistRead decides what is
 // written back. A classic get serves the value, stale or not, as it is.
 
-// l1onlyRecord reads key's item from L1 as package item sees it: header
-// fields and state, and the value when withValue. ok is false on a miss.
-func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
+// item reads key's item from L1 as package item sees it: header fields
+// and state, and the value when withValue (into r). ok is false on a miss.
+func (rec *l1Record) item(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
 	keys := [1][]byte{key}
 	var fb [1]l1.HeaderHit // stack room for the one header: no allocation
-	hdrs, hresp, err := o.l1.Headers(ctx, keys[:], fb[:0])
+	hdrs, hresp, err := rec.c.Headers(ctx, keys[:], fb[:0])
 	if err != nil {
 		return it, h, false, err
 	}
 	if len(hdrs) == 0 {
-		o.pool.PutResp(hresp)
+		rec.pool.PutResp(hresp)
 		return it, h, false, nil
 	}
 	h = hdrs[0].Header
@@ -120,12 +219,12 @@ func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *
 		r.AppendHit(0, h.Inline, h.Flags, h.Version, h.Exptime)
 		it.Value = r.Hits[len(r.Hits)-1].Value
 	}
-	o.pool.PutResp(hresp)
+	rec.pool.PutResp(hresp)
 	h.Inline = nil // it aliased the released response
 	if !withValue || h.Chunks == 0 {
 		return it, h, true, nil
 	}
-	if err := o.l1.Get(ctx, [][]byte{key}, r, false, 0); err != nil {
+	if err := rec.c.Get(ctx, [][]byte{key}, r, false, 0); err != nil {
 		return it, h, false, err
 	}
 	if len(r.Hits) == 0 || r.Hits[0].CAS != h.Version {
@@ -136,21 +235,18 @@ func (o *Orca) l1onlyRecord(ctx context.Context, key []byte, withValue bool, r *
 	return it, h, true, nil
 }
 
-// l1onlyMetaRead serves an mg in l1only mode: each key is read, package
-// item decides, and a changed item is written back, all under the key's
-// stripe (exclusive: the read may hand out the single W token).
-func (o *Orca) l1onlyMetaRead(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	o.stats.CmdGet.Add(uint64(len(req.Keys)))
-	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
-	defer o.locks.unlock(stripes)
+// metaRead serves an mg: each key is read, package item decides, and a
+// changed item is written back, all under the key's stripe (which the
+// handler holds exclusively: the read may hand out the single W token).
+func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	now := time.Now().Unix()
-	r := o.pool.Resp()
-	defer o.pool.PutResp(r)
+	r := rec.pool.Resp()
+	defer rec.pool.PutResp(r)
 	for i, key := range req.Keys {
 		r.Reset()
-		cur, h, ok, err := o.l1onlyRecord(ctx, key, true, r)
+		cur, h, ok, err := rec.item(ctx, key, true, r)
 		if err != nil {
-			return o.fail(resp, "L1", err)
+			return err
 		}
 		var cp *mcitem.Item
 		if ok {
@@ -158,31 +254,28 @@ func (o *Orca) l1onlyMetaRead(ctx context.Context, req *protocol.Request, resp *
 		}
 		out := mcitem.Read(req, cp, now)
 		if out.NeedCAS && out.Status == protocol.StatusOK {
-			out.SetCAS(o.nextVersion())
+			out.SetCAS(rec.nextVersion())
 		}
 		if mcitem.PersistRead(req, &out, cp) {
-			if err := o.l1onlyCommit(ctx, key, cp, &h, &out); err != nil {
-				return o.fail(resp, "L1", err)
+			if err := rec.commit(ctx, key, cp, &h, &out); err != nil {
+				return err
 			}
 		}
 		if out.Status == protocol.StatusOK {
 			out.AppendHit(resp, i)
 		}
 	}
-	l1.SortHits(resp)
-	o.stats.GetHits.Add(uint64(len(resp.Hits)))
-	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
 	return nil
 }
 
-// l1onlyCommit writes a read's outcome back to L1. A change of state only
+// commit writes a read's outcome back to L1. A change of state only
 // rewrites the header with the same token (its chunks stay valid); a new
 // expiry or a created item is a full store.
-func (o *Orca) l1onlyCommit(ctx context.Context, key []byte, cur *mcitem.Item, h *chunk.Header, out *mcitem.Outcome) error {
+func (rec *l1Record) commit(ctx context.Context, key []byte, cur *mcitem.Item, h *chunk.Header, out *mcitem.Outcome) error {
 	n := &out.Next
 	switch {
 	case out.Action == mcitem.Delete:
-		_, err := o.l1.Delete(ctx, key)
+		_, err := rec.c.Delete(ctx, key)
 		return err
 	case out.Action != mcitem.Put:
 		return nil
@@ -195,24 +288,24 @@ func (o *Orca) l1onlyCommit(ctx context.Context, key []byte, cur *mcitem.Item, h
 		if nh.Chunks == 0 {
 			nh.Inline = cur.Value
 		}
-		buf := o.pool.Buf()
-		defer o.pool.PutBuf(buf)
+		buf := rec.pool.Buf()
+		defer rec.pool.PutBuf(buf)
 		*buf = chunk.AppendHeader((*buf)[:0], &nh)
-		req := o.pool.Req()
-		defer o.pool.PutReq(req)
-		resp := o.pool.Resp()
-		defer o.pool.PutResp(resp)
+		req := rec.pool.Req()
+		defer rec.pool.PutReq(req)
+		resp := rec.pool.Resp()
+		defer rec.pool.PutResp(resp)
 		req.Command = protocol.CmdSet
 		req.AddKey(key)
 		req.Value = req.CopyBytes(*buf)
 		req.Exptime, req.HasExptime = nh.Exptime, true
-		return o.l1.Handle(ctx, req, resp)
+		return rec.c.Handle(ctx, req, resp)
 	}
 	cmd := protocol.CmdSet
 	if cur == nil {
 		cmd = protocol.CmdAdd
 	}
-	_, err := o.l1.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags,
+	_, err := rec.c.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags,
 		Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
 	return err
 }

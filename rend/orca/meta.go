@@ -19,22 +19,26 @@ import (
 //     not put its value into L1, md I deletes L1's copy as delete does;
 //   - a read whose answer depends on the state, or that changes it (mg with
 //     N, R, h or l), goes to L2 directly (recordRead), never to L1.
-// A plain mg that misses L1 reads L2 and shows the W, X, Z it answered. One
-// known difference: rend reads L2 with mg, so a classic get that misses L1
-// takes the W of a stale item that memcached would leave for the next mg.
+// A plain mg that misses L1 reads L2 and shows the W, X, Z it answered; a
+// classic get, gets, gat or gats reads L2 with mnemonic's G flag
+// (protocol.Mods.ClassicRead), so it leaves a stale item's W for the next
+// mg, as memcached does.
 
-// needsRecord reports whether req is a read that L1 cannot answer.
+// needsRecord reports whether req is a read only the record can answer
+// (an L1 copy has no state to show or change).
 func needsRecord(req *protocol.Request) bool {
 	m := &req.Mods
 	return m.Meta && (req.Vivify || m.HasRecache ||
 		req.Want&(protocol.WantFetched|protocol.WantAccess) != 0)
 }
 
-// anyNeedsRecord reports whether a batch of gets holds one that must read
-// L2 alone; the batch is then served request by request.
+// anyNeedsRecord reports whether a batch of gets holds one that the record
+// must answer (recordRead); the batch is then served request by request.
 func (o *Orca) anyNeedsRecord(reqs []*protocol.Request) bool {
 	for _, r := range reqs {
-		if needsRecord(r) || (!o.pol.l2 && r.Mods.Meta) {
+		// Any mg alone: lookup reads a batch as classic gets, which take
+		// no W token from L2 (and in l1only mode an mg may need item).
+		if needsRecord(r) || r.Mods.Meta {
 			return true
 		}
 	}
@@ -56,38 +60,23 @@ func hasMetaState(h *protocol.Hit) bool {
 	return h.Win || h.Stale || h.Won
 }
 
-// recordRead serves a meta read from L2 alone (needsRecord), holding the
-// keys' stripes exclusively since it may change L2's item (a W token, a
-// created placeholder, the fetched bit) and L1's copy. A hit with state
-// takes L1's copy out; a plain one is filled into L1 as a get would.
+// recordRead serves a read that only the record can answer (needsRecord;
+// in l1only also an mg that found state and every meta gat), holding the
+// keys' stripes exclusively since it may change the record's item (a W
+// token, a created placeholder, the fetched bit) and L1's copy, which is
+// then brought in line (reflectRead).
 func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	o.stats.CmdGet.Add(uint64(len(req.Keys)))
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
 	exp := memcExp(req.Exptime, time.Now())
-	r, err := o.callL2(ctx, req, exp)
-	if err != nil {
-		return o.l2Failed(resp, req.Keys, err)
+	if err := o.rec.read(ctx, req, resp, exp); err != nil {
+		return o.recordFailed(resp, req.Keys, err)
 	}
-	defer o.pool.PutResp(r)
-	if r.Status != protocol.StatusOK {
-		resp.Status, resp.Message = r.Status, r.Message
+	if resp.Status != protocol.StatusOK {
 		return nil
 	}
-	for i := range r.Hits {
-		h := &r.Hits[i]
-		nh := resp.AppendHit(h.Index, h.Value, h.Flags, h.CAS, h.Exptime)
-		h.CopyMeta(nh) // with the t L2 showed (see mcclient's appendTTLMods)
-		key := req.Keys[h.Index]
-		switch {
-		case hasMetaState(h), req.Command == protocol.CmdGat:
-			o.invalidate(ctx, key)
-		case o.pol.fill && !o.pending.suspect(key):
-			if st, err := o.l1.Store(ctx, protocol.CmdAdd, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS}); err == nil && st == protocol.StatusOK {
-				o.stats.L1Fills.Add(1)
-			}
-		}
-	}
+	o.reflectRead(ctx, req, resp)
 	l1.SortHits(resp)
 	o.stats.GetHits.Add(uint64(len(resp.Hits)))
 	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))

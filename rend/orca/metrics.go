@@ -46,59 +46,20 @@ func (b *instrumented) Do(ctx context.Context, reqs []*protocol.Request, resps [
 
 func (b *instrumented) Healthy() bool { return b.be.Healthy() }
 
-// Collector exports s (and the backlog of p, if not nil) to Prometheus,
-// read at scrape time: the request path keeps its plain atomic adds. The
-// names are ns_ plus:
-//
-//	layer_lookups_total{layer=l1|l2,result=hit|miss}  client keys looked up per layer
-//	l1_fills_total{result=stored|lost|error}          L2 hits copied into L1
-//	l2_fallbacks_total                                reads sent to L2 whole (L1 down)
-//	batch_replaces_total{result=replaced|skipped}     batch-port L1 updates (hot/cold)
-//	l1_inconsistencies_total{kind=...}                chunk_miss, chunk_token_mismatch,
-//	                                                  torn_read, bad_header
-//	backend_errors_total{layer=l1|l2}                 failed backend calls
-//	l1_invalidations_total, l1_invalidation_errors_total, l1_pending_invalidations
+// pendingFields is the invalidation backlog's one line and gauge.
+var pendingFields = metrics.Fields[*Pending]{
+	{Stat: "l1_pending_invalidations", Metric: "l1_pending_invalidations", Kind: metrics.Gauge,
+		Help: "Keys whose L1 copy awaits a background delete.",
+		Read: func(p *Pending) metrics.Value { return metrics.Int(int64(p.Len())) }},
+}
+
+// Collector exports s (see Fields for the names, all prefixed ns_) and the
+// backlog of p, if not nil, to Prometheus, read at scrape time: the request
+// path keeps its plain atomic adds.
 func Collector(ns string, s *Stats, p *Pending) prometheus.Collector {
-	snap := metrics.NewSnapshot(func() *Stats { return s })
-	c := func(name, help string, labels prometheus.Labels, get func(*Stats) uint64) {
-		snap.Counter(ns+"_"+name, help, labels, func(s *Stats) float64 { return float64(get(s)) })
-	}
-	l := func(kv ...string) prometheus.Labels {
-		m := prometheus.Labels{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
-	const lookups = "Client keys looked up in each layer, by result (L2 sees only L1's misses)."
-	c("layer_lookups_total", lookups, l("layer", "l1", "result", "hit"), func(s *Stats) uint64 { return s.L1Hits.Load() })
-	c("layer_lookups_total", lookups, l("layer", "l1", "result", "miss"), func(s *Stats) uint64 { return s.L1Misses.Load() })
-	c("layer_lookups_total", lookups, l("layer", "l2", "result", "hit"), func(s *Stats) uint64 { return s.L2Hits.Load() })
-	c("layer_lookups_total", lookups, l("layer", "l2", "result", "miss"), func(s *Stats) uint64 { return s.L2Misses.Load() })
-	const fills = "L2 hits copied into L1: stored, lost (a racing fill or write was there first) or error (L1 failed)."
-	c("l1_fills_total", fills, l("result", "stored"), func(s *Stats) uint64 { return s.L1Fills.Load() })
-	c("l1_fills_total", fills, l("result", "lost"), func(s *Stats) uint64 { return s.L1FillsLost.Load() })
-	c("l1_fills_total", fills, l("result", "error"), func(s *Stats) uint64 { return s.L1FillErrors.Load() })
-	c("l2_fallbacks_total", "Reads that went to L2 for every key because L1 was down or failed.", nil,
-		func(s *Stats) uint64 { return s.L2Fallbacks.Load() })
-	const repl = "Batch-port writes reflected into L1 by replace: replaced (key was hot) or skipped (cold, left out of L1)."
-	c("batch_replaces_total", repl, l("result", "replaced"), func(s *Stats) uint64 { return s.BatchReplaces.Load() })
-	c("batch_replaces_total", repl, l("result", "skipped"), func(s *Stats) uint64 { return s.BatchReplaceSkips.Load() })
-	const inc = "Inconsistent L1 items detected and answered as misses or read again, by kind."
-	c("l1_inconsistencies_total", inc, l("kind", "chunk_miss"), func(s *Stats) uint64 { return s.ChunkMisses.Load() })
-	c("l1_inconsistencies_total", inc, l("kind", "chunk_token_mismatch"), func(s *Stats) uint64 { return s.ChunkTokenMismatches.Load() })
-	c("l1_inconsistencies_total", inc, l("kind", "torn_read"), func(s *Stats) uint64 { return s.TornRetries.Load() })
-	c("l1_inconsistencies_total", inc, l("kind", "bad_header"), func(s *Stats) uint64 { return s.BadHeaders.Load() })
-	const berr = "Backend calls that failed (I/O, timeout, backend down, or a server error status)."
-	c("backend_errors_total", berr, l("layer", "l1"), func(s *Stats) uint64 { return s.L1Errors.Load() })
-	c("backend_errors_total", berr, l("layer", "l2"), func(s *Stats) uint64 { return s.L2Errors.Load() })
-	c("l1_invalidations_total", "Keys deleted from L1 because updating them after an L2 write failed.", nil,
-		func(s *Stats) uint64 { return s.L1Invalidations.Load() })
-	c("l1_invalidation_errors_total", "L1 invalidations that failed too (the key is then never served from L1 until a background delete lands).", nil,
-		func(s *Stats) uint64 { return s.L1InvalidationErrors.Load() })
+	cs := metrics.Collectors{metrics.NewCollector(ns, Fields, nil, func() *Stats { return s })}
 	if p != nil {
-		snap.Gauge(ns+"_l1_pending_invalidations", "Keys whose L1 copy awaits a background delete.", nil,
-			func(*Stats) float64 { return float64(p.Len()) })
+		cs = append(cs, metrics.NewCollector(ns, pendingFields, nil, func() *Pending { return p }))
 	}
-	return snap
+	return cs
 }

@@ -64,7 +64,7 @@ func getAllocs(tb testing.TB, o *Orca) (hit, l2 float64) {
 	// the measured function deletes the L1 copy first.
 	cold := &protocol.Request{Command: protocol.CmdSet, Value: []byte("cold")}
 	cold.AddKey([]byte("c"))
-	o.l2.Handle(ctx, cold, new(protocol.Response))
+	o.l2.Backend().Handle(ctx, cold, new(protocol.Response))
 	get.Keys = get.Keys[:0]
 	get.AddKey([]byte("c"))
 	run()

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/l1"
@@ -26,15 +25,13 @@ type Orca struct {
 	pol     policy
 	cfg     Config
 	l1      *l1.Client
-	l2      Backend
+	l2      *l2Client // nil in l1only mode
+	rec     record    // the record: l2, or L1 itself in l1only (record.go)
 	locks   *Locks
 	stats   *Stats
 	pending *Pending
 	log     *slog.Logger
 	pool    *l1.Pool
-	// lastVersion is the last version handed out in l1only mode (atomic;
-	// see nextVersion).
-	lastVersion atomic.Uint64
 	// fillSlots holds a token per L1 fill running behind its reply
 	// (fillLater); waitMu serialises WaitFills.
 	fillSlots chan struct{}
@@ -56,14 +53,12 @@ func (o *Orca) Handle(ctx context.Context, req *protocol.Request, resp *protocol
 			return o.get(ctx, req, resp)
 		}
 		return o.gat(ctx, req, resp)
-	case protocol.CmdTouch:
-		return o.touch(ctx, req, resp)
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdCas:
 		return o.store(ctx, req, resp)
 	case protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdIncr, protocol.CmdDecr:
 		return o.modify(ctx, req, resp)
-	case protocol.CmdDelete:
-		return o.delete(ctx, req, resp)
+	case protocol.CmdDelete, protocol.CmdTouch:
+		return o.deleteOrTouch(ctx, req, resp)
 	case protocol.CmdFlushAll:
 		return o.flush(ctx, req, resp)
 	case protocol.CmdStats:
@@ -111,55 +106,4 @@ func memcExp(exptime int64, now time.Time) int64 {
 		return -1
 	}
 	return min(abs, math.MaxInt32)
-}
-
-// nextVersion hands out l1only versions (the CAS clients see when there is
-// no L2): nanoseconds since the epoch, forced to increase, so versions stay
-// unique across rend restarts without any stored state.
-func (o *Orca) nextVersion() uint64 {
-	for {
-		last := o.lastVersion.Load()
-		v := uint64(time.Now().UnixNano())
-		if v <= last {
-			v = last + 1
-		}
-		if o.lastVersion.CompareAndSwap(last, v) {
-			return v
-		}
-	}
-}
-
-// l2Request fills dst with req as L2 must see it (no quiet flag: rend needs
-// every answer), with exptime already converted by memcExp.
-func l2Request(dst, req *protocol.Request, exp int64) {
-	dst.Command = req.Command
-	dst.Keys = append(dst.Keys[:0], req.Keys...)
-	dst.Value = req.Value
-	dst.Flags = req.Flags
-	dst.Exptime, dst.HasExptime = req.Exptime, req.HasExptime
-	if req.HasExptime || req.Vivify {
-		dst.Exptime = exp
-	}
-	dst.CAS, dst.NewCAS = req.CAS, req.NewCAS
-	dst.Delta, dst.Initial, dst.Vivify = req.Delta, req.Initial, req.Vivify
-	dst.Want = req.Want
-	dst.Invalidate = req.Invalidate
-	dst.Mods = req.Mods
-	if req.Vivify && req.Mods.Meta {
-		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())
-	}
-}
-
-// callL2 sends req (converted) to L2 into a pooled response the caller puts back.
-func (o *Orca) callL2(ctx context.Context, req *protocol.Request, exp int64) (*protocol.Response, error) {
-	r := o.pool.Req()
-	defer o.pool.PutReq(r)
-	l2Request(r, req, exp)
-	resp := o.pool.Resp()
-	if err := o.l2.Handle(ctx, r, resp); err != nil {
-		o.stats.L2Errors.Add(1)
-		o.pool.PutResp(resp)
-		return nil, err
-	}
-	return resp, nil
 }

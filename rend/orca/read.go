@@ -2,7 +2,6 @@ package orca
 
 import (
 	"context"
-	"errors"
 
 	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
@@ -10,17 +9,15 @@ import (
 
 // get serves get/gets (and gat without a new exptime).
 func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	if o.pol.l2 && needsRecord(req) {
+	if needsRecord(req) {
 		return o.recordRead(ctx, req, resp) // see meta.go
 	}
-	if !o.pol.l2 && needsRecord(req) {
-		return o.l1onlyMetaRead(ctx, req, resp) // see l1only.go
-	}
-	layer, err := o.lookup(ctx, req.Keys, resp)
-	if err == nil && !o.pol.l2 && req.Mods.Meta && anyState(resp) {
-		// An item with meta state: the answer (and W) needs package item.
+	layer, err := o.lookup(ctx, req.Keys, resp, !req.Mods.Meta)
+	if err == nil && o.pol.stateInL1 && req.Mods.Meta && anyState(resp) {
+		// An L1 item with meta state: the answer (and W) needs the
+		// record's item semantics.
 		resp.Reset()
-		return o.l1onlyMetaRead(ctx, req, resp)
+		return o.recordRead(ctx, req, resp)
 	}
 	if err != nil && (layer == "L1" || len(resp.Hits) == 0) {
 		return o.fail(resp, layer, err)
@@ -55,7 +52,7 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 	// in the first one's arena (no copy; GetBatcher allows it). Failing a
 	// response resets only its lengths, so the arena stays intact.
 	first := resps[0]
-	layer, err := o.lookup(ctx, all.Keys, first)
+	layer, err := o.lookup(ctx, all.Keys, first, true) // anyNeedsRecord: no mg here
 	hits := first.Hits
 	h, off := 0, 0
 	for i, r := range reqs {
@@ -80,26 +77,33 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 }
 
 // lookup reads keys into resp: L1 first, then (with L2) the misses from L2
-// in one batch, filling L1 per the policy; resp.Hits end in key order. A
+// in one batch, filling L1 per the policy; resp.Hits end in key order.
+// classic says the reads are classic get/gets: L2 reads them without taking
+// a stale item's W token (protocol.Mods.ClassicRead), as memcached's get
+// leaves it for the next mg; an mg's L2 read takes it. A
 // failure is returned with its layer, resp keeping what was found before
 // it: nothing after an L1 failure in l1only mode, the L1 hits after a
 // failed L2 read. The caller decides what the client sees.
-func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response) (layer string, err error) {
+func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response, classic bool) (layer string, err error) {
+	kind := readMeta
+	if classic {
+		kind = readClassic
+	}
 	o.stats.CmdGet.Add(uint64(len(keys)))
 	var l1err error
-	if o.pol.l2 && !o.l1.Backend().Healthy() {
+	if o.pol.cache && !o.l1.Backend().Healthy() {
 		// L1 is down: serve from L2 alone rather than wait on it.
 		l1err = errL1Down
 	} else {
 		l1err = o.l1.Get(ctx, keys, resp, false, 0)
 	}
-	if l1err != nil && !o.pol.l2 {
+	if l1err != nil && !o.pol.cache {
 		return "L1", l1err
 	}
 	if l1err != nil {
 		o.stats.L2Fallbacks.Add(1)
 	}
-	if o.pol.l2 && o.pending.any.Load() {
+	if o.pol.cache && o.pending.any.Load() {
 		// Drop hits for keys whose L1 copy may predate a write (see
 		// Pending); they are read from L2 below like misses.
 		kept := resp.Hits[:0]
@@ -118,7 +122,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 		o.stats.GetHits.Add(uint64(len(resp.Hits)))
 		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
 	}()
-	if !o.pol.l2 || nL1 == len(keys) {
+	if !o.pol.cache || nL1 == len(keys) {
 		return "", nil
 	}
 
@@ -160,11 +164,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 			o.pool.PutResp(l2resp)
 		}
 	}()
-	if err := o.l2.Handle(ctx, l2req, l2resp); err != nil || l2resp.Status != protocol.StatusOK {
-		o.stats.L2Errors.Add(1)
-		if err == nil {
-			err = errors.New(l2resp.Message)
-		}
+	if err := o.l2.get(ctx, l2req.Keys, l2resp, kind); err != nil {
 		return "L2", err
 	}
 	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))

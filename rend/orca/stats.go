@@ -1,16 +1,18 @@
 package orca
 
 import (
-	"strconv"
 	"sync/atomic"
 
 	"github.com/moneta-cache/moneta/rend/l1"
+	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Stats are rend's orchestration counters, shared by the orchestrators of
 // one process. All fields are atomics, readable at any time by the stats
-// command (AppendStats) and the Prometheus collector (Collector).
+// command (AppendStats) and the Prometheus collector (Collector), which
+// both come from the Fields table.
 type Stats struct {
 	CmdGet, CmdSet, CmdTouch, CmdDelete, CmdIncr, CmdFlush atomic.Uint64
 
@@ -46,39 +48,64 @@ type Stats struct {
 	Detail atomic.Bool
 }
 
-// AppendStats appends the counters as stats lines (memcached's names where
-// memcached has one).
+// Fields lists the counters: their stats lines (memcached's names where
+// memcached has one), in the order rend's stats shows them, and their
+// Prometheus series (ns_ plus):
+//
+//	layer_lookups_total{layer=l1|l2,result=hit|miss}  client keys looked up per layer
+//	l1_fills_total{result=stored|lost|error}          L2 hits copied into L1
+//	l2_fallbacks_total                                reads sent to L2 whole (L1 down)
+//	batch_replaces_total{result=replaced|skipped}     batch-port L1 updates (hot/cold)
+//	l1_inconsistencies_total{kind=...}                chunk_miss, chunk_token_mismatch,
+//	                                                  torn_read, bad_header
+//	backend_errors_total{layer=l1|l2}                 failed backend calls
+//	l1_invalidations_total, l1_invalidation_errors_total
+var Fields = append(append(metrics.Fields[*Stats]{
+	{Stat: "cmd_get", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.CmdGet.Load()) }},
+	{Stat: "cmd_set", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.CmdSet.Load()) }},
+	{Stat: "cmd_touch", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.CmdTouch.Load()) }},
+	{Stat: "cmd_flush", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.CmdFlush.Load()) }},
+	{Stat: "get_hits", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.GetHits.Load()) }},
+	{Stat: "get_misses", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.GetMisses.Load()) }},
+	{Stat: "delete_cmds", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.CmdDelete.Load()) }},
+	{Stat: "incr_decr_cmds", Read: func(s *Stats) metrics.Value { return metrics.Uint(s.CmdIncr.Load()) }},
+	{Stat: "l1_hits", Metric: "layer_lookups_total", Labels: prometheus.Labels{"layer": "l1", "result": "hit"},
+		Help: "Client keys looked up in each layer, by result (L2 sees only L1's misses).",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1Hits.Load()) }},
+	{Stat: "l1_misses", Metric: "layer_lookups_total", Labels: prometheus.Labels{"layer": "l1", "result": "miss"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1Misses.Load()) }},
+	{Stat: "l2_hits", Metric: "layer_lookups_total", Labels: prometheus.Labels{"layer": "l2", "result": "hit"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L2Hits.Load()) }},
+	{Stat: "l2_misses", Metric: "layer_lookups_total", Labels: prometheus.Labels{"layer": "l2", "result": "miss"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L2Misses.Load()) }},
+	{Stat: "l1_fills", Metric: "l1_fills_total", Labels: prometheus.Labels{"result": "stored"},
+		Help: "L2 hits copied into L1: stored, lost (a racing fill or write was there first) or error (L1 failed).",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1Fills.Load()) }},
+	{Stat: "l1_fills_lost", Metric: "l1_fills_total", Labels: prometheus.Labels{"result": "lost"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1FillsLost.Load()) }},
+	{Stat: "l1_fill_errors", Metric: "l1_fills_total", Labels: prometheus.Labels{"result": "error"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1FillErrors.Load()) }},
+	{Stat: "l2_fallbacks", Metric: "l2_fallbacks_total", Help: "Reads that went to L2 for every key because L1 was down or failed.",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L2Fallbacks.Load()) }},
+	{Stat: "batch_replaces", Metric: "batch_replaces_total", Labels: prometheus.Labels{"result": "replaced"},
+		Help: "Batch-port writes reflected into L1 by replace: replaced (key was hot) or skipped (cold, left out of L1).",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.BatchReplaces.Load()) }},
+	{Stat: "batch_replace_skips", Metric: "batch_replaces_total", Labels: prometheus.Labels{"result": "skipped"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.BatchReplaceSkips.Load()) }},
+}, metrics.Nest(l1.CounterFields, func(s *Stats) *l1.Counters { return &s.Counters })...), metrics.Fields[*Stats]{
+	// Help comes from l1_errors' row (same metric, layer l1).
+	{Stat: "l2_errors", Metric: "backend_errors_total", Labels: prometheus.Labels{"layer": "l2"},
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L2Errors.Load()) }},
+	{Stat: "l1_invalidations", Metric: "l1_invalidations_total", Help: "Keys deleted from L1 because updating them after an L2 write failed.",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1Invalidations.Load()) }},
+	{Stat: "l1_invalidation_errors", Metric: "l1_invalidation_errors_total",
+		Help: "L1 invalidations that failed too (the key is then never served from L1 until a background delete lands).",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1InvalidationErrors.Load()) }},
+}...)
+
+// AppendStats appends the counters as stats lines (Fields).
 func (s *Stats) AppendStats(dst []protocol.Stat) []protocol.Stat {
-	u := func(name string, v *atomic.Uint64) {
-		dst = append(dst, protocol.Stat{Name: name, Value: strconv.FormatUint(v.Load(), 10)})
-	}
-	u("cmd_get", &s.CmdGet)
-	u("cmd_set", &s.CmdSet)
-	u("cmd_touch", &s.CmdTouch)
-	u("cmd_flush", &s.CmdFlush)
-	u("get_hits", &s.GetHits)
-	u("get_misses", &s.GetMisses)
-	u("delete_cmds", &s.CmdDelete)
-	u("incr_decr_cmds", &s.CmdIncr)
-	u("l1_hits", &s.L1Hits)
-	u("l1_misses", &s.L1Misses)
-	u("l2_hits", &s.L2Hits)
-	u("l2_misses", &s.L2Misses)
-	u("l1_fills", &s.L1Fills)
-	u("l1_fills_lost", &s.L1FillsLost)
-	u("l1_fill_errors", &s.L1FillErrors)
-	u("l2_fallbacks", &s.L2Fallbacks)
-	u("batch_replaces", &s.BatchReplaces)
-	u("batch_replace_skips", &s.BatchReplaceSkips)
-	u("chunk_misses", &s.ChunkMisses)
-	u("chunk_token_mismatches", &s.ChunkTokenMismatches)
-	u("torn_read_retries", &s.TornRetries)
-	u("l1_bad_headers", &s.BadHeaders)
-	u("l1_errors", &s.L1Errors)
-	u("l2_errors", &s.L2Errors)
-	u("l1_invalidations", &s.L1Invalidations)
-	u("l1_invalidation_errors", &s.L1InvalidationErrors)
-	return dst
+	return Fields.AppendStats(dst, "", s)
 }
 
 // replaced counts one batch-port L1 update (a replace): stored means the

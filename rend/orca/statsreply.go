@@ -38,14 +38,11 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	s("version", o.cfg.Version)
 	s("pointer_size", "64")
 	s("mode", o.pol.name)
-	if o.cfg.ConnStats != nil {
-		resp.Stats = o.cfg.ConnStats(resp.Stats)
-	}
 	resp.Stats = o.stats.AppendStats(resp.Stats)
 	items, total := "0", "0"
 	var rec Backend = o.l1.Backend()
 	if o.l2 != nil {
-		rec = o.l2
+		rec = o.l2.Backend()
 	}
 	sreq, sresp := o.pool.Req(), o.pool.Resp()
 	sreq.Command = protocol.CmdStats
@@ -65,10 +62,10 @@ func (o *Orca) statsReply(ctx context.Context, req *protocol.Request, resp *prot
 	o.pool.PutResp(sresp)
 	s("curr_items", items)
 	s("total_items", total)
-	s("l1_pending_invalidations", strconv.Itoa(o.pending.Len()))
+	resp.Stats = pendingFields.AppendStats(resp.Stats, "", o.pending)
 	s("l1_healthy", boolStat(o.l1.Backend().Healthy()))
 	if o.l2 != nil {
-		s("l2_healthy", boolStat(o.l2.Healthy()))
+		s("l2_healthy", boolStat(o.l2.Backend().Healthy()))
 	}
 	s("chunk_size", strconv.Itoa(o.cfg.ChunkSize))
 	s("item_size_max", strconv.Itoa(o.cfg.MaxItemSize))

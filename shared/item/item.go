@@ -487,7 +487,7 @@ func Read(req *protocol.Request, cur *Item, now int64) Outcome {
 		if h.Stale && !h.Won {
 			win = true
 		}
-		if win {
+		if win && !m.ClassicRead {
 			h.Win = true
 			n.Bits |= WinSent
 		}

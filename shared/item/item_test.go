@@ -289,3 +289,20 @@ func TestNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per run", n)
 	}
 }
+
+// A classic read sent as mg (ClassicRead, mnemonic's G) of a stale item
+// shows X but takes no W, so the next mg still wins, as after memcached's
+// classic get.
+func TestClassicReadTakesNoToken(t *testing.T) {
+	cur := Item{Value: []byte("v"), CAS: 1, Bits: Stale}
+	classic := req(protocol.CmdGet, func(r *protocol.Request) { r.Mods.Meta, r.Mods.ClassicRead = true, true })
+	o := Read(classic, &cur, now)
+	if o.Hit.Win || !o.Hit.Stale || o.Next.Bits&WinSent != 0 {
+		t.Fatalf("classic read: %+v", o.Hit)
+	}
+	next := o.Next
+	o = Read(req(protocol.CmdGet, func(r *protocol.Request) { r.Mods.Meta = true }), &next, now)
+	if !o.Hit.Win || !o.Hit.Stale || o.Next.Bits&WinSent == 0 {
+		t.Fatalf("mg after it: %+v", o.Hit)
+	}
+}

@@ -221,6 +221,12 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 			dst = appendTTLMods(dst, req, " v f c", o.kind == opGat, req.Vivify, req.Mods.VivifyExptime, 0)
 		default:
 			dst = append(dst, " v f c t"...)
+			if req.Mods.ClassicRead {
+				dst = append(dst, " G"...) // mnemonic only: see Mods.ClassicRead
+			}
+			if req.Mods.NoBump {
+				dst = append(dst, " u"...)
+			}
 			if o.kind == opGat {
 				dst = append(dst, " T"...)
 				dst = strconv.AppendInt(dst, req.Exptime, 10)

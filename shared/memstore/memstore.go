@@ -52,9 +52,6 @@ type Options struct {
 	// MaxItemSize bounds a value, also one grown by append (default
 	// protocol.DefaultMaxItemSize).
 	MaxItemSize int
-	// ConnStats, if set, appends the connection counters to the general
-	// stats; (*server.Stats).AppendStats fits.
-	ConnStats func(dst []protocol.Stat) []protocol.Stat
 }
 
 // Store is the in-memory reference handler. It is safe for concurrent use.
@@ -62,7 +59,6 @@ type Store struct {
 	now         func() time.Time
 	version     string
 	maxItemSize int
-	connStats   func([]protocol.Stat) []protocol.Stat
 	pid         int
 	started     time.Time
 	detail      atomic.Bool // "stats detail on|off"
@@ -100,7 +96,6 @@ func New(opts Options) *Store {
 		now:         opts.Now,
 		version:     opts.Version,
 		maxItemSize: opts.MaxItemSize,
-		connStats:   opts.ConnStats,
 		pid:         os.Getpid(),
 		items:       make(map[string]*entry),
 	}
@@ -428,9 +423,6 @@ func (s *Store) stats(req *protocol.Request, resp *protocol.Response, now time.T
 		protocol.Stat{Name: "version", Value: s.version},
 		protocol.Stat{Name: "pointer_size", Value: "64"},
 	)
-	if s.connStats != nil {
-		st = s.connStats(st)
-	}
 	c := &s.c
 	st = append(st,
 		protocol.Stat{Name: "cmd_get", Value: u(c.cmdGet)},

@@ -417,9 +417,6 @@ func TestMetaTokens(t *testing.T) {
 
 func TestStatsVersionVerbosity(t *testing.T) {
 	f := newFixture(t)
-	f.s.connStats = func(dst []protocol.Stat) []protocol.Stat {
-		return append(dst, protocol.Stat{Name: "curr_connections", Value: "3"})
-	}
 	f.set(protocol.CmdSet, "a", "12345", nil)
 	f.get("a")
 	f.get("zz")
@@ -432,7 +429,7 @@ func TestStatsVersionVerbosity(t *testing.T) {
 	}
 	want := map[string]string{
 		"uptime": "7", "time": strconv.FormatInt(f.now.Unix(), 10), "version": DefaultVersion,
-		"curr_connections": "3", "cmd_get": "2", "get_hits": "1", "get_misses": "1",
+		"cmd_get": "2", "get_hits": "1", "get_misses": "1",
 		"cmd_set": "1", "curr_items": "1", "total_items": "1", "bytes": "5",
 	}
 	for k, v := range want {

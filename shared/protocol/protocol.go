@@ -191,6 +191,12 @@ type Mods struct {
 	TTLBeforeSet, TTLBeforeVivify, VivifyAfterSet bool
 	// NoBump (mg u) reads without recording an access.
 	NoBump bool
+	// ClassicRead is an mg that reads as a classic get, gets, gat or gats
+	// does: it takes no W (win) token, though the reply still shows X and
+	// Z. It is mnemonic's G flag (Limits.PeerFlags), which rend sends when
+	// it reads L2 for a client's classic read, so that such a read leaves
+	// a stale item's token for the next mg, as memcached does.
+	ClassicRead bool
 }
 
 // MetaFlags records per-request meta protocol details a codec needs when
@@ -431,6 +437,10 @@ type Limits struct {
 	// MaxLineLen bounds a get/gets line (memcached: unbounded); every
 	// other text command line is bounded by 16 KiB, as memcached's.
 	MaxLineLen int
+	// PeerFlags accepts the meta flags only rend sends to mnemonic: mg's G
+	// (Mods.ClassicRead). memcached answers "CLIENT_ERROR invalid flag" to
+	// them, and so does a codec without PeerFlags (rend's own listeners).
+	PeerFlags bool
 }
 
 // Default limits, matching memcached 1.6's defaults.

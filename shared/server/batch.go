@@ -33,7 +33,35 @@ type GetBatcher interface {
 	HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error)
 }
 
-// maxGetBatch bounds the requests of one HandleGets call. Their keys are
+// RunBatcher is an optional interface of a GetBatcher that takes two more
+// kinds of pipelined runs together: meta gets (mg lines join the get runs
+// handed to HandleGets) and runs of plain sets (text set, meta ms, binary
+// set/setq), handed to HandleSets. A store that commits writes as a group
+// (mnemonic: one RocksDB WriteBatch per shard) then pays one commit for a
+// pipeline of sets instead of one per request. Only whole requests already
+// buffered are read ahead, as for gets.
+type RunBatcher interface {
+	GetBatcher
+	// HandleSets answers reqs (each CmdSet), filling resps[i] and setting
+	// errs[i] as Handle(ctx, reqs[i], resps[i]) would have, with the
+	// effects in request order (a later set of a key wins). resps arrive
+	// Reset and errs nil. The values stay valid until HandleSets returns.
+	// The codec's value budget is released request by request as the run
+	// is read, so a run may hold up to one read buffer of values that the
+	// budget no longer counts.
+	HandleSets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error)
+}
+
+// runKind is what a batch holds: gets (get, gets and, for a RunBatcher,
+// mg) or sets.
+type runKind uint8
+
+const (
+	runGets runKind = iota
+	runSets
+)
+
+// maxGetBatch bounds the requests of one HandleGets (or HandleSets) call. Their keys are
 // bounded by the connection's group size (grouping.go): no more requests
 // are read ahead once the batch has that many, and the codec cuts the
 // last one's line there, so a pipeline of huge multi-gets (or of gets of
@@ -96,10 +124,15 @@ func (g *getBatch) size() int {
 	return g.capBuf.Cap() + g.retained
 }
 
-// reset drops what the last batch left, before the burst is pooled.
+// reset drops what the last batch left, before the burst is pooled. A
+// spare keeps its value buffer (bounded by burst.oversized), as the
+// burst's own request does, so a run of sets does not allocate values anew
+// in every burst.
 func (g *getBatch) reset() {
 	for i := range g.used {
+		v := g.reqs[i].Value[:0]
 		g.reqs[i].Reset()
+		g.reqs[i].Value = v
 		g.resps[i].Reset()
 	}
 	clear(g.list[:min(g.used+1, cap(g.list))])
@@ -113,12 +146,23 @@ func isGet(req *protocol.Request) bool {
 	return req.Command == protocol.CmdGet || req.Command == protocol.CmdGets
 }
 
-// nextIsGet reports whether the read buffer starts with a whole get
-// request, which ReadRequest can then parse without reading the socket: a
-// text get or gets line in its plain form ("get k..." with no leading
-// spaces), or a binary get, getq, getk or getkq packet. Any other request is
-// simply not batched.
-func (c *conn) nextIsGet() bool {
+// inRun reports whether req belongs to a run of kind.
+func inRun(kind runKind, req *protocol.Request) bool {
+	if kind == runSets {
+		return req.Command == protocol.CmdSet
+	}
+	return isGet(req)
+}
+
+// nextIs reports whether the read buffer starts with a whole request of
+// kind, which ReadRequest can then parse without reading the socket: for
+// gets a text get or gets line in its plain form ("get k..." with no
+// leading spaces; "mg k..." for a RunBatcher), or a binary get, getq, getk
+// or getkq packet; for sets a text set or ms line with its whole data
+// block, or a binary set or setq packet. Any other request is simply not
+// batched (nor is one that parses to another command after all: an ms
+// with a mode, an mg with T).
+func (c *conn) nextIs(kind runKind) bool {
 	br := c.b.br
 	n := br.Buffered()
 	if n < len("get k\n") || c.headOff < c.headLen || c.pending() {
@@ -131,23 +175,75 @@ func (c *conn) nextIsGet() bool {
 		if n < binproto.HeaderLen || buf[0] != binaryMagic {
 			return false
 		}
-		switch binproto.Opcode(buf[1]) {
-		case binproto.OpGet, binproto.OpGetQ, binproto.OpGetK, binproto.OpGetKQ:
+		switch op := binproto.Opcode(buf[1]); {
+		case kind == runGets && (op == binproto.OpGet || op == binproto.OpGetQ || op == binproto.OpGetK || op == binproto.OpGetKQ):
+		case kind == runSets && (op == binproto.OpSet || op == binproto.OpSetQ):
 		default:
 			return false
 		}
 		return uint64(n) >= binproto.HeaderLen+uint64(binary.BigEndian.Uint32(buf[8:12]))
 	}
-	if !bytes.HasPrefix(buf, []byte("get ")) && !bytes.HasPrefix(buf, []byte("gets ")) {
+	if kind == runSets {
+		return wholeTextSet(buf)
+	}
+	if !bytes.HasPrefix(buf, []byte("get ")) && !bytes.HasPrefix(buf, []byte("gets ")) &&
+		!(c.runs && bytes.HasPrefix(buf, []byte("mg "))) {
 		return false
 	}
 	return bytes.IndexByte(buf, '\n') >= 0
 }
 
-// serveGets answers the get in the burst's req together with the whole get
-// requests buffered behind it, in one HandleGets call. It reports false if
-// the connection must close (the caller flushes what is owed).
-func (c *conn) serveGets() bool {
+// wholeTextSet reports whether buf starts with a text "set" or meta "ms"
+// line followed by its whole data block. Its byte count is the fifth token
+// of set, the third of ms; anything it cannot read is not batched (the
+// codec then answers it on its own).
+func wholeTextSet(buf []byte) bool {
+	var at int // token index of the byte count
+	switch {
+	case bytes.HasPrefix(buf, []byte("set ")):
+		at = 4
+	case bytes.HasPrefix(buf, []byte("ms ")):
+		at = 2
+	default:
+		return false
+	}
+	eol := bytes.IndexByte(buf, '\n')
+	if eol < 0 {
+		return false
+	}
+	line := buf[:eol]
+	tok := 0
+	for i := 0; i < len(line); {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		start := i
+		for i < len(line) && line[i] != ' ' && line[i] != '\r' {
+			i++
+		}
+		if start == i {
+			break
+		}
+		if tok == at {
+			n := 0
+			for _, d := range line[start:i] {
+				if d < '0' || d > '9' || n > len(buf) {
+					return false
+				}
+				n = n*10 + int(d-'0')
+			}
+			return len(buf) >= eol+1+n+2
+		}
+		tok++
+	}
+	return false
+}
+
+// serveRun answers the get (or set) in the burst's req together with the
+// whole requests of its kind buffered behind it, in one HandleGets (or
+// HandleSets) call. It reports false if the connection must close (the
+// caller flushes what is owed).
+func (c *conn) serveRun(kind runKind) bool {
 	s, b := c.srv, c.b
 	if b.gets == nil {
 		b.gets = newGetBatch()
@@ -164,15 +260,17 @@ func (c *conn) serveGets() bool {
 	var other *protocol.Request // read ahead, not a get after all
 	var otherResp *protocol.Response
 	c.codec.Reset(b.br, g.capW)
-	for len(list) < maxGetBatch && keys < c.groupKeys && c.nextIsGet() {
+	for len(list) < maxGetBatch && (kind == runSets || keys < c.groupKeys) && c.nextIs(kind) {
 		r, resp := g.spare(len(list) - 1)
 		c.reqSeq++
-		c.limitKeys(c.groupKeys - keys)
+		if kind == runGets {
+			c.limitKeys(c.groupKeys - keys)
+		}
 		if readErr = c.codec.ReadRequest(r); readErr != nil {
 			break
 		}
 		c.nreqs++
-		if !isGet(r) {
+		if !inRun(kind, r) {
 			other, otherResp = r, resp
 			break
 		}
@@ -185,12 +283,16 @@ func (c *conn) serveGets() bool {
 	b.resp.Reset()
 	errs := g.errs[:len(list)]
 	clear(errs)
-	s.gets.HandleGets(s.ctx, list, lresp, errs)
-	nb := 0
-	for i := range lresp {
-		nb += hitBytes(lresp[i])
+	if kind == runSets {
+		s.runs.HandleSets(s.ctx, list, lresp, errs)
+	} else {
+		s.gets.HandleGets(s.ctx, list, lresp, errs)
+		nb := 0
+		for i := range lresp {
+			nb += hitBytes(lresp[i])
+		}
+		c.adaptGroup(keys, nb)
 	}
-	c.adaptGroup(keys, nb)
 	for i, req := range list {
 		if errs[i] != nil {
 			c.handlerFailed(req, lresp[i], errs[i])

@@ -297,3 +297,98 @@ func TestGetBatchingSameBytesBinary(t *testing.T) {
 		t.Error("nothing was batched")
 	}
 }
+
+// memRunBatcher is a memBatcher that also takes mg and set runs; it answers
+// a set run one request at a time, in order, and records each run's size.
+type memRunBatcher struct {
+	memBatcher
+	sets []int
+}
+
+func (m *memRunBatcher) HandleSets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	m.mu.Lock()
+	m.sets = append(m.sets, len(reqs))
+	m.mu.Unlock()
+	for i, req := range reqs {
+		if req.Command != protocol.CmdSet || errs[i] != nil || resps[i].Status != protocol.StatusOK {
+			panic("HandleSets given a non-set or a dirty response/error")
+		}
+		errs[i] = m.Handle(ctx, req, resps[i])
+	}
+}
+
+// TestRunBatchingSameBytes: runs of text sets, ms and mg (with the classic
+// gets, and requests that end a run: an ms with a mode, a set whose data
+// block is malformed) are batched by a RunBatcher and answered byte for
+// byte as a plain server answers them.
+func TestRunBatchingSameBytes(t *testing.T) {
+	mb := &memRunBatcher{memBatcher: memBatcher{Store: memstore.New(memstore.Options{})}}
+	batching := startTCPServer(t, mb)
+	plain := startTCPServer(t, memstore.New(memstore.Options{}))
+	pad := "set pad 0 0 64\r\n" + strings.Repeat("p", 64) + "\r\n"
+	for _, pipeline := range []string{
+		"set a 1 0 1\r\nx\r\nset b 2 0 2\r\nyy\r\nset a 3 0 3\r\nzzz\r\nget a b\r\nmg a v f c\r\nmg b v k\r\nmg nope v\r\nquit\r\n",
+		"ms a 2 F5\r\nqq\r\nms b 1 q\r\nr\r\nms c 2 MA\r\nss\r\nms c 2 MA\r\ntt\r\nset d 0 0 1 noreply\r\nd\r\nmg a v f\r\nmg c v\r\nget d\r\nquit\r\n",
+		"set a 0 0 1\r\nx\r\nset b 0 0 2\r\nTOOLONG\r\nset c 0 0 1\r\nc\r\nget a b c\r\nquit\r\n",
+		strings.Repeat("set k 0 0 1\r\n1\r\nset k 0 0 1\r\n2\r\n", 50) + "mg k v\r\nquit\r\n",
+	} {
+		in := pad + pipeline
+		want := exchange(t, plain, in)
+		if got := exchange(t, batching, in); got != want {
+			t.Errorf("pipeline %.40q...: batching server answered\n%q\nplain server\n%q", pipeline, got, want)
+		}
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if len(mb.sets) == 0 || slices.Max(mb.sets) != maxGetBatch {
+		t.Errorf("set runs %v, want some of %d", mb.sets, maxGetBatch)
+	}
+	if mb.batched.Load() == 0 {
+		t.Error("no mg was batched")
+	}
+}
+
+// TestRunBatchingSameBytesBinary: binary set/setq runs are batched and
+// answered as a plain server answers them.
+func TestRunBatchingSameBytesBinary(t *testing.T) {
+	mb := &memRunBatcher{memBatcher: memBatcher{Store: memstore.New(memstore.Options{})}}
+	batching := startTCPServer(t, mb)
+	plain := startTCPServer(t, memstore.New(memstore.Options{}))
+	setExtras := string([]byte{0, 0, 0, 7, 0, 0, 0, 0})
+	in := binPacket(binproto.OpSet, "pad", setExtras, strings.Repeat("p", 64), 1)
+	for i := range 20 {
+		in += binPacket(binproto.OpSetQ, "a", setExtras, fmt.Sprint("v", i), uint32(100+i)) +
+			binPacket(binproto.OpSet, "b", setExtras, fmt.Sprint("w", i), uint32(200+i))
+	}
+	in += binPacket(binproto.OpSet, "c", "xx", "bad extras", 300) + binPacket(binproto.OpGetK, "a", "", "", 301) +
+		binPacket(binproto.OpGetK, "b", "", "", 302) + binPacket(binproto.OpQuit, "", "", "", 303)
+	want := exchange(t, plain, in)
+	if got := exchange(t, batching, in); got != want {
+		t.Errorf("batching server answered\n%q\nplain server\n%q", got, want)
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if len(mb.sets) == 0 {
+		t.Error("no set run was batched")
+	}
+}
+
+func TestWholeTextSet(t *testing.T) {
+	for in, want := range map[string]bool{
+		"set k 0 0 3\r\nabc\r\n":             true,
+		"set k 0 0 3\r\nabc\r":               false,
+		"set k 0 0 3 noreply\r\nabc\r\n":     true,
+		"set  k  0 0  3\r\nabc\r\nget x":     true,
+		"ms k 3 T0 F1\r\nabc\r\n":            true,
+		"ms k 3\r\nab":                       false,
+		"ms k\r\n":                           false,
+		"set k 0 0 x\r\nabc\r\n":             false,
+		"set k 0 0 99999999999999999999\r\n": false,
+		"get k\r\n":                          false,
+		"set k 0 0 3":                        false,
+	} {
+		if got := wholeTextSet([]byte(in)); got != want {
+			t.Errorf("wholeTextSet(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

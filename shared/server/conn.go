@@ -91,9 +91,11 @@ type conn struct {
 	rawN   int
 	rawErr error
 	// batchGets: the handler is a GetBatcher, so buffered gets may be
-	// served together (serveGets); binary: the connection speaks the binary
-	// protocol (its first byte), which tells nextIsGet what to look for.
+	// served together (serveRun); binary: the connection speaks the binary
+	// protocol (its first byte), which tells nextIs what to look for.
 	batchGets, binary bool
+	// runs: the handler is a RunBatcher (mg joins get runs; sets run too).
+	runs bool
 	// gs is the codec if it streams long gets in groups; groupKeys is the
 	// size of the next group (see grouping.go).
 	gs        groupStreamer
@@ -220,6 +222,7 @@ func (c *conn) acquire() {
 	if c.codec == nil {
 		c.codec = c.srv.newCodec(c.head[0])
 		c.batchGets = c.srv.gets != nil
+		c.runs = c.srv.runs != nil
 		c.binary = c.head[0] == binaryMagic
 		c.gs, _ = c.codec.(groupStreamer)
 		c.groupKeys = int(c.srv.groupKeys.Load())
@@ -275,9 +278,12 @@ func (c *conn) serveBurst() bool {
 		}
 		c.nreqs++
 		var ok bool
-		if c.batchGets && isGet(&b.req) && c.nextIsGet() {
-			ok = c.serveGets()
-		} else {
+		switch {
+		case c.batchGets && isGet(&b.req) && c.nextIs(runGets):
+			ok = c.serveRun(runGets)
+		case c.runs && b.req.Command == protocol.CmdSet && c.nextIs(runSets):
+			ok = c.serveRun(runSets)
+		default:
 			ok = c.answer(&b.req, &b.resp)
 			if b.req.Command.IsRead() {
 				c.adaptGroup(len(b.req.Keys), hitBytes(&b.resp))
@@ -337,6 +343,8 @@ func (c *conn) answer(req *protocol.Request, resp *protocol.Response) bool {
 	default:
 		if err := s.h.Handle(s.ctx, req, resp); err != nil {
 			c.handlerFailed(req, resp, err)
+		} else if req.Command == protocol.CmdStats && len(req.Args) == 0 && resp.Status == protocol.StatusOK {
+			resp.Stats = s.stats.insertStats(resp.Stats)
 		}
 	}
 	return c.writeResponse(req, resp)

@@ -15,7 +15,8 @@
 // A Handler that also implements GetBatcher receives the text get requests
 // of a pipeline that are already buffered back to back in one call, so it
 // can fetch all their keys with one backend round trip; each still gets its
-// own reply, in order.
+// own reply, in order. A RunBatcher also receives buffered meta gets with
+// the gets, and runs of buffered sets in one HandleSets call.
 //
 // A long multi-get is streamed: the text codec returns its line in groups
 // of keys sized so that one group's hits stay near Config.GetGroupBytes,
@@ -38,9 +39,10 @@
 // ports) get a Server each; pass the same Config.Stats to both so that
 // connections are counted and limited for the process as a whole.
 //
-// Handlers that answer "stats" get the connection counters from the same
-// *Stats main passed in Config.Stats (Stats.AppendStats formats them the
-// way memcached names them); Server.Stats returns that pointer too.
+// A handler's answer to a general "stats" gets the connection lines
+// (curr_connections, total_connections, ...) from the server, which inserts
+// them after the handler's pointer_size line; Server.Stats returns the
+// counters for the metrics endpoint.
 //
 // Every Handle call gets the server's context, which is cancelled when
 // Shutdown's deadline passes or Close is called: a handler waiting on a
@@ -97,6 +99,7 @@ type Server struct {
 	idleTimeout atomic.Int64 // time.Duration
 	h           protocol.Handler
 	gets        GetBatcher // h, if it batches gets; else nil
+	runs        RunBatcher // h, if it also batches mg and sets; else nil
 	// groupKeys is the multi-get group size the last connection to adapt
 	// it settled on; a new connection starts from it (see grouping.go).
 	groupKeys atomic.Int64
@@ -167,6 +170,7 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 	s.maxConns.Store(int64(cfg.MaxConns))
 	s.idleTimeout.Store(int64(cfg.IdleTimeout))
 	s.gets, _ = h.(GetBatcher)
+	s.runs, _ = h.(RunBatcher)
 	lim := cfg.Limits
 	s.newCodec = func(first byte) Codec {
 		if first == binaryMagic {

@@ -92,6 +92,7 @@ type metaFlags struct {
 	recache  int32 // R
 	hasR     bool
 	noBump   bool // u
+	classic  bool // G (Limits.PeerFlags only)
 	// Token positions of t, T and N (0: absent), because memcached
 	// applies T and N and prints t in flag order.
 	posTTL, posT, posN int
@@ -145,6 +146,11 @@ func (c *ServerCodec) preparse(first int, mf *metaFlags) (errMsg string) {
 			mf.opaque = t
 		case 'u':
 			mf.noBump = true
+		case 'G':
+			if !c.lim.PeerFlags {
+				return msgInvalidFlag
+			}
+			mf.classic = true
 		case 'P', 'L', 'h', 'l':
 			// P, L: proxy hints. Accepted and ignored.
 		case 't':
@@ -237,6 +243,7 @@ func (c *ServerCodec) applyMeta(req *protocol.Request, mf *metaFlags) {
 	m.VivifyExptime = int64(mf.vivExp)
 	m.Recache, m.HasRecache = int64(mf.recache), mf.hasR
 	m.NoBump = mf.noBump
+	m.ClassicRead = mf.classic
 	m.TTLBeforeSet = mf.posTTL != 0 && mf.posTTL < mf.posT
 	m.TTLBeforeVivify = mf.posTTL != 0 && mf.posTTL < mf.posN
 	m.VivifyAfterSet = mf.posN > mf.posT

@@ -301,3 +301,22 @@ func TestDecodeKey(t *testing.T) {
 		}
 	}
 }
+
+// mg's G (a classic read that takes no W token) is mnemonic's, accepted
+// only with Limits.PeerFlags: everywhere else it is the invalid flag
+// memcached says it is.
+func TestPeerFlagG(t *testing.T) {
+	if _, err, out := parseOne(t, "mg a v G\r\n"); !errors.Is(err, protocol.ErrReplied) || out != "CLIENT_ERROR invalid flag\r\n" {
+		t.Fatalf("without PeerFlags: %v %q", err, out)
+	}
+	c := NewServerCodec(protocol.Limits{PeerFlags: true})
+	c.Reset(bufio.NewReader(strings.NewReader("mg a v f c t G u\r\nmg b v\r\n")), bufio.NewWriter(new(bytes.Buffer)))
+	var req protocol.Request
+	if err := c.ReadRequest(&req); err != nil || !req.Mods.ClassicRead || !req.Mods.NoBump {
+		t.Fatalf("with PeerFlags: %v, mods %+v", err, req.Mods)
+	}
+	req.Reset()
+	if err := c.ReadRequest(&req); err != nil || req.Mods.ClassicRead {
+		t.Fatalf("a later mg without G: %v, mods %+v", err, req.Mods)
+	}
+}

@@ -67,7 +67,6 @@ func run(args []string) int {
 	p.shards = newShardMetrics(p.reg, opts.Shards)
 	opts.ObserveShard = p.shards.observe
 	stats := new(server.Stats)
-	opts.ConnStats = stats.AppendStats
 	st, err := store.Open(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "mnemonic: %v\n", err)
@@ -85,7 +84,8 @@ func run(args []string) int {
 		// passes binary-protocol keys with spaces or control bytes on in
 		// base64 (memcached itself allows only 250 encoded bytes).
 		Limits: protocol.Limits{MaxItemSize: opts.MaxItemSize,
-			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen)},
+			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen),
+			PeerFlags:       true}, // rend's mg G (protocol.Mods.ClassicRead)
 		Logger: log,
 		Stats:  stats,
 		Name:   "mnemonic",

@@ -171,7 +171,7 @@ func (p *daemon) registerMetrics(conns *server.Stats) {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metricsNS, Name: "build_info",
 		Help: "Always 1; the version label says which mnemonic runs.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	p.reg.MustRegister(build, newRocksCollector(p.st), server.Collector(metricsNS, "mnemonic", "Requests that failed in the store (RocksDB errors).", conns), storeCollector(p.st))
+	p.reg.MustRegister(build, newRocksCollector(p.st), server.Collector(metricsNS, conns), storeCollector(p.st))
 	p.cmds = metrics.NewCommands(p.reg, metricsNS, "l2")
 }
 

@@ -202,9 +202,9 @@ func (p *proc) start(errc chan<- error) error {
 	newOrca := func(mode orca.Mode) (*orca.Orca, error) {
 		cfg := orca.Config{Mode: mode, L1: l1, Locks: locks, Stats: p.stats, Pending: pending,
 			ChunkSize: o.ChunkSize, MaxItemSize: o.MaxItemSize, Version: version,
-			Started: p.started, ConnStats: p.conns.AppendStats, Logger: p.log}
+			Started: p.started, Logger: p.log}
 		if mode != orca.L1Only {
-			cfg.L2 = l2
+			cfg.L2, cfg.L2Peer = l2, true
 		}
 		return orca.New(cfg)
 	}

@@ -34,41 +34,16 @@ func (p *proc) registerMetrics(pending *orca.Pending) {
 	build.Set(1)
 	p.reg.MustRegister(build)
 	p.client = metrics.NewCommands(p.reg, metricsNS, "client")
-	p.reg.MustRegister(orca.Collector(metricsNS, p.stats, pending), server.Collector(metricsNS, "rend", "Requests whose handler returned an error (a backend failed).", p.conns), poolCollector("l1", p.l1))
+	p.reg.MustRegister(orca.Collector(metricsNS, p.stats, pending), server.Collector(metricsNS, p.conns), poolCollector("l1", p.l1))
 	if p.l2 != nil {
 		p.reg.MustRegister(poolCollector("l2", p.l2))
 	}
 }
 
-// poolCollector exports one backend's connection pool, from one Stats()
-// snapshot per scrape.
+// poolCollector exports one backend's connection pool (mcclient.PoolFields),
+// from one Stats() snapshot per scrape.
 func poolCollector(layer string, c *mcclient.Client) prometheus.Collector {
-	s := metrics.NewSnapshot(c.Stats)
-	n := func(name string) string { return metricsNS + "_" + name }
-	l := prometheus.Labels{"layer": layer}
-	s.Gauge(n("backend_up"), "1 while at least one connection to the backend is up.", l, func(s mcclient.PoolStats) float64 { return float64(min(s.ConnsUp, 1)) })
-	s.Gauge(n("pool_conns"), "Connections configured to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.Conns) })
-	s.Gauge(n("pool_conns_up"), "Connections to the backend currently up.", l, func(s mcclient.PoolStats) float64 { return float64(s.ConnsUp) })
-	s.Gauge(n("pool_in_flight"), "Backend calls queued or awaiting replies.", l, func(s mcclient.PoolStats) float64 { return float64(s.InFlight) })
-	s.Counter(n("pool_requests_total"), "Requests sent to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.Requests) })
-	s.Counter(n("pool_errors_total"), "Backend calls that failed in transport (timeouts included).", l, func(s mcclient.PoolStats) float64 { return float64(s.Errors) })
-	s.Counter(n("pool_timeouts_total"), "Backend calls that timed out.", l, func(s mcclient.PoolStats) float64 { return float64(s.Timeouts) })
-	s.Counter(n("pool_canceled_total"), "Backend calls whose context ended first.", l, func(s mcclient.PoolStats) float64 { return float64(s.Canceled) })
-	s.Counter(n("pool_stalls_total"), "Backend connections dropped for answering nothing within the timeout.", l, func(s mcclient.PoolStats) float64 { return float64(s.Stalls) })
-	s.Counter(n("pool_reconnects_total"), "Backend connections re-established after a drop.", l, func(s mcclient.PoolStats) float64 { return float64(s.Reconnects) })
-	s.Counter(n("pool_dial_errors_total"), "Failed connection attempts to the backend.", l, func(s mcclient.PoolStats) float64 { return float64(s.DialErrors) })
-	s.Gauge(n("backend_breaker_state"), "The backend's circuit breaker: 0 closed, 1 open (failing fast), 2 half-open (probing).", l, func(s mcclient.PoolStats) float64 {
-		switch s.Breaker {
-		case mcclient.BreakerOpen:
-			return 1
-		case mcclient.BreakerHalfOpen:
-			return 2
-		}
-		return 0
-	})
-	s.Counter(n("backend_breaker_opens_total"), "Times the backend's circuit breaker opened.", l, func(s mcclient.PoolStats) float64 { return float64(s.BreakerOpens) })
-	s.Counter(n("pool_flushes_total"), "Socket writes to the backend (requests/flushes shows pipelining).", l, func(s mcclient.PoolStats) float64 { return float64(s.Flushes) })
-	return s
+	return metrics.NewCollector(metricsNS, mcclient.PoolFields, prometheus.Labels{"layer": layer}, c.Stats)
 }
 
 // extraStats appends the general stats fields that come from the client
@@ -112,12 +87,7 @@ func (p *proc) extraStats(dst []protocol.Stat) []protocol.Stat {
 		if cl == nil {
 			return
 		}
-		s := cl.Stats()
-		add(layer+"_conns_up", uint64(s.ConnsUp))
-		add(layer+"_in_flight", uint64(s.InFlight))
-		add(layer+"_reconnects", s.Reconnects)
-		dst = append(dst, protocol.Stat{Name: layer + "_breaker", Value: s.Breaker})
-		add(layer+"_breaker_opens", s.BreakerOpens)
+		dst = mcclient.PoolFields.AppendStats(dst, layer+"_", cl.Stats())
 	}
 	pool("l1", p.l1)
 	pool("l2", p.l2)
