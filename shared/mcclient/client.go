@@ -213,13 +213,20 @@ func (c *Client) wait(ctx context.Context, cl *call) error {
 		select {
 		case <-cl.done:
 			err := cl.err
+			if err != nil && !errors.Is(err, ErrTimeout) && !time.Now().Before(cl.deadline) {
+				// The deadline passed before the failure reached us: the
+				// watchdog dropped the connection for the same silence
+				// (its ticks and the clock's race) or it failed later
+				// still. Either way the call got no reply in time.
+				err = c.timeoutErr()
+			}
 			c.putCall(cl)
 			return err
 		case <-ctx.Done():
 			cause = ctx.Err()
 		case <-tick.c:
 			if !time.Now().Before(cl.deadline) {
-				cause = fmt.Errorf("%w after %v (%s)", ErrTimeout, c.cfg.RequestTimeout, c.cfg.Addr)
+				cause = c.timeoutErr()
 			}
 		}
 	}
@@ -238,6 +245,10 @@ func (c *Client) wait(ctx context.Context, cl *call) error {
 		return nil // the reply made it after all
 	}
 	return err
+}
+
+func (c *Client) timeoutErr() error {
+	return fmt.Errorf("%w after %v (%s)", ErrTimeout, c.cfg.RequestTimeout, c.cfg.Addr)
 }
 
 func (c *Client) countErr(err error) {
