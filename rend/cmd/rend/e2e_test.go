@@ -110,9 +110,12 @@ func TestChunkedSizes(t *testing.T) {
 	sizes := []int{0, 1, cs - 1, cs, cs + 1, 1<<20 + 1, 20 << 20}
 	// 20 MiB values cross two sockets and RocksDB's WAL: on a loaded CI
 	// machine that can take longer than the default 2 s backend timeout,
-	// which would be answered as "L2 unavailable", not tested here.
-	l1only := newStack(t, false, "-backend-timeout", "20s")
-	both := newStack(t, true, "-backend-timeout", "20s")
+	// which would be answered as "L2 unavailable", not tested here. The
+	// same goes for L1: a 1 MiB value is ~1000 chunks in one pipelined
+	// batch, and a memcached starved of CPU for the 500 ms stall timeout
+	// opens L1's breaker ("L1 unavailable", seen under make unit).
+	l1only := newStack(t, false, "-backend-timeout", "20s", "-l1-stall-timeout", "20s")
+	both := newStack(t, true, "-backend-timeout", "20s", "-l1-stall-timeout", "20s")
 	ports := []struct{ name, addr string }{
 		{"l1only", l1only.rend.regular}, {"l1l2", both.rend.regular}, {"l1l2batch", both.rend.batch},
 	}
