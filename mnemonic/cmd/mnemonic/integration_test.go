@@ -517,3 +517,69 @@ func TestAdminHealthz(t *testing.T) {
 		return strings.HasPrefix(string(buf[:n]), "HTTP/1.0 200")
 	})
 }
+
+// statNum reads one general stat.
+func statNum(t *testing.T, c *textConn, name string) uint64 {
+	t.Helper()
+	c.send("stats\r\n")
+	var v uint64
+	for {
+		l := c.line()
+		if l == "END" {
+			return v
+		}
+		if f := strings.Fields(l); len(f) == 3 && f[1] == name {
+			fmt.Sscan(f[2], &v)
+		}
+	}
+}
+
+// TestPipelinedRunsSurviveKill9: sets pipelined as rend sends them (meta ms,
+// a hundred per write) are committed in groups (server.RunBatcher, one
+// WriteBatch per shard), every acknowledged one survives kill -9, and mg
+// lines pipelined the same way are looked up together (one MultiGet per
+// shard) and answer in order.
+func TestPipelinedRunsSurviveKill9(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := startMnemonic(t, data)
+	c := dialText(t, p.addr)
+	const n, per = 2000, 100
+	var b strings.Builder
+	for i := 0; i < n; i += per {
+		b.Reset()
+		for j := i; j < i+per; j++ {
+			v := fmt.Sprint("value", j)
+			fmt.Fprintf(&b, "ms key%d %d F%d T0\r\n%s\r\n", j%(n/2), len(v), j, v)
+		}
+		c.send(b.String())
+		for j := i; j < i+per; j++ {
+			c.expect("HD")
+		}
+	}
+	commits, ops := statNum(t, c, "rocksdb_write_commits"), statNum(t, c, "rocksdb_write_ops")
+	if ops != n || commits >= ops {
+		t.Errorf("%d sets in %d RocksDB writes of %d operations: not grouped", n, commits, ops)
+	}
+	t.Logf("%d sets: %d RocksDB writes", ops, commits)
+	p.crash()
+
+	p = startMnemonic(t, data)
+	c = dialText(t, p.addr)
+	for i := 0; i < n/2; i += per {
+		b.Reset()
+		for j := i; j < i+per; j++ {
+			fmt.Fprintf(&b, "mg key%d v f\r\nmg nokey%d v\r\n", j, j)
+		}
+		c.send(b.String())
+		for j := i; j < i+per; j++ {
+			// Each key was last written by the second half of the run.
+			v := fmt.Sprint("value", j+n/2)
+			c.expect(fmt.Sprintf("VA %d f%d", len(v), j+n/2), v, "EN")
+		}
+	}
+	calls, keys := statNum(t, c, "rocksdb_read_calls"), statNum(t, c, "rocksdb_read_keys")
+	if keys != n || calls*4 > keys {
+		t.Errorf("%d mg lines in %d RocksDB lookups of %d keys: not batched", n, calls, keys)
+	}
+	t.Logf("%d mg keys: %d RocksDB lookups", keys, calls)
+}
