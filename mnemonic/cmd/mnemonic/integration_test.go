@@ -542,7 +542,7 @@ func statNum(t *testing.T, c *textConn, name string) uint64 {
 func TestPipelinedRunsSurviveKill9(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startMnemonic(t, data)
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	const n, per = 2000, 100
 	var b strings.Builder
 	for i := 0; i < n; i += per {
@@ -564,7 +564,7 @@ func TestPipelinedRunsSurviveKill9(t *testing.T) {
 	p.crash()
 
 	p = startMnemonic(t, data)
-	c = dialText(t, p.addr)
+	c = dialText(t, p.Addr)
 	for i := 0; i < n/2; i += per {
 		b.Reset()
 		for j := i; j < i+per; j++ {
