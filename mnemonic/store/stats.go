@@ -9,7 +9,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // counters are the store's memcached-style statistics.
@@ -26,40 +28,137 @@ type counters struct {
 	// wal.go), walDroppedWrites their readable entries, walTornTails WAL
 	// files that ended in a partly written record (not zeroed either).
 	walDroppedRecords, walDroppedWrites, walTornTails atomic.Uint64
+	// writeCommits counts RocksDB writes (WriteBatches) and writeOps the
+	// puts and deletes in them; readCalls counts lookups into RocksDB (one
+	// MultiGet or Get of one shard) and readKeys their keys. Their ratios
+	// are the commit group and lookup batch sizes (writebatch.go,
+	// multiget.go).
+	writeCommits, writeOps, readCalls, readKeys atomic.Uint64
 }
 
-// Counters is a snapshot of the store's memcached-style counters that
-// /metrics exports beside the per-command metrics (which cannot tell an
-// expired or flushed miss from an absent key).
-type Counters struct {
-	GetExpired, GetFlushed, ItemsWritten uint64
-	// DiskFullRefused counts writes refused because the disk was full;
-	// ShardFaults shards that stopped taking writes; ShardReopens the
-	// reopens that brought one back.
-	DiskFullRefused, ShardFaults, ShardReopens uint64
-	// DiskFreeBytes is the free space of the data directory's file system
-	// at the last check; DiskFull is true while writes are refused for it.
-	DiskFreeBytes int64
-	DiskFull      bool
-	// WALDroppedRecords are WAL records a recovery did not replay (they
-	// may hold acknowledged writes), WALDroppedWrites the keys written or
-	// deleted in those of them that could be read, WALTornTails recoveries
-	// that dropped a final, partly written (never acknowledged) record.
-	WALDroppedRecords, WALDroppedWrites, WALTornTails uint64
+// commandFields are memcached's per-command counters (stats reset zeroes
+// them), in memcached's order. The per-command metrics count the same
+// requests, so only what those cannot tell apart is exported here.
+var commandFields = metrics.Fields[*Store]{
+	{Stat: "cmd_get", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.cmdGet.Load()) }},
+	{Stat: "cmd_set", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.cmdSet.Load()) }},
+	{Stat: "cmd_flush", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.cmdFlush.Load()) }},
+	{Stat: "cmd_touch", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.cmdTouch.Load()) }},
+	{Stat: "get_hits", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.getHits.Load()) }},
+	{Stat: "get_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.getMisses.Load()) }},
+	{Stat: "get_expired", Metric: "get_expired_total", Help: "Reads that found an expired record (answered as misses).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.getExpired.Load()) }},
+	{Stat: "get_flushed", Metric: "get_flushed_total", Help: "Reads that found a record flush_all invalidated (answered as misses).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.getFlushed.Load()) }},
+	{Stat: "delete_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.deleteMisses.Load()) }},
+	{Stat: "delete_hits", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.deleteHits.Load()) }},
+	{Stat: "incr_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.incrMisses.Load()) }},
+	{Stat: "incr_hits", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.incrHits.Load()) }},
+	{Stat: "decr_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.decrMisses.Load()) }},
+	{Stat: "decr_hits", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.decrHits.Load()) }},
+	{Stat: "cas_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.casMisses.Load()) }},
+	{Stat: "cas_hits", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.casHits.Load()) }},
+	{Stat: "cas_badval", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.casBadval.Load()) }},
+	{Stat: "touch_hits", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.touchHits.Load()) }},
+	{Stat: "touch_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.touchMisses.Load()) }},
+	{Stat: "total_items", Metric: "items_written_total", Help: "Records written (memcached's total_items).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.totalItems.Load()) }},
+	{Stat: "rocksdb_write_commits", Metric: "rocksdb_write_commits_total", Help: "RocksDB writes (WriteBatches) made; rocksdb_write_ops per commit is the commit group size.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.writeCommits.Load()) }},
+	{Stat: "rocksdb_write_ops", Metric: "rocksdb_write_ops_total", Help: "Puts and deletes in the RocksDB writes made.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.writeOps.Load()) }},
+	{Stat: "rocksdb_read_calls", Metric: "rocksdb_read_calls_total", Help: "RocksDB lookups (one MultiGet or Get of one shard); rocksdb_read_keys per call is the lookup batch size.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readCalls.Load()) }},
+	{Stat: "rocksdb_read_keys", Metric: "rocksdb_read_keys_total", Help: "Keys looked up in RocksDB.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readKeys.Load()) }},
 }
 
-// Counters returns the current counters.
-func (s *Store) Counters() Counters {
-	return Counters{GetExpired: s.stats.getExpired.Load(), GetFlushed: s.stats.getFlushed.Load(),
-		ItemsWritten: s.stats.totalItems.Load(), DiskFullRefused: s.guard.refused.Load(),
-		ShardFaults: s.stats.shardFaults.Load(), ShardReopens: s.stats.shardReopens.Load(),
-		DiskFreeBytes: s.guard.free.Load(), DiskFull: s.guard.full.Load(),
-		WALDroppedRecords: s.stats.walDroppedRecords.Load(), WALDroppedWrites: s.stats.walDroppedWrites.Load(),
-		WALTornTails: s.stats.walTornTails.Load()}
+// healthFields are the store's memory, disk, shard and WAL health (not
+// zeroed by stats reset). The block cache row reads the cache: its callers
+// hold life and have checked that the store is open.
+var healthFields = metrics.Fields[*Store]{
+	{Stat: "block_cache_bytes", Metric: "block_cache_bytes", Kind: metrics.Gauge, Help: "Memory used by the block cache all shards share.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.cache.GetUsage()) }},
+	{Stat: "disk_free_bytes", Metric: "disk_free_bytes", Kind: metrics.Gauge, Help: "Free space of the data directory's file system at the last check (every 100ms).",
+		Read: func(s *Store) metrics.Value { return metrics.Int(s.guard.free.Load()) }},
+	{Stat: "disk_full", Metric: "disk_full", Kind: metrics.Gauge, Help: "1 while writes are refused because the disk is full.",
+		Read: func(s *Store) metrics.Value { return metrics.Bool(s.guard.full.Load()) }},
+	{Stat: "disk_full_refused", Metric: "disk_full_refused_total", Help: "Writes refused because the disk was full (SERVER_ERROR out of disk space).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.guard.refused.Load()) }},
+	{Stat: "shard_faults", Metric: "shard_faults_total", Help: "Times a shard stopped taking writes (a failed write or a RocksDB background error).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.shardFaults.Load()) }},
+	{Stat: "shard_reopens", Metric: "shard_reopens_total", Help: "Times a read-only or stopped shard was reopened read-write.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.shardReopens.Load()) }},
+	{Stat: "wal_dropped_records", Metric: "wal_dropped_records_total", Help: "WAL records a shard's recovery did not replay (kPointInTimeRecovery stops at the first unreadable one); they may hold acknowledged writes.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.walDroppedRecords.Load()) }},
+	{Stat: "wal_dropped_writes", Metric: "wal_dropped_writes_total", Help: "Keys written or deleted in the readable WAL records recovery dropped.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.walDroppedWrites.Load()) }},
+	{Stat: "wal_torn_tails", Metric: "wal_torn_tails_total", Help: "Recoveries that dropped a partly written final WAL record (cut by a crash, never acknowledged).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.walTornTails.Load()) }},
 }
 
-// BlockCacheBytes is the memory the shared block cache uses now.
-func (s *Store) BlockCacheBytes() uint64 { return s.cache.GetUsage() }
+// shardFields are one shard's RocksDB figures: stats lines shard_<N>_<name>,
+// metrics rocksdb_<name>{shard="<N>"}.
+var shardFields = metrics.Fields[ShardStats]{
+	{Stat: "keys", Metric: "rocksdb_estimated_keys", Kind: metrics.Gauge, Help: "Estimated keys (overwritten and expired records not yet compacted included).",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.Keys) }},
+	{Stat: "disk_bytes", Metric: "rocksdb_disk_bytes", Kind: metrics.Gauge, Help: "Bytes of every file in the shard's directory (what the disk budget counts).",
+		Read: func(s ShardStats) metrics.Value { return metrics.Int(s.DiskBytes) }},
+	{Stat: "live_data_bytes", Metric: "rocksdb_live_data_bytes", Kind: metrics.Gauge, Help: "Bytes of table and blob files.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.LiveDataBytes) }},
+	{Stat: "pending_compaction_bytes", Metric: "rocksdb_pending_compaction_bytes", Kind: metrics.Gauge, Help: "Estimated bytes compaction has to rewrite.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.PendingCompactionBytes) }},
+	{Stat: "l0_files", Metric: "rocksdb_l0_files", Kind: metrics.Gauge, Help: "Table files in level 0 (many of them slow reads and then stall writes).",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.L0Files) }},
+	{Stat: "memtable_bytes", Metric: "rocksdb_memtable_bytes", Kind: metrics.Gauge, Help: "Bytes of the active and immutable memtables.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.MemtableBytes) }},
+	{Stat: "write_stopped", Metric: "rocksdb_write_stopped", Kind: metrics.Gauge, Help: "1 while RocksDB stops writes to the shard.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Bool(s.WriteStopped) }},
+	{Stat: "delayed_write_rate", Metric: "rocksdb_delayed_write_rate_bytes", Kind: metrics.Gauge, Help: "Rate writes are slowed to, in bytes/s; 0 when they are not delayed.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.DelayedWriteRate) }},
+	{Stat: "stall_seconds", Metric: "rocksdb_stall_seconds_total", Help: "Time writes were stalled (stopped or delayed) since start.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Float(s.StallSeconds) }},
+	{Stat: "running_compactions", Metric: "rocksdb_running_compactions", Kind: metrics.Gauge, Help: "Compactions running now.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.RunningCompactions) }},
+	{Metric: "rocksdb_running_flushes", Kind: metrics.Gauge, Help: "Memtable flushes running now.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.RunningFlushes) }},
+	{Stat: "background_errors", Metric: "rocksdb_background_errors_total", Help: "Flushes and compactions that failed since the shard was opened.",
+		Read: func(s ShardStats) metrics.Value { return metrics.Uint(s.BackgroundErrors) }},
+	{Stat: "down", Metric: "rocksdb_shard_down", Kind: metrics.Gauge, Help: "1 while the shard takes no writes (read-only on a full disk, or stopped by an error until reopened).",
+		Read: func(s ShardStats) metrics.Value { return metrics.Bool(s.Down) }},
+}
+
+// Collector exports the store's counters, health and per-shard RocksDB
+// figures as Prometheus metrics named ns_..., read at scrape time (one
+// ShardStats per scrape), so they cost the request path nothing. A closed
+// store exports nothing rather than stale figures (its cache is freed).
+func (s *Store) Collector(ns string) prometheus.Collector {
+	self := func() *Store { return s }
+	return &storeCollector{s: s, c: metrics.Collectors{
+		metrics.NewCollector(ns, commandFields, nil, self),
+		metrics.NewCollector(ns, healthFields, nil, self),
+		metrics.NewListCollector(ns, shardFields, "shard", s.shardStats),
+	}}
+}
+
+type storeCollector struct {
+	s *Store
+	c metrics.Collectors
+}
+
+// Describe implements prometheus.Collector.
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) { c.c.Describe(ch) }
+
+// Collect implements prometheus.Collector. It holds life so that Close
+// cannot free the cache and the shards while they are read.
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.life.RLock()
+	defer c.s.life.RUnlock()
+	if c.s.closed {
+		return
+	}
+	c.c.Collect(ch)
+}
 
 // reset zeroes every counter (stats reset).
 func (c *counters) reset() {
@@ -69,6 +168,7 @@ func (c *counters) reset() {
 		&c.casHits, &c.casMisses, &c.casBadval,
 		&c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.deleteHits, &c.deleteMisses, &c.cmdFlush,
+		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys,
 	} {
 		v.Store(0)
 	}
@@ -99,13 +199,20 @@ type ShardStats struct {
 	Down bool
 }
 
-// ShardStats returns the figures of every shard.
+// ShardStats returns the figures of every shard; nil once the store is
+// closed.
 func (s *Store) ShardStats() []ShardStats {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.closed {
 		return nil
 	}
+	return s.shardStats()
+}
+
+// shardStats is ShardStats for a caller that holds life and has found the
+// store open (a second RLock could deadlock behind a waiting Close).
+func (s *Store) shardStats() []ShardStats {
 	out := make([]ShardStats, len(s.shards))
 	for i, sh := range s.shards {
 		st := &out[i]
@@ -221,7 +328,6 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 		resp.Status = protocol.StatusNotFound
 		return
 	}
-	st := &s.stats
 	i("pid", int64(os.Getpid()))
 	i("uptime", int64(now.Sub(s.start)/time.Second))
 	i("time", now.Unix())
@@ -232,28 +338,9 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 		add("rusage_user", rusageString(ru.Utime))
 		add("rusage_system", rusageString(ru.Stime))
 	}
-	u("cmd_get", st.cmdGet.Load())
-	u("cmd_set", st.cmdSet.Load())
-	u("cmd_flush", st.cmdFlush.Load())
-	u("cmd_touch", st.cmdTouch.Load())
-	u("get_hits", st.getHits.Load())
-	u("get_misses", st.getMisses.Load())
-	u("get_expired", st.getExpired.Load())
-	u("get_flushed", st.getFlushed.Load())
-	u("delete_misses", st.deleteMisses.Load())
-	u("delete_hits", st.deleteHits.Load())
-	u("incr_misses", st.incrMisses.Load())
-	u("incr_hits", st.incrHits.Load())
-	u("decr_misses", st.decrMisses.Load())
-	u("decr_hits", st.decrHits.Load())
-	u("cas_misses", st.casMisses.Load())
-	u("cas_hits", st.casHits.Load())
-	u("cas_badval", st.casBadval.Load())
-	u("touch_hits", st.touchHits.Load())
-	u("touch_misses", st.touchMisses.Load())
-	u("total_items", st.totalItems.Load())
-
-	shards := s.ShardStats()
+	resp.Stats = commandFields.AppendStats(resp.Stats, "", s)
+	// Handle holds life and found the store open.
+	shards := s.shardStats()
 	var keys uint64
 	var disk int64
 	for _, sh := range shards {
@@ -263,32 +350,11 @@ func (s *Store) statsReply(req *protocol.Request, resp *protocol.Response, now t
 	u("curr_items", keys)
 	i("bytes", disk)
 	i("limit_maxbytes", s.opts.MaxDiskBytes)
-	u("block_cache_bytes", s.cache.GetUsage())
 	i("shards", int64(len(shards)))
 	for n, sh := range shards {
-		p := "shard_" + strconv.Itoa(n) + "_"
-		u(p+"keys", sh.Keys)
-		i(p+"disk_bytes", sh.DiskBytes)
-		u(p+"live_data_bytes", sh.LiveDataBytes)
-		u(p+"pending_compaction_bytes", sh.PendingCompactionBytes)
-		u(p+"l0_files", sh.L0Files)
-		u(p+"memtable_bytes", sh.MemtableBytes)
-		add(p+"write_stopped", strconv.FormatBool(sh.WriteStopped))
-		u(p+"delayed_write_rate", sh.DelayedWriteRate)
-		add(p+"stall_seconds", strconv.FormatFloat(sh.StallSeconds, 'f', 3, 64))
-		u(p+"running_compactions", sh.RunningCompactions)
-		u(p+"background_errors", sh.BackgroundErrors)
-		add(p+"down", strconv.FormatBool(sh.Down))
+		resp.Stats = shardFields.AppendStats(resp.Stats, "shard_"+strconv.Itoa(n)+"_", sh)
 	}
-	c := s.Counters()
-	i("disk_free_bytes", c.DiskFreeBytes)
-	add("disk_full", strconv.FormatBool(c.DiskFull))
-	u("disk_full_refused", c.DiskFullRefused)
-	u("shard_faults", c.ShardFaults)
-	u("shard_reopens", c.ShardReopens)
-	u("wal_dropped_records", c.WALDroppedRecords)
-	u("wal_dropped_writes", c.WALDroppedWrites)
-	u("wal_torn_tails", c.WALTornTails)
+	resp.Stats = healthFields.AppendStats(resp.Stats, "", s)
 }
 
 func rusageString(tv syscall.Timeval) string {

@@ -31,6 +31,14 @@ type Client struct {
 	rr    atomic.Uint32 // round-robin start for pick
 	calls sync.Pool     // *call
 
+	// tick is the clock waiting callers check their deadlines by: the clock
+	// goroutine closes the current channel every tickEvery and installs a
+	// new one. One timer for the Client instead of a timer set and stopped
+	// per call (each a lock and a heap update in the runtime); a call times
+	// out up to tickEvery after its RequestTimeout.
+	tick      atomic.Pointer[tick]
+	tickEvery time.Duration
+
 	// br is the circuit breaker (breaker.go).
 	br breaker
 
@@ -48,6 +56,31 @@ type Client struct {
 	reconnects atomic.Uint64
 	dialErrs   atomic.Uint64
 	flushes    atomic.Uint64
+}
+
+// tick is one period of the Client's clock; c is closed when it ends.
+type tick struct{ c chan struct{} }
+
+// tickPeriod is the clock's period for a request timeout: a tenth of it,
+// between 1 ms and 100 ms.
+func tickPeriod(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, time.Millisecond), 100*time.Millisecond)
+}
+
+// runClock ends a tick every tickEvery until Close.
+func (c *Client) runClock() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.tickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			old := c.tick.Swap(&tick{c: make(chan struct{})})
+			close(old.c)
+		case <-c.ctx.Done():
+			return
+		}
+	}
 }
 
 // slot is one of the Config.Conns connections: a goroutine that keeps a
@@ -79,7 +112,11 @@ func New(cfg Config) (*Client, error) {
 		errUnavailable: fmt.Errorf("%w (%s)", ErrUnavailable, cfg.Addr),
 		errClosed:      fmt.Errorf("%w (%s)", ErrClosed, cfg.Addr),
 		errOpen:        fmt.Errorf("%w (%s): circuit open", ErrUnavailable, cfg.Addr),
+		tickEvery:      tickPeriod(cfg.RequestTimeout),
 	}
+	c.tick.Store(&tick{c: make(chan struct{})})
+	c.wg.Add(1)
+	go c.runClock()
 	var first sync.WaitGroup
 	first.Add(cfg.Conns)
 	for i := range c.slots {
@@ -127,15 +164,15 @@ func (c *Client) call(ctx context.Context, cl *call, reqs []*protocol.Request, r
 		return c.errClosed
 	}
 	cl.reqs, cl.resps = reqs, resps
-	cl.ops = prepare(cl.ops[:0], reqs, resps, c.cfg.MaxValueSize, c.cfg.MaxBase64KeyLen, time.Now(), c.cfg.ClassicGets)
+	now := time.Now()
+	cl.ops = prepare(cl.ops[:0], reqs, resps, c.cfg.MaxValueSize, c.cfg.MaxBase64KeyLen, now, c.cfg.ClassicGets)
 	c.requests.Add(uint64(len(reqs)))
 	if len(cl.ops) == 0 {
 		c.putCall(cl)
 		return nil
 	}
-	cl.timer.Reset(c.cfg.RequestTimeout)
+	cl.deadline = now.Add(c.cfg.RequestTimeout)
 	if err := c.send(ctx, cl); err != nil {
-		cl.timer.Stop()
 		c.putCall(cl)
 		c.countErr(err)
 		return err
@@ -171,33 +208,36 @@ func (c *Client) send(ctx context.Context, cl *call) error {
 // timeout to end the wait first.
 func (c *Client) wait(ctx context.Context, cl *call) error {
 	var cause error
-	select {
-	case <-cl.done:
-		err := cl.err
-		cl.timer.Stop()
-		c.putCall(cl)
-		return err
-	case <-ctx.Done():
-		cause = ctx.Err()
-	case <-cl.timer.C:
-		cause = fmt.Errorf("%w after %v (%s)", ErrTimeout, c.cfg.RequestTimeout, c.cfg.Addr)
-	}
-	cl.timer.Stop()
-	for {
-		s := cl.state.Load()
-		if s != stQueued && s != stSent {
-			break
+	for cause == nil {
+		tick := c.tick.Load()
+		select {
+		case <-cl.done:
+			err := cl.err
+			if err != nil && !errors.Is(err, ErrTimeout) && !time.Now().Before(cl.deadline) {
+				// The deadline passed before the failure reached us: the
+				// watchdog dropped the connection for the same silence
+				// (its ticks and the clock's race) or it failed later
+				// still. Either way the call got no reply in time.
+				err = c.timeoutErr()
+			}
+			c.putCall(cl)
+			return err
+		case <-ctx.Done():
+			cause = ctx.Err()
+		case <-tick.c:
+			if !time.Now().Before(cl.deadline) {
+				cause = c.timeoutErr()
+			}
 		}
-		// Nobody touches the Requests or Responses in these states, so the
-		// caller may leave; the pipe discards the reply and recycles cl.
-		if cl.state.CompareAndSwap(s, stAbandoned) {
-			return cause
-		}
 	}
-	// The writer is copying the Requests or the reader is filling the
-	// Responses: both finish soon, or the connection watchdog kills a reply
-	// that stalls midway. Leaving now would let them touch memory the caller
-	// is about to reuse.
+	// Nobody touches the Requests or Responses in stSent, so the caller may
+	// leave; the pipe discards the reply and recycles cl.
+	if cl.state.CompareAndSwap(stSent, stAbandoned) {
+		return cause
+	}
+	// The reader is filling the Responses: it finishes soon, or the
+	// connection watchdog kills a reply that stalls midway. Leaving now
+	// would let it touch memory the caller is about to reuse.
 	<-cl.done
 	err := cl.err
 	c.putCall(cl)
@@ -205,6 +245,10 @@ func (c *Client) wait(ctx context.Context, cl *call) error {
 		return nil // the reply made it after all
 	}
 	return err
+}
+
+func (c *Client) timeoutErr() error {
+	return fmt.Errorf("%w after %v (%s)", ErrTimeout, c.cfg.RequestTimeout, c.cfg.Addr)
 }
 
 func (c *Client) countErr(err error) {
@@ -247,9 +291,7 @@ func (c *Client) getCall() *call {
 	if v := c.calls.Get(); v != nil {
 		return v.(*call)
 	}
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &call{done: make(chan struct{}, 1), timer: t}
+	return &call{done: make(chan struct{}, 1)}
 }
 
 // putCall returns cl to the pool, dropping references to caller memory.
@@ -418,7 +460,7 @@ func (c *Client) serve(s *slot, p *pipe) bool {
 	// The watchdog drops a connection that has had requests outstanding
 	// and completed none for RequestTimeout: replies come in order, so one
 	// stuck reply blocks all behind it, and only a new connection helps.
-	// Callers time out on their own timers; this also covers calls whose
+	// Callers time out on their own deadlines; this also covers calls whose
 	// callers already left.
 	limit, trips := c.stallLimit()
 	tick := time.NewTicker(min(max(limit/10, time.Millisecond), 100*time.Millisecond))

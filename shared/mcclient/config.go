@@ -77,9 +77,49 @@ type Config struct {
 	// callers that keep the expiry elsewhere (rend's L1 headers); gat and
 	// shorter gets always use mg.
 	ClassicGets bool
+	// Writes says who writes each connection's requests to the socket
+	// (the zero value, WriteCombine, is the default).
+	Writes WriteMode
 	// Logger receives connection events (connect, drop, reconnect). Nil
 	// discards them.
 	Logger *slog.Logger
+}
+
+// WriteMode is who writes a connection's requests to its socket.
+type WriteMode uint8
+
+const (
+	// WriteCombine: callers append their commands to the connection's
+	// buffer under a lock, and the first one to find nobody writing writes
+	// for all who joined meanwhile. No goroutine hand-off per call; a
+	// connection's writer goroutine only finishes writes the socket did not
+	// take at once.
+	WriteCombine WriteMode = iota
+	// WriteHandoff: callers leave their commands in the buffer and a writer
+	// goroutine per connection writes them (one wake-up per batch).
+	WriteHandoff
+)
+
+// String is the mode's name, as ParseWriteMode takes it.
+func (m WriteMode) String() string {
+	switch m {
+	case WriteCombine:
+		return "combine"
+	case WriteHandoff:
+		return "handoff"
+	}
+	return fmt.Sprintf("WriteMode(%d)", uint8(m))
+}
+
+// ParseWriteMode reads "combine" or "handoff".
+func ParseWriteMode(s string) (WriteMode, error) {
+	switch s {
+	case "combine":
+		return WriteCombine, nil
+	case "handoff":
+		return WriteHandoff, nil
+	}
+	return 0, fmt.Errorf("mcclient: write mode %q: want combine or handoff", s)
 }
 
 // EnsureDefaults fills zero fields with the defaults.
@@ -146,6 +186,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mcclient: BackoffMin %v above BackoffMax %v", c.BackoffMin, c.BackoffMax)
 	case c.BreakerStall < 0 || c.BreakerOpen < 0:
 		return fmt.Errorf("mcclient: negative breaker time %v / %v", c.BreakerStall, c.BreakerOpen)
+	case c.Writes > WriteHandoff:
+		return fmt.Errorf("mcclient: unknown write mode %v", c.Writes)
 	case c.MaxValueSize < 0:
 		return fmt.Errorf("mcclient: negative MaxValueSize %d", c.MaxValueSize)
 	}

@@ -49,23 +49,32 @@
 //
 // # Pipelining
 //
-// Each connection has a writer goroutine that drains a bounded queue of calls
-// into one buffer and writes it with one syscall when the queue is momentarily
-// empty, and a reader goroutine that parses replies in order and completes the
-// calls. A call (one Handle, or one Do batch, which always stays together on
-// one connection) waits on a pooled completion channel: no goroutine and, in
-// the steady state, no allocation per request.
+// A call (one Handle, or one Do batch, which always stays together on one
+// connection) encodes its commands into its connection's write buffer under
+// a lock. With Config.Writes = WriteCombine (the default) the first caller
+// to find nobody writing writes the buffer with one syscall, including the
+// commands of every caller who joined while it wrote (it yields once first
+// when other calls are in flight, so that the callers their replies wake can
+// join); the others just wait for their replies. A socket that does not take
+// a write at once hands the rest to the connection's writer goroutine, so a
+// caller never blocks on the socket. With WriteHandoff the writer goroutine
+// does every write (one wake-up per batch). A reader goroutine per
+// connection parses replies in order and completes the calls. A call waits
+// on a pooled completion channel: no goroutine and, in the steady state, no
+// allocation per request.
 //
 // # Timeouts and cancellation
 //
-// A call waits at most RequestTimeout (ErrTimeout) or until its context ends
-// (ctx.Err()), except in two short windows where leaving would let the pipe
-// touch the caller's memory afterwards: while the writer copies the call's
-// Requests into its buffer, and once the call's reply has started to arrive.
-// A caller who leaves earlier abandons the call; its reply is read and
-// discarded. Separately, a watchdog drops any connection that has had calls
-// outstanding and completed none for RequestTimeout, which fails everything
-// on it and bounds both windows.
+// A call waits about RequestTimeout (ErrTimeout) or until its context ends
+// (ctx.Err()), except once its reply has started to arrive: leaving then
+// would let the reader write into the caller's Responses afterwards. A
+// caller who leaves earlier abandons the call; its reply is read and
+// discarded. There is no timer per call: waiting callers check their
+// deadline at each tick of a clock shared by the Client (a tenth of
+// RequestTimeout, between 1 ms and 100 ms), so a call times out between
+// RequestTimeout and one tick later. Separately, a watchdog drops any
+// connection that has had calls outstanding and completed none for
+// RequestTimeout, which fails everything on it and bounds the reply window.
 //
 // # Ownership
 //

@@ -63,9 +63,16 @@ func silentServer(tb testing.TB, read bool) string {
 }
 
 // TestConcurrency runs many goroutines, each over its own keys, through
-// Handle and Do on shared connections, and checks every answer.
+// Handle and Do on shared connections, and checks every answer, with each
+// write mode.
 func TestConcurrency(t *testing.T) {
-	c := newClient(t, mctest.Start(t).Addr)
+	for _, mode := range []WriteMode{WriteCombine, WriteHandoff} {
+		t.Run(mode.String(), func(t *testing.T) { testConcurrency(t, mode) })
+	}
+}
+
+func testConcurrency(t *testing.T, mode WriteMode) {
+	c := newClient(t, mctest.Start(t).Addr, func(c *Config) { c.Writes = mode })
 	const workers, rounds = 32, 150
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)

@@ -9,21 +9,21 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
-// A call moves through these states. The caller's Request may be read only
-// in stEncoding and stReading (its keys, to match classic gets replies) and
-// its Responses written only in stReading; a caller whose
-// context ends may walk away (stAbandoned) only from the states in which
-// nobody touches them, and otherwise waits for the short remainder. Every
-// transition is a CAS, so the caller and the pipe never both act on a call.
+// A call moves through these states. The caller encodes its own Requests
+// (under the pipe's write lock, enqueue), so the pipe reads a Request only in
+// stReading (its keys, to match classic gets replies), and writes the
+// Responses only in stReading; a caller whose context ends may walk away
+// (stAbandoned) only from stSent, in which nobody touches them, and otherwise
+// waits for the short remainder. Every transition is a CAS, so the caller
+// and the pipe never both act on a call.
 const (
-	stQueued    int32 = iota // in the send queue, not yet looked at
-	stEncoding               // the writer is copying the Requests into its buffer
-	stSent                   // encoded; the Requests are no longer needed
+	stSent      int32 = iota // encoded and queued for the reader; the Requests are no longer needed
 	stReading                // the reader is filling the Responses
 	stDone                   // finished; the caller receives on done
 	stAbandoned              // the caller left; the pipe recycles the call
@@ -38,8 +38,10 @@ type call struct {
 	done chan struct{}
 	// err is the transport failure, written by the pipe before done.
 	err error
-	// timer bounds the caller's wait (Config.RequestTimeout); reused.
-	timer *time.Timer
+	// deadline ends the caller's wait (Config.RequestTimeout after the call
+	// started). No timer per call: waiting callers check it at each tick of
+	// the Client's clock (Client.tick).
+	deadline time.Time
 
 	reqs  []*protocol.Request
 	resps []*protocol.Response
@@ -52,22 +54,55 @@ type call struct {
 
 // pipe is one live connection. It is never reused: when the connection fails,
 // the pipe drains and its slot dials a new one.
+//
+// Writes are combined (see enqueue and flush): a caller appends its commands
+// to wbuf under wmu, and the first caller to find nobody flushing takes the
+// flush token and writes everything buffered, its own commands and those of
+// the callers who arrived meanwhile, with one syscall. The writer goroutine
+// holds the token only when the socket is full (the rest of a write then
+// waits there, not in a caller who must stay free to time out), or always
+// when Config.Writes is WriteHandoff.
 type pipe struct {
-	c  *Client
-	nc net.Conn
+	c   *Client
+	nc  net.Conn
+	raw syscall.RawConn // nil if nc has none: every flush is the writer's then
 
-	// sem holds one token per call admitted to this pipe (queued, being
-	// written, awaiting or being read); its capacity is MaxInFlight, so the
-	// sends into reqs and pending below never block.
+	// sem holds one token per call admitted to this pipe (encoded, awaiting
+	// or being read); its capacity is MaxInFlight, so the sends into pending
+	// below never block.
 	sem     chan struct{}
-	reqs    chan *call // caller -> writer
-	pending chan *call // writer -> reader, in wire order
+	pending chan *call // caller -> reader, in wire order (sent under wmu)
 
-	// mu guards closed. Callers hold it shared while they check closed and
-	// queue; the drain takes it exclusively to set closed, after which no
-	// call can enter reqs and a drain is sure to see every queued call.
-	mu     sync.RWMutex
+	// wmu guards closed, wbuf, inBuf and flushing. The drain sets closed
+	// under it, after which no call can enter pending and a drain is sure to
+	// see every queued call.
+	wmu    sync.Mutex
 	closed bool
+	// wbuf holds the commands of calls not yet taken by a flush; inBuf is
+	// how many calls they are.
+	wbuf  []byte
+	inBuf uint64
+	// flushing is set while someone holds the flush token (a caller in
+	// flush, or the writer goroutine): callers who find it set leave their
+	// commands in wbuf for the holder, which writes until wbuf is empty.
+	flushing bool
+
+	// kick hands the flush token to the writer goroutine (capacity 1: the
+	// token has one holder, and the writer takes the kick before it can
+	// give the token back).
+	kick chan struct{}
+
+	// Owned by the flush token's holder.
+	spare []byte // the buffer wbuf is swapped with at each write
+	// rest is the unwritten tail of a write the socket did not take at once
+	// (restBuf its whole buffer), handed to the writer with the token.
+	rest, restBuf []byte
+	// rawFn is writeFd bound once (a method value per write allocates);
+	// rawBuf, rawN and rawErr are its argument and results.
+	rawFn  func(fd uintptr) bool
+	rawBuf []byte
+	rawN   int
+	rawErr error
 
 	// dead is closed on the first failure; err (written once, before dead is
 	// closed) says why.
@@ -86,8 +121,6 @@ type pipe struct {
 
 	wg sync.WaitGroup // writer and reader goroutines
 
-	// Owned by the writer goroutine.
-	wbuf []byte
 	// Owned by the reader goroutine.
 	rr      replyReader
 	discard protocol.Response // absorbs the replies of abandoned calls
@@ -124,10 +157,14 @@ func newPipe(c *Client, nc net.Conn) *pipe {
 		c:       c,
 		nc:      nc,
 		sem:     make(chan struct{}, n),
-		reqs:    make(chan *call, n),
 		pending: make(chan *call, n),
+		kick:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
 	}
+	if sc, ok := nc.(syscall.Conn); ok && c.cfg.Writes == WriteCombine {
+		p.raw, _ = sc.SyscallConn()
+	}
+	p.rawFn = p.writeFd
 	p.rr = replyReader{br: bufio.NewReaderSize(nc, readBufSize), maxValue: c.cfg.MaxValueSize}
 	return p
 }
@@ -159,33 +196,176 @@ func (p *pipe) isDead() bool {
 // least loaded connection.
 func (p *pipe) load() int { return len(p.sem) }
 
-// enqueue admits cl to the pipe. It returns false, with nothing sent, when
-// the pipe died first (the caller may try another), and an error when the
-// caller's context or timer ended while the pipe was full.
+// enqueue admits cl to the pipe: it encodes cl's commands into the write
+// buffer, queues cl for the reader and makes sure the bytes get written
+// (flush). It returns false, with nothing sent, when the pipe died first (the
+// caller may try another), and an error when the caller's context or
+// deadline ended while the pipe was full.
 func (p *pipe) enqueue(cl *call, ctx context.Context) (bool, error) {
 	select {
 	case p.sem <- struct{}{}:
 	default:
+		if ok, err := p.admit(cl, ctx); !ok {
+			return false, err
+		}
+	}
+	p.wmu.Lock()
+	if p.closed {
+		p.wmu.Unlock()
+		<-p.sem
+		return false, nil
+	}
+	for i := range cl.ops {
+		o := &cl.ops[i]
+		p.wbuf = appendOp(p.wbuf, o, cl.reqs[o.req])
+	}
+	// Queued for the reader before its bytes can be written, so the reader
+	// always finds the call of any reply that arrives.
+	cl.state.Store(stSent)
+	p.sent.Add(1)
+	p.inBuf++
+	p.pending <- cl // never blocks: sem bounds the calls in pending
+	if p.flushing {
+		// The holder of the flush token writes until wbuf is empty, so it
+		// will write these bytes too.
+		p.wmu.Unlock()
+		return true, nil
+	}
+	p.flushing = true
+	if p.raw == nil {
+		p.wmu.Unlock()
+		p.kick <- struct{}{}
+		return true, nil
+	}
+	p.flush()
+	return true, nil
+}
+
+// admit waits for room in a full pipe. It reports false when the pipe died
+// first (nil error) or the caller's context or deadline ended.
+func (p *pipe) admit(cl *call, ctx context.Context) (bool, error) {
+	for {
+		tick := p.c.tick.Load()
 		select {
 		case p.sem <- struct{}{}:
+			return true, nil
 		case <-p.dead:
 			return false, nil
 		case <-ctx.Done():
 			return false, ctx.Err()
-		case <-cl.timer.C:
-			return false, fmt.Errorf("%w (%s): connection queue full", ErrTimeout, p.c.cfg.Addr)
+		case <-tick.c:
+			if !time.Now().Before(cl.deadline) {
+				return false, fmt.Errorf("%w (%s): connection queue full", ErrTimeout, p.c.cfg.Addr)
+			}
 		}
 	}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		<-p.sem
-		return false, nil
+}
+
+// Flush bounds. A caller holding the flush token writes at most
+// maxCallerWrites times before it hands the token to the writer goroutine,
+// so that callers who keep arriving cannot hold it in the writing role for
+// long. A batch is written without yielding once it reaches flushSize.
+const maxCallerWrites = 4
+
+// flush writes wbuf, and whatever callers add to it meanwhile, until it is
+// empty, then gives up the flush token. The caller holds wmu and the token;
+// flush returns with wmu released. It never waits for the socket: what the
+// socket does not take at once goes, with the token, to the writer goroutine,
+// which may block on it (a caller must stay free to time out).
+func (p *pipe) flush() {
+	yielded := false
+	for writes := 0; ; writes++ {
+		if len(p.wbuf) == 0 {
+			p.flushing = false
+			p.wmu.Unlock()
+			return
+		}
+		if writes == maxCallerWrites {
+			p.wmu.Unlock()
+			p.kick <- struct{}{}
+			return
+		}
+		// Other calls in flight whose callers are likely about to send again
+		// (the reader is waking them with their replies): yield once, so
+		// they can join this write instead of each paying a syscall. A lone
+		// caller never waits: nothing else is in flight.
+		if !yielded && len(p.wbuf) < flushSize && p.sent.Load()-p.answered.Load() > p.inBuf {
+			yielded = true
+			p.wmu.Unlock()
+			runtime.Gosched()
+			p.wmu.Lock()
+			writes--
+			continue
+		}
+		yielded = false
+		buf := p.take()
+		p.wmu.Unlock()
+		n, err := p.writeNow(buf)
+		if err != nil {
+			// The token dies with the pipe: later callers' bytes stay in
+			// wbuf and their calls are failed by the drain.
+			p.fail(err)
+			return
+		}
+		if n < len(buf) {
+			p.rest, p.restBuf = buf[n:], buf
+			p.kick <- struct{}{}
+			return
+		}
+		p.wmu.Lock()
+		p.keep(buf)
 	}
-	cl.state.Store(stQueued)
-	p.reqs <- cl // never blocks: sem bounds the calls in reqs
-	p.mu.RUnlock()
-	return true, nil
+}
+
+// take swaps wbuf for the spare buffer and returns the bytes to write. The
+// caller holds wmu and the flush token.
+func (p *pipe) take() []byte {
+	buf := p.wbuf
+	p.wbuf, p.spare = p.spare[:0], nil
+	p.inBuf = 0
+	p.c.flushes.Add(1)
+	return buf
+}
+
+// keep makes buf, written, the spare buffer, unless a large value grew it.
+// The caller holds the flush token.
+func (p *pipe) keep(buf []byte) {
+	if cap(buf) > maxWriteKeep {
+		buf = nil
+	}
+	p.spare = buf[:0]
+}
+
+// writeNow writes what the socket takes of buf without waiting: n < len(buf)
+// with a nil error means the socket is full.
+func (p *pipe) writeNow(buf []byte) (int, error) {
+	p.rawBuf, p.rawN, p.rawErr = buf, 0, nil
+	rerr := p.raw.Write(p.rawFn)
+	n, err := p.rawN, p.rawErr
+	p.rawBuf, p.rawErr = nil, nil
+	if rerr != nil {
+		return n, rerr
+	}
+	return n, err
+}
+
+// writeFd is writeNow's raw.Write callback: write rawBuf until it is all
+// written or the socket is full. It never asks raw.Write to wait.
+func (p *pipe) writeFd(fd uintptr) bool {
+	for p.rawN < len(p.rawBuf) {
+		n, err := syscall.Write(int(fd), p.rawBuf[p.rawN:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				p.rawErr = err
+			}
+			break
+		}
+		p.rawN += n
+	}
+	return true
 }
 
 // finish completes cl with err (nil for success), or recycles it if its
@@ -212,79 +392,65 @@ func (p *pipe) recycle(cl *call) {
 	p.c.putCall(cl)
 }
 
-// writeLoop batches queued calls into one buffer and writes it when the
-// queue is momentarily empty (or the buffer is full), so that many callers
-// share one syscall under load while a lone request is sent at once.
+// writeLoop holds the flush token whenever a caller hands it over (kick):
+// it finishes a write the socket did not take at once, blocking as long as
+// the socket stays full, then writes whatever callers buffered meanwhile.
+// With WriteHandoff (or a connection without raw access) it does every
+// write.
 func (p *pipe) writeLoop() {
 	defer p.wg.Done()
 	for {
-		var cl *call
 		select {
-		case cl = <-p.reqs:
+		case <-p.kick:
 		case <-p.dead:
 			return
 		}
-		buf := p.wbuf[:0]
-		yielded, batched := false, uint64(0)
-		for cl != nil {
-			var sent bool
-			if buf, sent = p.encode(buf, cl); sent {
-				batched++
-			}
-			if len(buf) >= flushSize {
-				break
-			}
-			select {
-			case cl = <-p.reqs:
-				continue
-			default:
-				cl = nil
-			}
-			// The queue is empty. If other calls are in flight, their
-			// callers are likely about to send again (they are woken by
-			// the replies the reader is completing): yield once so that
-			// they can join this write instead of each paying a syscall.
-			// A lone caller never waits: nothing else is in flight.
-			if !yielded && p.sent.Load()-p.answered.Load() > batched {
-				yielded = true
-				runtime.Gosched()
-				select {
-				case cl = <-p.reqs:
-				default:
-				}
-			}
-		}
-		if len(buf) > 0 {
-			p.c.flushes.Add(1)
-			if _, err := p.nc.Write(buf); err != nil {
+		if p.rest != nil {
+			_, err := p.nc.Write(p.rest)
+			buf := p.restBuf
+			p.rest, p.restBuf = nil, nil
+			if err != nil {
 				p.fail(err)
 				return
 			}
+			p.wmu.Lock()
+			p.keep(buf)
+		} else {
+			p.wmu.Lock()
 		}
-		if cap(buf) > maxWriteKeep {
-			buf = nil
+		if !p.writeAll() {
+			return
 		}
-		p.wbuf = buf
 	}
 }
 
-// encode appends cl's commands to buf and hands cl to the reader. The
-// hand-over happens before the bytes are written, so the reader always finds
-// the call of any reply that arrives.
-func (p *pipe) encode(buf []byte, cl *call) ([]byte, bool) {
-	if !cl.state.CompareAndSwap(stQueued, stEncoding) {
-		// Abandoned while queued: nothing was sent, nothing will answer.
-		p.recycle(cl)
-		return buf, false
+// writeAll is the writer goroutine's flush: it writes wbuf, waiting for the
+// socket as needed, until wbuf is empty, then gives up the token. Called with
+// wmu held; it returns with wmu released, and false if the pipe failed.
+func (p *pipe) writeAll() bool {
+	yielded := false
+	for len(p.wbuf) > 0 {
+		// The same yield as in flush, for WriteHandoff's batches.
+		if !yielded && len(p.wbuf) < flushSize && p.sent.Load()-p.answered.Load() > p.inBuf {
+			yielded = true
+			p.wmu.Unlock()
+			runtime.Gosched()
+			p.wmu.Lock()
+			continue
+		}
+		yielded = false
+		buf := p.take()
+		p.wmu.Unlock()
+		if _, err := p.nc.Write(buf); err != nil {
+			p.fail(err)
+			return false
+		}
+		p.wmu.Lock()
+		p.keep(buf)
 	}
-	for i := range cl.ops {
-		o := &cl.ops[i]
-		buf = appendOp(buf, o, cl.reqs[o.req])
-	}
-	cl.state.Store(stSent)
-	p.sent.Add(1)
-	p.pending <- cl // never blocks: sem bounds the calls in pending
-	return buf, true
+	p.flushing = false
+	p.wmu.Unlock()
+	return true
 }
 
 // readLoop parses replies in order and completes calls.
@@ -305,7 +471,7 @@ func (p *pipe) readLoop() {
 			select {
 			case cl = <-p.pending:
 			default:
-				// The writer queues a call before writing its bytes, so a
+				// A call is queued before its bytes are written, so a
 				// reply with no call is not ours.
 				p.fail(errUnsolicited)
 				return
@@ -364,13 +530,11 @@ func (p *pipe) readCall(cl *call) error {
 
 // drain fails every call still queued after the writer and reader exited.
 func (p *pipe) drain() {
-	p.mu.Lock()
+	p.wmu.Lock()
 	p.closed = true
-	p.mu.Unlock()
+	p.wmu.Unlock()
 	for {
 		select {
-		case cl := <-p.reqs:
-			p.finish(cl, p.err)
 		case cl := <-p.pending:
 			p.finish(cl, p.err)
 		default:

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -79,5 +80,38 @@ func BenchmarkObserve(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		c.Observe(protocol.CmdGet, OutcomeOK, start)
+	}
+}
+
+func TestRequestOutcomes(t *testing.T) {
+	// Several layers share metric names, told apart by their layer label.
+	reg := prometheus.NewRegistry()
+	c := NewCommands(reg, "x", "client")
+	NewCommands(reg, "x", "l1")
+	start := time.Now()
+	get := &protocol.Request{Command: protocol.CmdGet, Keys: [][]byte{[]byte("a"), []byte("b")}}
+	hit := &protocol.Response{Hits: []protocol.Hit{{Index: 1}}}
+	c.Request(get, hit, nil, start)
+	c.Request(get, &protocol.Response{}, nil, start)
+	c.Request(get, &protocol.Response{Status: protocol.StatusServerError}, errors.New("down"), start)
+	set := &protocol.Request{Command: protocol.CmdSet, Keys: [][]byte{[]byte("a")}}
+	c.Request(set, &protocol.Response{Status: protocol.StatusNotStored}, nil, start)
+	for _, tc := range []struct {
+		cmd  protocol.Command
+		o    Outcome
+		want uint64
+	}{
+		{protocol.CmdGet, OutcomeHit, 1}, {protocol.CmdGet, OutcomeMiss, 1},
+		{protocol.CmdGet, OutcomeBackendError, 1}, {protocol.CmdSet, OutcomeNotStored, 1},
+	} {
+		if got := c.Requests(tc.cmd, tc.o); got != tc.want {
+			t.Errorf("%v %v = %d, want %d", tc.cmd, tc.o, got, tc.want)
+		}
+	}
+	if h, m := c.KeyHits(protocol.CmdGet), c.KeyMisses(protocol.CmdGet); h != 1 || m != 3 {
+		t.Errorf("keys: %d hits %d misses, want 1 and 3", h, m)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.Request(get, hit, nil, start) }); n != 0 {
+		t.Errorf("Request allocates %v times", n)
 	}
 }

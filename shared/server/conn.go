@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
@@ -155,6 +156,15 @@ func (c *conn) waitRequest() bool {
 		return false
 	}
 	c.setIdleDeadline()
+	// The client has only just been sent its replies, so a read now
+	// would nearly always fail with EAGAIN and park this goroutine in the
+	// netpoller, to be woken when the next request arrives: a syscall, a
+	// park and a wake-up per request. Let the goroutines that are runnable
+	// (other connections, the backends' readers) go first; by the time
+	// this one reads, its client's next request has often arrived, and the
+	// read returns it at once. With nothing else runnable, Gosched returns
+	// at once.
+	runtime.Gosched()
 	var n int
 	var err error
 	for n == 0 && err == nil {

@@ -85,7 +85,7 @@ func textStats(c *textConn, group string) map[string]string {
 func TestMetricsAndStats(t *testing.T) {
 	admin := freeAddr(t)
 	p := startMnemonic(t, "", "-admin", admin)
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	for i := 0; i < 10; i++ {
 		c.do(fmt.Sprintf("set k%d 0 0 1\r\nv\r\n", i), "STORED")
 	}
@@ -150,7 +150,7 @@ func TestMetricsAndStats(t *testing.T) {
 	}
 
 	// Binary stats: one packet per field, then one with an empty key.
-	b := dialBin(t, p.addr)
+	b := dialBin(t, p.Addr)
 	b.send(binPacket{op: 0x10})
 	bin := map[string]string{}
 	for {
@@ -170,7 +170,7 @@ func TestMetricsAndStats(t *testing.T) {
 	set := textStats(c, "settings")
 	// max_conns is what the descriptor limit leaves after RocksDB's reserve.
 	_, maxConns, _ := fdBudget(fdLimit(), 2, 1024, 65536)
-	for k, want := range map[string]string{"listen": p.addr, "admin": admin, "shards": "2", "item_size_max": "20971520",
+	for k, want := range map[string]string{"listen": p.Addr, "admin": admin, "shards": "2", "item_size_max": "20971520",
 		"maxconns": strconv.Itoa(maxConns), "compaction_style": "fifo", "block_cache_bytes": strconv.Itoa(8 << 20), "log_level": "warn",
 		"log_format": "text", "idle_timeout": "0", "cas_enabled": "yes"} {
 		if set[k] != want {
@@ -198,15 +198,13 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 	}
 	write("shards = 2\nmax_disk_bytes = 268435456\nblock_cache_bytes = 8388608\nlog_level = \"info\"\n")
-	sock := "unix:" + filepath.Join(dir, "m.sock")
-	data := filepath.Join(dir, "data")
-	p := startArgs(t, sock, data, []string{"-config", cfgPath, "-listen", sock, "-data", data, "-admin", "", "-log-format", "json"})
-	c := dialText(t, p.addr)
+	p := startArgs(t, "", []string{"-config", cfgPath, "-log-format", "json"})
+	c := dialText(t, p.Addr)
 
 	// logged returns the JSON log records whose msg is msg.
 	logged := func(msg string) []map[string]any {
 		var out []map[string]any
-		for _, l := range strings.Split(p.stderr.String(), "\n") {
+		for _, l := range strings.Split(p.Log(), "\n") {
 			if l == "" {
 				continue
 			}
@@ -225,7 +223,7 @@ func TestSIGHUPReload(t *testing.T) {
 	eventually(t, 5*time.Second, "the JSON start line", func() bool { return len(logged("mnemonic serving")) == 1 })
 
 	write("shards = 3\nmax_disk_bytes = 268435456\nblock_cache_bytes = 8388608\nlog_level = \"debug\"\nmax_conns = 10\n")
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	eventually(t, 5*time.Second, "reload log", func() bool { return len(logged("SIGHUP: configuration reloaded")) == 1 })
 	rec := logged("SIGHUP: configuration reloaded")[0]
 	if fmt.Sprint(rec["applied"]) != "[max_conns=10 log_level=debug]" || fmt.Sprint(rec["needs_restart"]) != "[shards=3]" {
@@ -237,7 +235,7 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 
 	write("log_level = \"loud\"\n")
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	eventually(t, 5*time.Second, "rejected reload log", func() bool { return len(logged("SIGHUP: configuration not reloaded")) == 1 })
 	if e := fmt.Sprint(logged("SIGHUP: configuration not reloaded")[0]["err"]); !strings.Contains(e, "log_level") {
 		t.Errorf("rejection does not name log_level: %s", e)

@@ -10,6 +10,7 @@ import (
 	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/config"
+	"github.com/moneta-cache/moneta/shared/mcclient"
 )
 
 // Options is rend's configuration: defaults, then the TOML file (-config),
@@ -30,7 +31,11 @@ type Options struct {
 	ShutdownTimeout config.Duration `toml:"shutdown_timeout"`
 	L1Conns         int             `toml:"l1_conns"`
 	L2Conns         int             `toml:"l2_conns"`
-	BackendTimeout  config.Duration `toml:"backend_timeout"`
+	// BackendWrites is who writes a backend connection's requests:
+	// "combine" (the calling goroutines, the first for all) or "handoff"
+	// (a writer goroutine per connection); see mcclient.WriteMode.
+	BackendWrites  string          `toml:"backend_writes"`
+	BackendTimeout config.Duration `toml:"backend_timeout"`
 	// BreakerFailures, BreakerOpen and L1StallTimeout configure the
 	// backends' circuit breakers (mcclient breaker.go).
 	BreakerFailures int             `toml:"breaker_failures"`
@@ -57,6 +62,7 @@ func defaultOptions() Options {
 		ShutdownTimeout: config.Duration(10 * time.Second),
 		L1Conns:         2,
 		L2Conns:         4,
+		BackendWrites:   "combine",
 		BackendTimeout:  config.Duration(2 * time.Second),
 		BreakerFailures: 3,
 		BreakerOpen:     config.Duration(time.Second),
@@ -95,11 +101,17 @@ func (o *Options) Validate() error {
 		config.Need(o.L1StallTimeout > 0, "l1_stall_timeout", o.L1StallTimeout, "want more than 0"),
 		config.Need(o.L1Conns >= 1, "l1_conns", o.L1Conns, "want at least 1"),
 		config.Need(o.L2Conns >= 1, "l2_conns", o.L2Conns, "want at least 1"),
+		config.Need(validWrites(o.BackendWrites), "backend_writes", fmt.Sprintf("%q", o.BackendWrites), "want combine or handoff"),
 		config.Need(o.LockStripes >= 1, "lock_stripes", o.LockStripes, "want at least 1"),
 		config.Need(o.GoMaxProcs >= 0, "gomaxprocs", o.GoMaxProcs, "want 0 (automatic) or more"),
 	)
 	errs = append(errs, config.CheckLog(o.LogLevel, o.LogFormat)...)
 	return errors.Join(errs...)
+}
+
+func validWrites(s string) bool {
+	_, err := mcclient.ParseWriteMode(s)
+	return err == nil
 }
 
 // autoMaxProcs is the default parallelism for cpus usable CPUs: half of
@@ -128,6 +140,7 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.Var(&o.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
+	fs.StringVar(&o.BackendWrites, "backend-writes", o.BackendWrites, "who writes backend requests: combine (the callers, the first for all) or handoff (a writer goroutine per connection)")
 	fs.Var(&o.BackendTimeout, "backend-timeout", "how long one backend call may take")
 	fs.IntVar(&o.BreakerFailures, "breaker-failures", o.BreakerFailures, "consecutive timed-out calls that open a backend's circuit breaker (0: breakers off)")
 	fs.Var(&o.BreakerOpen, "breaker-open", "how long an open breaker fails calls fast before it probes the backend")

@@ -50,6 +50,7 @@ func TestOptionErrorsNameTheKey(t *testing.T) {
 		{"backend_timeout = \"0s\"\n", "backend_timeout"},
 		{"idle_timeout = \"-1s\"\n", "idle_timeout"},
 		{"max_conns = -1\n", "max_conns"},
+		{"backend_writes = \"fast\"\n", "backend_writes"},
 		{"log_format = \"xml\"\n", "log_format"},
 		{"log_level = \"loud\"\n", "log_level"},
 		{"l2 = \"mnemonic\"\n", "l2"},

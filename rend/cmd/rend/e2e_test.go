@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ import (
 // stack is memcached + mnemonic + rend, all real processes.
 type stack struct {
 	mc   *mctest.Memcached
-	mn   *process
+	mn   *mctest.Mnemonic
 	rend *rendProc
 	// l1 and l2 talk to the backends directly, behind rend's back.
 	l1, l2 *mcclient.Client
@@ -38,7 +37,7 @@ func newStack(t *testing.T, withL2 bool, rendArgs ...string) *stack {
 	l2 := ""
 	if withL2 {
 		s.mn = startMnemonic(t)
-		l2 = s.mn.ready
+		l2 = s.mn.Addr
 		s.l2 = directClient(t, l2)
 	}
 	s.rend = startRend(t, s.mc.Addr, l2, rendArgs...)
@@ -110,9 +109,12 @@ func TestChunkedSizes(t *testing.T) {
 	sizes := []int{0, 1, cs - 1, cs, cs + 1, 1<<20 + 1, 20 << 20}
 	// 20 MiB values cross two sockets and RocksDB's WAL: on a loaded CI
 	// machine that can take longer than the default 2 s backend timeout,
-	// which would be answered as "L2 unavailable", not tested here.
-	l1only := newStack(t, false, "-backend-timeout", "20s")
-	both := newStack(t, true, "-backend-timeout", "20s")
+	// which would be answered as "L2 unavailable", not tested here. The
+	// same goes for L1: a 1 MiB value is ~1000 chunks in one pipelined
+	// batch, and a memcached starved of CPU for the 500 ms stall timeout
+	// opens L1's breaker ("L1 unavailable", seen under make unit).
+	l1only := newStack(t, false, "-backend-timeout", "20s", "-l1-stall-timeout", "20s")
+	both := newStack(t, true, "-backend-timeout", "20s", "-l1-stall-timeout", "20s")
 	ports := []struct{ name, addr string }{
 		{"l1only", l1only.rend.regular}, {"l1l2", both.rend.regular}, {"l1l2batch", both.rend.batch},
 	}
@@ -533,7 +535,7 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 	c := dial(t, s.rend.regular)
 	c.set("hot", pattern(3000, 5), 0, 0)
 
-	s.mn.stop()
+	s.mn.Stop()
 	eventually(t, 20*time.Second, "writes failing with L2 down", func() bool { return load.serverErrors.Load() > 0 })
 	if v, _, _, ok := c.get("hot"); !ok || !bytes.Equal(v, pattern(3000, 5)) {
 		t.Fatal("L1 hit not served with L2 down")
@@ -542,7 +544,7 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 	if l := c.line(); !strings.HasPrefix(l, "SERVER_ERROR ") {
 		t.Fatalf("write with L2 down: %q", l)
 	}
-	s.mn.start()
+	s.mn.Start()
 	load.progress(t, 200, "load after mnemonic restart")
 	c.set("x", []byte("x"), 0, 0)
 	if v, _, _, ok := c.get("hot"); !ok || !bytes.Equal(v, pattern(3000, 5)) {
@@ -566,28 +568,17 @@ func TestHealthzAndGracefulStop(t *testing.T) {
 	if code, body := health(); code != 200 || !strings.Contains(body, `"l2":{`) {
 		t.Fatalf("healthz %d %s", code, body)
 	}
-	s.mn.stop()
+	s.mn.Stop()
 	eventually(t, 10*time.Second, "healthz to report L2 down", func() bool {
 		code, body := health()
 		return code == 503 && strings.Contains(body, `"degraded"`)
 	})
-	s.mn.start()
+	s.mn.Start()
 	eventually(t, 10*time.Second, "healthz to recover", func() bool { code, _ := health(); return code == 200 })
 
 	c := dial(t, s.rend.regular)
 	c.expect("version\r\n", "VERSION "+version)
-	if err := s.rend.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.rend.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("rend exited with %v after SIGTERM", err)
-		}
-		s.rend.cmd = nil
-	case <-time.After(15 * time.Second):
-		t.Fatal("rend did not exit after SIGTERM")
+	if err := s.rend.Terminate(15 * time.Second); err != nil {
+		t.Fatalf("rend after SIGTERM: %v", err)
 	}
 }

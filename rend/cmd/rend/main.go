@@ -163,14 +163,18 @@ func (p *proc) start(errc chan<- error) error {
 	if breakerFailures == 0 {
 		breakerFailures = -1 // off
 	}
-	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt,
+	writes, err := mcclient.ParseWriteMode(o.BackendWrites)
+	if err != nil {
+		return err
+	}
+	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt, Writes: writes,
 		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1"),
 		BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	if err != nil {
 		return err
 	}
 	if o.L2 != "" {
-		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt,
+		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt, Writes: writes,
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2"),
 			// mnemonic takes every binary key of up to 250 bytes in base64
 			// (protocol.Limits.MaxBase64KeyLen); memcached (L1) does not,

@@ -178,7 +178,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	if m1["rend_connections_current"] < 2 || n(st1, "curr_connections") < 2 || m1["rend_connections_accepted_total"] < 2 {
 		t.Errorf("connections: /metrics %v, stats %s", m1["rend_connections_current"], st1["curr_connections"])
 	}
-	if st1["pid"] != strconv.Itoa(s.rend.cmd.Process.Pid) || st1["version"] != version ||
+	if st1["pid"] != strconv.Itoa(s.rend.Pid()) || st1["version"] != version ||
 		st1["l1_conns_up"] == "" || st1["l2_reconnects"] != "0" || st1["mode"] != "l1l2" {
 		t.Errorf("stats: %v", st1)
 	}
@@ -204,7 +204,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	// stats settings (text and binary): the effective configuration.
 	set := c.stats("settings")
 	for k, want := range map[string]string{
-		"listen": s.rend.regular, "batch_listen": s.rend.batch, "l1": s.mc.Addr, "l2": s.mn.ready,
+		"listen": s.rend.regular, "batch_listen": s.rend.batch, "l1": s.mc.Addr, "l2": s.mn.Addr,
 		"admin": s.rend.admin, "chunk_size": "1064", "item_size_max": "20971520", "maxconns": "65536",
 		"idle_timeout": "0", "backend_timeout": "2s", "log_level": "info", "mode": "l1l2",
 	} {
@@ -250,12 +250,9 @@ func TestAdminOffAndReload(t *testing.T) {
 	if got := c.stats("settings")["log_level"]; got != "warn" {
 		t.Fatalf("log_level %q", got)
 	}
-	logText := func() string {
-		b, _ := os.ReadFile(s.rend.log.Name())
-		return string(b)
-	}
+	logText := s.rend.Log
 	hup := func() {
-		if err := s.rend.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := s.rend.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}
