@@ -241,6 +241,10 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 	}
 	switch o.Action {
 	case mcitem.Put:
+		if !o.StateOnly {
+			// An item stored (total_items); a state write stores none.
+			s.stats.totalItems.Add(1)
+		}
 		return s.put(sh, key, recordHeader(&o.Next, stamp), o.Next.Value)
 	case mcitem.Delete:
 		return s.del(sh, key)

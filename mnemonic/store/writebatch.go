@@ -177,9 +177,7 @@ func (s *Store) put(sh *shard, key []byte, h header, data []byte) error {
 	w := s.getWrite()
 	defer s.putWrite(w)
 	w.addPut(key, h, data)
-	err := s.commitWrites(sh, w)
-	s.stats.totalItems.Add(1)
-	return err
+	return s.commitWrites(sh, w)
 }
 
 // del deletes key from sh.
