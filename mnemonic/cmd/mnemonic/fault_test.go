@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a fresh directory and unmounts
@@ -59,21 +61,7 @@ func fillTo(t *testing.T, path string, free int64) {
 // healthz returns the status code and body of /healthz.
 func healthz(t *testing.T, admin string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, b.String()
+	return mctest.Get(t, "http://"+admin+"/healthz")
 }
 
 // TestDiskFull is issue 11 item 6 with a real full disk (a 64 MiB tmpfs):

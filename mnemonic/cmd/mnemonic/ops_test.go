@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,53 +11,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
 // freeAddr returns a loopback TCP address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)) }
 
+// httpGet fetches url and requires status code.
 func httpGet(t *testing.T, url string, code int) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	got, body := mctest.Get(t, url)
+	if got != code {
+		t.Fatalf("GET %s: %d, want %d\n%.300s", url, got, code, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != code {
-		t.Fatalf("GET %s: %d, want %d\n%.300s", url, resp.StatusCode, code, b)
-	}
-	return string(b)
+	return body
 }
 
-// scrape returns every sample of /metrics keyed by name{labels}, as
-// Prometheus writes it (labels sorted by name).
-func scrape(t *testing.T, admin string) map[string]float64 {
-	t.Helper()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(httpGet(t, "http://"+admin+"/metrics", http.StatusOK)))
-	for sc.Scan() {
-		l := sc.Text()
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(l, ' ')
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample %q", l)
-		}
-		out[l[:i]] = v
-	}
-	return out
-}
+// scrape reads /metrics (mctest.Scrape).
+func scrape(t *testing.T, admin string) map[string]float64 { return mctest.Scrape(t, admin) }
 
 // textStats runs "stats [group]" and returns its fields.
 func textStats(c *textConn, group string) map[string]string {

@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -556,15 +554,7 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 // lets rend exit cleanly with a client connected.
 func TestHealthzAndGracefulStop(t *testing.T) {
 	s := newStack(t, true)
-	health := func() (int, string) {
-		resp, err := http.Get("http://" + s.rend.admin + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	health := func() (int, string) { return healthz(t, s.rend.admin) }
 	if code, body := health(); code != 200 || !strings.Contains(body, `"l2":{`) {
 		t.Fatalf("healthz %d %s", code, body)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"syscall"
@@ -286,13 +284,7 @@ func TestKillRendMidWrite(t *testing.T) {
 // healthz returns /healthz's status code and body.
 func healthz(t *testing.T, admin string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return mctest.Get(t, "http://"+admin+"/healthz")
 }
 
 // TestFrozenL1FallsBackToL2 (issue 11 item 5): memcached SIGSTOPped under

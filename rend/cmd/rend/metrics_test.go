@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,39 +15,14 @@ import (
 
 	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/binproto"
+	"github.com/moneta-cache/moneta/shared/mctest"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// scrape reads /metrics into "name{labels}" -> value (labels as Prometheus
-// prints them: sorted by name).
-func scrape(t *testing.T, admin string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		l := sc.Text()
-		i := strings.LastIndexByte(l, ' ')
-		if l == "" || l[0] == '#' || i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", l, err)
-		}
-		out[l[:i]] = v
-	}
-	return out
-}
+// scrape reads /metrics (mctest.Scrape).
+func scrape(t *testing.T, admin string) map[string]float64 { return mctest.Scrape(t, admin) }
 
 // stats runs "stats [group]" on the text protocol.
 func (c *conn) stats(group string) map[string]string {
@@ -218,13 +190,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	}
 
 	// /metrics.json carries the same families.
-	resp, err := http.Get("http://" + s.rend.admin + "/metrics.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"rend_layer_lookups_total"`) {
+	if _, body := mctest.Get(t, "http://"+s.rend.admin+"/metrics.json"); !strings.Contains(body, `"rend_layer_lookups_total"`) {
 		t.Errorf("/metrics.json: %.300s", body)
 	}
 }
