@@ -34,8 +34,8 @@ type options struct {
 	// writeRates are the bulk writer's paced rates in the overwrite
 	// scenario (0: unpaced).
 	writeRates string
-	threads   int
-	quick     bool
+	threads    int
+	quick      bool
 	// rendEnv and rendArgs are added to every rend started (for A/B runs
 	// of a setting, e.g. GOMAXPROCS=1).
 	rendEnv, rendArgs []string
