@@ -109,12 +109,25 @@ func ping(addr string) error {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("free port: %v", err)
+	return FreePorts(tb, 1)[0]
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago. They are held open together while chosen: ports asked for one at a
+// time can come back twice (the kernel may hand a just-closed port out
+// again), and a process given one port for two listeners fails to start.
+func FreePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("free port: %v", err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Eventually polls cond until it holds, failing tb with what after d. It is

@@ -55,9 +55,10 @@ type rendProc struct {
 // port is TCP, the batch port a Unix socket, so both kinds are exercised.
 func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
 	t.Helper()
+	ports := mctest.FreePorts(t, 2)
 	r := &rendProc{
-		regular: fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
-		admin:   fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
+		regular: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
 	}
 	args := []string{"-listen", r.regular, "-l1", l1, "-admin", r.admin, "-backend-timeout", "2s"}
 	if l2 != "" {
