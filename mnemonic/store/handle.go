@@ -29,15 +29,14 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		resp.ServerError("shutting down")
 		return errClosed
 	}
-	// The codecs check keys per protocol: binary keys and base64 meta keys
-	// may hold any byte, so only the length is the store's business.
-	for _, k := range req.Keys {
-		if len(k) == 0 || len(k) > protocol.DefaultMaxKeyLen {
-			resp.ClientError(msgBadKey)
-			return nil
-		}
+	return s.handle(req, resp, time.Now())
+}
+
+// handle is Handle with s.life held.
+func (s *Store) handle(req *protocol.Request, resp *protocol.Response, now time.Time) error {
+	if !validKeys(req, resp) {
+		return nil
 	}
-	now := time.Now()
 	if isWrite(req.Command) && !s.guard.take(int64(len(req.Keys))*writeCost(len(req.Key()), len(req.Value))) {
 		// The disk is (nearly) full: refuse before RocksDB meets it
 		// (see fault.go). Reads go on.
@@ -81,16 +80,35 @@ func (s *Store) Handle(ctx context.Context, req *protocol.Request, resp *protoco
 		resp.ClientError("unsupported command")
 	}
 	if err != nil {
-		resp.Reset()
-		if errors.Is(err, errShardDown) {
-			// Logged once when the shard went down, and counted.
-			resp.ServerError(msgShardDown)
-			return err
-		}
-		resp.ServerError(msgStorage)
-		s.log.Error("storage failure", "cmd", req.Command.String(), "err", err)
+		s.failed(req, resp, err)
 	}
 	return err
+}
+
+// failed turns err, a RocksDB failure, into the reply.
+func (s *Store) failed(req *protocol.Request, resp *protocol.Response, err error) {
+	resp.Reset()
+	if errors.Is(err, errShardDown) {
+		// Logged once when the shard went down, and counted.
+		resp.ServerError(msgShardDown)
+		return
+	}
+	resp.ServerError(msgStorage)
+	s.log.Error("storage failure", "cmd", req.Command.String(), "err", err)
+}
+
+// validKeys reports whether req's keys are all of a length the store
+// takes; if not, resp holds the client error.
+func validKeys(req *protocol.Request, resp *protocol.Response) bool {
+	// The codecs check keys per protocol: binary keys and base64 meta keys
+	// may hold any byte, so only the length is the store's business.
+	for _, k := range req.Keys {
+		if len(k) == 0 || len(k) > protocol.DefaultMaxKeyLen {
+			resp.ClientError(msgBadKey)
+			return false
+		}
+	}
+	return true
 }
 
 // isWrite reports whether cmd writes to RocksDB (gat may: it sets a TTL).
@@ -148,40 +166,6 @@ func (s *Store) lookup(sh *shard, key []byte, now time.Time) (it item, ok bool, 
 	}
 	sl.Free()
 	return item{}, false, nil
-}
-
-func (s *Store) put(sh *shard, key []byte, h header, data ...[]byte) error {
-	if !sh.writable() {
-		return errShardDown
-	}
-	buf := recordPool.Get().(*[]byte)
-	rec := appendRecord((*buf)[:0], h, data...)
-	start := s.clock()
-	err := sh.db.Put(s.wo, key, rec)
-	s.observe(sh, ShardPut, start, err)
-	if err != nil {
-		s.shardDown(sh, "write failed: "+err.Error())
-	}
-	if cap(rec) <= maxPooledRecord {
-		*buf = rec[:0]
-		recordPool.Put(buf)
-	}
-	s.stats.totalItems.Add(1)
-	return err
-}
-
-// del deletes key from sh, observed like Get and Put.
-func (s *Store) del(sh *shard, key []byte) error {
-	if !sh.writable() {
-		return errShardDown
-	}
-	start := s.clock()
-	err := sh.db.Delete(s.wo, key)
-	s.observe(sh, ShardDelete, start, err)
-	if err != nil {
-		s.shardDown(sh, "delete failed: "+err.Error())
-	}
-	return err
 }
 
 // writable reports whether sh takes writes. After a failed write RocksDB's
@@ -245,12 +229,7 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 	}
 	switch o.Action {
 	case mcitem.Put:
-		n := &o.Next
-		h := header{cas: n.CAS, stamp: stamp, flags: n.Flags, expiry: clampExpiry(n.Exptime), bits: uint8(n.Bits)}
-		if n.Bits != 0 {
-			h.access = uint32(max(n.Access, 0))
-		}
-		return s.put(sh, key, h, n.Value)
+		return s.put(sh, key, recordHeader(&o.Next, stamp), o.Next.Value)
 	case mcitem.Delete:
 		return s.del(sh, key)
 	}
@@ -263,8 +242,6 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 // the key's stripe, read again and decide again under it, so two readers
 // cannot both win W. A plain read never writes.
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
-	unix := now.Unix()
-	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
 	// The lock-free first lookups of all keys, one cgo call per shard
 	// (multiget.go); the items alias sc until it is released.
 	sc, err := s.prefetch(req.Keys)
@@ -272,6 +249,15 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 	if err != nil {
 		return err
 	}
+	return s.readPrefetched(req, resp, sc, 0, now)
+}
+
+// readPrefetched is read with the first lookups done: req's key i is key
+// base+i of sc.
+func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, sc *mgScratch, base int, now time.Time) error {
+	unix := now.Unix()
+	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	var err error
 	for i, key := range req.Keys {
 		s.stats.cmdGet.Add(1)
 		if touch {
@@ -279,7 +265,7 @@ func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Ti
 		}
 		hk := hashKey(key)
 		sh := s.shardFor(hk)
-		it, ok := s.prefetched(sc, i, len(key), now)
+		it, ok := s.prefetched(sc, base+i, len(key), now)
 		var cm mcitem.Item
 		var cur *mcitem.Item
 		if ok {

@@ -1,5 +1,6 @@
 // mgshim: point and batched lookups in one cgo call each, values copied
-// into a buffer the caller owns (see multiget.go).
+// into a buffer the caller owns (see multiget.go); a batch of writes in one
+// cgo call (see writebatch.go).
 #ifndef MNEMONIC_MGSHIM_H
 #define MNEMONIC_MGSHIM_H
 
@@ -27,6 +28,19 @@ size_t mn_multi_get(void* db, size_t n, const char* keys, const size_t* klens,
 
 // mn_release frees the values held by pending.
 void mn_release(void* pending);
+
+// Write operations of mn_write.
+enum { MN_PUT = 0, MN_DELETE = 1 };
+
+// mn_write commits n operations to the rocksdb_t db as one WriteBatch with
+// the WAL on and fsync if sync: ops[i] is MN_PUT or MN_DELETE of key i
+// (concatenated in keys, lengths in klens); a put's value is its header
+// (concatenated in hdrs, lengths in hlens) followed by vals[i] (vlens[i]
+// bytes), copied once, into the batch. It returns 0, or 1 with err holding
+// RocksDB's message (NUL-terminated, truncated to errcap).
+int mn_write(void* db, int sync, size_t n, const unsigned char* ops, const char* keys,
+             const size_t* klens, const char* hdrs, const size_t* hlens, const char* const* vals,
+             const size_t* vlens, char* err, size_t errcap);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@ package store
 import "C"
 
 import (
+	"context"
 	"errors"
 	"math/bits"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/linxGnu/grocksdb"
+	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
 // Reads through mgshim (mgshim.cc) instead of grocksdb's Get and MultiGet.
@@ -51,6 +53,11 @@ type mgScratch struct {
 	held  []unsafe.Pointer
 	vptr  []unsafe.Pointer
 	vptrs []unsafe.Pointer
+	// keys and skip serve HandleGets: the keys of all its requests (they
+	// alias the requests: cleared before the scratch is pooled), and which
+	// requests were answered without a lookup.
+	keys [][]byte
+	skip []bool
 }
 
 // value returns key i's record: in its shard's buffer, or in RocksDB's
@@ -114,12 +121,60 @@ func (s *Store) putScratch(sc *mgScratch) {
 	// What RocksDB holds for us goes once the hits are appended
 	// (AppendHit copies each value).
 	sc.release()
+	clear(sc.keys)
+	sc.keys = sc.keys[:0]
 	for i, o := range sc.outs {
 		if cap(o) > maxPooledOut {
 			sc.outs[i] = nil
 		}
 	}
 	mgPool.Put(sc)
+}
+
+// HandleGets answers gets a client pipelined (server.GetBatcher; mg lines
+// too, server.RunBatcher) with one lookup of all their keys: one cgo call
+// per shard for the whole run. rend sends the L2 misses of its clients as
+// a pipeline of one-key mg requests on a few backend connections, so a run
+// of them costs a MultiGet per shard instead of a Get per key. Each
+// request is then answered from the lookup as read answers it alone
+// (writes a read implies, such as mg's W token, still take the key's lock
+// and read again).
+func (s *Store) HandleGets(_ context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	now := time.Now()
+	sc := mgPool.Get().(*mgScratch)
+	defer s.putScratch(sc)
+	sc.skip = grow(sc.skip, len(reqs))
+	all := sc.keys[:0]
+	for i, req := range reqs {
+		sc.skip[i] = true
+		switch {
+		case s.closed:
+			resps[i].ServerError("shutting down")
+			errs[i] = errClosed
+		case validKeys(req, resps[i]):
+			sc.skip[i] = false
+			all = append(all, req.Keys...)
+		}
+	}
+	sc.keys = all
+	err := s.lookupMany(all, sc)
+	base := 0
+	for i, req := range reqs {
+		if sc.skip[i] {
+			continue
+		}
+		if err == nil {
+			errs[i] = s.readPrefetched(req, resps[i], sc, base, now)
+		} else {
+			errs[i] = err
+		}
+		if errs[i] != nil {
+			s.failed(req, resps[i], errs[i])
+		}
+		base += len(req.Keys)
+	}
 }
 
 // visible decodes rec and reports whether it is a live item: not corrupt,
@@ -196,6 +251,8 @@ func (s *Store) mgShard(sh *shard, si int, keys [][]byte, sc *mgScratch) error {
 	total := int(C.mn_multi_get(rawDB(sh.db), C.size_t(m), (*C.char)(unsafe.Pointer(&sc.kbuf[0])), &sc.klens[0],
 		(*C.char)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &sc.vlens[0], &sc.st[0], &sc.pending,
 		(**C.char)(unsafe.Pointer(&sc.vptrs[0])), &sc.err[0], C.size_t(len(sc.err))))
+	s.stats.readCalls.Add(1)
+	s.stats.readKeys.Add(uint64(m))
 	inPlace := sc.pending != nil
 	sc.outs[si] = out
 	if inPlace {

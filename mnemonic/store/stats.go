@@ -28,6 +28,12 @@ type counters struct {
 	// wal.go), walDroppedWrites their readable entries, walTornTails WAL
 	// files that ended in a partly written record (not zeroed either).
 	walDroppedRecords, walDroppedWrites, walTornTails atomic.Uint64
+	// writeCommits counts RocksDB writes (WriteBatches) and writeOps the
+	// puts and deletes in them; readCalls counts lookups into RocksDB (one
+	// MultiGet or Get of one shard) and readKeys their keys. Their ratios
+	// are the commit group and lookup batch sizes (writebatch.go,
+	// multiget.go).
+	writeCommits, writeOps, readCalls, readKeys atomic.Uint64
 }
 
 // commandFields are memcached's per-command counters (stats reset zeroes
@@ -57,6 +63,14 @@ var commandFields = metrics.Fields[*Store]{
 	{Stat: "touch_misses", Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.touchMisses.Load()) }},
 	{Stat: "total_items", Metric: "items_written_total", Help: "Records written (memcached's total_items).",
 		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.totalItems.Load()) }},
+	{Stat: "rocksdb_write_commits", Metric: "rocksdb_write_commits_total", Help: "RocksDB writes (WriteBatches) made; rocksdb_write_ops per commit is the commit group size.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.writeCommits.Load()) }},
+	{Stat: "rocksdb_write_ops", Metric: "rocksdb_write_ops_total", Help: "Puts and deletes in the RocksDB writes made.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.writeOps.Load()) }},
+	{Stat: "rocksdb_read_calls", Metric: "rocksdb_read_calls_total", Help: "RocksDB lookups (one MultiGet or Get of one shard); rocksdb_read_keys per call is the lookup batch size.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readCalls.Load()) }},
+	{Stat: "rocksdb_read_keys", Metric: "rocksdb_read_keys_total", Help: "Keys looked up in RocksDB.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readKeys.Load()) }},
 }
 
 // healthFields are the store's memory, disk, shard and WAL health (not
@@ -154,6 +168,7 @@ func (c *counters) reset() {
 		&c.casHits, &c.casMisses, &c.casBadval,
 		&c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.deleteHits, &c.deleteMisses, &c.cmdFlush,
+		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys,
 	} {
 		v.Store(0)
 	}

@@ -148,3 +148,45 @@ func Need(ok bool, key string, v any, want string) error {
 	}
 	return Bad(key, v, want)
 }
+
+// Daemon holds the keys every moneta daemon has: its client connections
+// and its log. A daemon's configuration struct embeds it, and its keys read
+// as that struct's own: in the TOML file, on the command line (BindFlags),
+// in "stats settings" (Settings) and for SIGHUP (Reloader: log_level,
+// max_conns and idle_timeout apply without a restart).
+type Daemon struct {
+	MaxConns        int      `toml:"max_conns"`
+	MaxValueBytes   int64    `toml:"max_value_bytes"`
+	IdleTimeout     Duration `toml:"idle_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	LogLevel        string   `toml:"log_level"`
+	LogFormat       string   `toml:"log_format"`
+}
+
+// DefaultDaemon is what a daemon runs with when neither file nor flag sets
+// these keys: the server's connection limit (max_conns 0), no idle
+// timeout, 10 s to drain at SIGTERM, info-level text logs.
+func DefaultDaemon() Daemon {
+	return Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text"}
+}
+
+// BindFlags defines the flags of d's keys on fs, writing into d, with d's
+// current values as the defaults -h shows.
+func (d *Daemon) BindFlags(fs *flag.FlagSet) {
+	fs.IntVar(&d.MaxConns, "max-conns", d.MaxConns, "maximum client connections over all ports (0: 65536)")
+	fs.Int64Var(&d.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "request value bytes being read over all connections; past it a write is refused (0: 256 MiB, -1: no limit)")
+	fs.Var(&d.IdleTimeout, "idle-timeout", "close client connections idle this long (0: never)")
+	fs.Var(&d.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
+	fs.StringVar(&d.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
+	fs.StringVar(&d.LogFormat, "log-format", d.LogFormat, "text or json")
+}
+
+// Check returns the Bad error of each of d's keys that cannot work, for a
+// daemon's Validate to join with its own.
+func (d *Daemon) Check() []error {
+	return append([]error{
+		Need(d.MaxConns >= 0, "max_conns", d.MaxConns, "want 0 (the default limit) or more"),
+		Need(d.IdleTimeout >= 0, "idle_timeout", d.IdleTimeout, "want 0 (never) or more"),
+		Need(d.ShutdownTimeout >= 0, "shutdown_timeout", d.ShutdownTimeout, "want 0 or more"),
+	}, CheckLog(d.LogLevel, d.LogFormat)...)
+}

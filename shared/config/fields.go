@@ -12,22 +12,40 @@ import (
 // needs only its struct field and its flag. dst and src point to structs of
 // the same type. The flags -config and -version have no key and are skipped.
 func Override(dst, src any, set map[string]bool) error {
-	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
-	byKey := make(map[string]int)
-	for i := 0; i < dv.NumField(); i++ {
-		byKey[dv.Type().Field(i).Tag.Get("toml")] = i
-	}
+	dv, sv := fieldMap(reflect.ValueOf(dst).Elem()), fieldMap(reflect.ValueOf(src).Elem())
 	for name := range set {
 		if name == "config" || name == "version" {
 			continue
 		}
-		i, ok := byKey[FlagToKey(name)]
+		key := FlagToKey(name)
+		d, ok := dv[key]
 		if !ok {
 			return fmt.Errorf("flag -%s has no configuration key", name)
 		}
-		dv.Field(i).Set(sv.Field(i))
+		d.Set(sv[key])
 	}
 	return nil
+}
+
+// leaves calls f for each field of the struct v with its TOML key, in
+// order, descending into embedded structs (a Daemon in a daemon's
+// configuration) so that their keys read as the outer struct's own.
+func leaves(v reflect.Value, f func(key string, fv reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < v.NumField(); i++ {
+		if sf := t.Field(i); sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+			leaves(v.Field(i), f)
+		} else {
+			f(sf.Tag.Get("toml"), v.Field(i))
+		}
+	}
+}
+
+// fieldMap maps each TOML key of the struct v to its field.
+func fieldMap(v reflect.Value) map[string]reflect.Value {
+	m := make(map[string]reflect.Value)
+	leaves(v, func(key string, fv reflect.Value) { m[key] = fv })
+	return m
 }
 
 // memcachedNames are the settings memcached also has, under its names.
@@ -39,13 +57,10 @@ var memcachedNames = map[string]string{"max_conns": "maxconns", "max_item_size":
 // (memcached's word for an unset domain_socket); idle_timeout in whole
 // seconds as memcached shows it; anything else as fmt.Sprint formats it.
 func Settings(opts any, add func(key, value string)) {
-	v := reflect.ValueOf(opts)
-	for i := 0; i < v.NumField(); i++ {
-		key := v.Type().Field(i).Tag.Get("toml")
+	leaves(reflect.ValueOf(opts), func(key string, f reflect.Value) {
 		if r, ok := memcachedNames[key]; ok {
 			key = r
 		}
-		f := v.Field(i)
 		var val string
 		switch {
 		case f.Kind() == reflect.String:
@@ -60,7 +75,7 @@ func Settings(opts any, add func(key, value string)) {
 			val = fmt.Sprint(f.Interface())
 		}
 		add(key, val)
-	}
+	})
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
@@ -71,16 +86,22 @@ var durationType = reflect.TypeOf(time.Duration(0))
 // is copied into *cur and "key=value" listed in applied; otherwise *cur
 // keeps its value and "key=value" is listed in restart.
 func Reload(cur, next any, apply func(key string) bool) (applied, restart []string) {
-	cv, nv := reflect.ValueOf(cur).Elem(), reflect.ValueOf(next)
+	type leaf struct {
+		key string
+		v   reflect.Value
+	}
+	var cs, ns []leaf
+	leaves(reflect.ValueOf(cur).Elem(), func(key string, v reflect.Value) { cs = append(cs, leaf{key, v}) })
+	leaves(reflect.ValueOf(next), func(key string, v reflect.Value) { ns = append(ns, leaf{key, v}) })
 	applied, restart = []string{}, []string{}
-	for i := 0; i < cv.NumField(); i++ {
-		if cv.Field(i).Equal(nv.Field(i)) {
+	for i, c := range cs {
+		n := ns[i].v
+		if c.v.Equal(n) {
 			continue
 		}
-		key := cv.Type().Field(i).Tag.Get("toml")
-		change := fmt.Sprintf("%s=%v", key, nv.Field(i))
-		if apply(key) {
-			cv.Field(i).Set(nv.Field(i))
+		change := fmt.Sprintf("%s=%v", c.key, n)
+		if apply(c.key) {
+			c.v.Set(n)
 			applied = append(applied, change)
 		} else {
 			restart = append(restart, change)
@@ -93,11 +114,17 @@ func Reload(cur, next any, apply func(key string) bool) (applied, restart []stri
 // T. The daemons' reload path knows its keys' types, so a mismatch or a
 // missing key is a programming error and panics.
 func field[T any](s any, key string) T {
-	v := reflect.ValueOf(s)
-	for i := 0; i < v.NumField(); i++ {
-		if v.Type().Field(i).Tag.Get("toml") == key {
-			return v.Field(i).Interface().(T)
-		}
+	v, ok := fieldMap(reflect.ValueOf(s))[key]
+	if !ok {
+		panic("config: no field with key " + key)
 	}
-	panic("config: no field with key " + key)
+	return v.Interface().(T)
+}
+
+// Keys returns the TOML keys of the configuration struct v, in field
+// order, those of embedded structs (a Daemon) included.
+func Keys(v any) []string {
+	var keys []string
+	leaves(reflect.ValueOf(v), func(key string, _ reflect.Value) { keys = append(keys, key) })
+	return keys
 }

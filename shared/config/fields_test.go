@@ -83,3 +83,50 @@ func TestReload(t *testing.T) {
 		t.Fatalf("no change: %q %q", applied, restart)
 	}
 }
+
+// embedOpts is a daemon's configuration as the mains write it: its own
+// keys around an embedded Daemon, whose keys read as its own.
+type embedOpts struct {
+	Listen string `toml:"listen"`
+	Daemon
+	Shards int `toml:"shards"`
+}
+
+func TestEmbeddedDaemon(t *testing.T) {
+	o := embedOpts{Listen: "l", Daemon: DefaultDaemon(), Shards: 2}
+	if got, want := Keys(o), []string{"listen", "max_conns", "max_value_bytes", "idle_timeout", "shutdown_timeout", "log_level", "log_format", "shards"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys %q, want %q", got, want)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	src := o
+	src.Daemon.BindFlags(fs)
+	if err := fs.Parse([]string{"-max-conns", "9", "-log-level", "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	dst := o
+	if err := Override(&dst, &src, Set(fs)); err != nil {
+		t.Fatal(err)
+	}
+	if dst.MaxConns != 9 || dst.LogLevel != "debug" || dst.Listen != "l" {
+		t.Fatalf("override: %+v", dst)
+	}
+	var settings []string
+	Settings(dst, func(k, v string) { settings = append(settings, k+" "+v) })
+	if settings[1] != "maxconns 9" || settings[5] != "log_level debug" || settings[7] != "shards 2" {
+		t.Fatalf("settings %q", settings)
+	}
+	next := dst
+	next.MaxConns, next.Shards = 10, 3
+	applied, restart := Reload(&dst, next, func(key string) bool { return key == "max_conns" })
+	if !reflect.DeepEqual(applied, []string{"max_conns=10"}) || !reflect.DeepEqual(restart, []string{"shards=3"}) || dst.MaxConns != 10 {
+		t.Fatalf("reload: applied %q restart %q, cur %+v", applied, restart, dst)
+	}
+	if field[int](next, "max_conns") != 10 {
+		t.Fatal("field does not find an embedded key")
+	}
+	bad := o
+	bad.MaxConns, bad.LogFormat = -1, "xml"
+	if errs := bad.Check(); len(errs) < 2 {
+		t.Fatalf("Check: %v", errs)
+	}
+}

@@ -1,6 +1,8 @@
 // Package mctest starts real processes for tests, stopped by PID when the
 // test ends: Debian memcached on a temporary Unix socket or a free loopback
-// port (Start, StartTCP), any program with a readiness poll (StartProc), and
+// port (Start, StartTCP), any program with a readiness poll (StartProc,
+// NewProc: SIGKILL or SIGTERM, signals, its log, race reports), a mnemonic
+// on its own socket and data directory (StartMnemonic, NewMnemonic), and
 // whole moneta hosts, memcached + mnemonic + rend (BuildMoneta, StartHost).
 // Eventually is the one polling helper for conditions with a deadline.
 package mctest
@@ -108,36 +110,44 @@ func (m *Memcached) Pid() int {
 
 // WaitReady polls addr until a "version" command is answered.
 func WaitReady(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ping(addr)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ping sends one "version" to addr and checks the reply.
+func ping(addr string) error {
 	network, address := "tcp", addr
 	if strings.HasPrefix(addr, "unix:") {
 		network, address = "unix", strings.TrimPrefix(addr, "unix:")
 	} else if strings.HasPrefix(addr, "/") {
 		network = "unix"
 	}
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout(network, address, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("version\r\n"))
-			if err == nil {
-				var line string
-				line, err = bufio.NewReader(c).ReadString('\n')
-				if err == nil && strings.HasPrefix(line, "VERSION ") {
-					c.Close()
-					return nil
-				}
-				if err == nil {
-					err = fmt.Errorf("unexpected reply %q", line)
-				}
-			}
-			c.Close()
-		}
-		last = err
-		time.Sleep(20 * time.Millisecond)
+	c, err := net.DialTimeout(network, address, time.Second)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("not ready after %v: %v", timeout, last)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "VERSION ") {
+		return fmt.Errorf("unexpected reply %q", line)
+	}
+	return nil
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

@@ -34,7 +34,7 @@ type Host struct {
 	// MnemonicAdmin is mnemonic's admin HTTP address (its /metrics).
 	MnemonicAdmin string
 	L1            *Memcached
-	Mnemonic      *Proc
+	Mnemonic      *Mnemonic
 	Rend          *Proc
 	// Data is mnemonic's data directory, which outlives restarts.
 	Data string
@@ -56,16 +56,46 @@ func StartHost(tb testing.TB, bin Binaries, l1MB int) *Host {
 		Data:          filepath.Join(dir, "data"),
 	}
 	h.L1 = Start(tb, "-m", strconv.Itoa(l1MB))
-	l2 := "unix:" + filepath.Join(dir, "mn.sock")
 	// Small RocksDB caches and buffers: a test host holds little data and
 	// several hosts share the machine.
-	h.Mnemonic = StartProc(tb, "mnemonic", l2, bin.Mnemonic,
-		"-listen", l2, "-data", h.Data, "-shards", "2", "-admin", h.MnemonicAdmin,
+	h.Mnemonic = StartMnemonic(tb, bin.Mnemonic, h.Data, "-shards", "2", "-admin", h.MnemonicAdmin,
 		"-block-cache-bytes", strconv.Itoa(16<<20), "-write-buffer-bytes", strconv.Itoa(8<<20))
 	h.Rend = StartProc(tb, "rend", h.Regular, bin.Rend,
 		"-listen", h.Regular, "-batch-listen", h.Batch, "-admin", h.Admin,
-		"-l1", h.L1.Addr, "-l2", l2, "-backend-timeout", "2s")
+		"-l1", h.L1.Addr, "-l2", h.Mnemonic.Addr, "-backend-timeout", "2s")
 	return h
+}
+
+// Mnemonic is a mnemonic process a test owns, on a Unix socket of its own.
+type Mnemonic struct {
+	*Proc
+	// Addr is its socket ("unix:/..."); Data is its data directory, which
+	// outlives restarts.
+	Addr, Data string
+}
+
+// NewMnemonic prepares the mnemonic program at path, not started yet (set
+// Env for a test binary that runs as mnemonic, then Start): listening on a
+// fresh socket, its data in data (a fresh directory if empty), no admin
+// listener, then extra (a later flag wins over an earlier one). Everything
+// else is the program's default or its -config file's.
+func NewMnemonic(tb testing.TB, path, data string, extra ...string) *Mnemonic {
+	tb.Helper()
+	if data == "" {
+		data = filepath.Join(tb.TempDir(), "data")
+	}
+	m := &Mnemonic{Addr: "unix:" + filepath.Join(SocketDir(tb), "mn.sock"), Data: data}
+	args := append([]string{"-listen", m.Addr, "-data", data, "-admin", ""}, extra...)
+	m.Proc = NewProc(tb, "mnemonic", m.Addr, path, args...)
+	return m
+}
+
+// StartMnemonic is NewMnemonic, started: it returns once mnemonic answers.
+func StartMnemonic(tb testing.TB, path, data string, extra ...string) *Mnemonic {
+	tb.Helper()
+	m := NewMnemonic(tb, path, data, extra...)
+	m.Start()
+	return m
 }
 
 func freeAddr(tb testing.TB) string {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
 	"github.com/moneta-cache/moneta/shared/addr"
@@ -37,22 +36,17 @@ type Config struct {
 	MinFreeDiskBytes     int64   `toml:"min_free_disk_bytes"`
 	MaxOpenFiles         int     `toml:"max_open_files"`
 
-	MaxProcs        int             `toml:"max_procs"`
-	GCPercent       int             `toml:"gc_percent"`
-	MaxConns        int             `toml:"max_conns"`
-	MaxValueBytes   int64           `toml:"max_value_bytes"`
-	IdleTimeout     config.Duration `toml:"idle_timeout"`
-	ShutdownTimeout config.Duration `toml:"shutdown_timeout"`
-	// LogLevel, MaxConns and IdleTimeout are the keys SIGHUP applies
-	// without a restart.
-	LogLevel  string `toml:"log_level"`
-	LogFormat string `toml:"log_format"`
+	MaxProcs  int `toml:"max_procs"`
+	GCPercent int `toml:"gc_percent"`
+	// Daemon: max_conns, max_value_bytes, idle_timeout, shutdown_timeout,
+	// log_level, log_format.
+	config.Daemon
 }
 
 // defaultConfig is what mnemonic runs with when there is no file and no
 // flag (DESIGN §10).
 func defaultConfig() Config {
-	return Config{
+	c := Config{
 		Listen:          "unix:./var/mnemonic.sock",
 		Data:            "./var/mnemonic",
 		Shards:          4,
@@ -73,11 +67,10 @@ func defaultConfig() Config {
 		MinFreeDiskBytes:     store.DefaultMinFreeDiskBytes,
 		MaxOpenFiles:         store.DefaultMaxOpenFiles,
 		GCPercent:            defaultGCPercent,
-		MaxConns:             server.DefaultMaxConns,
-		ShutdownTimeout:      config.Duration(10 * time.Second),
-		LogLevel:             "info",
-		LogFormat:            "text",
+		Daemon:               config.DefaultDaemon(),
 	}
+	c.MaxConns = server.DefaultMaxConns
+	return c
 }
 
 // defaultGCPercent: see tuneRuntime.
@@ -139,11 +132,8 @@ func (c Config) Validate() error {
 		config.Need(c.MaxProcs >= 0, "max_procs", c.MaxProcs, "want 0 (automatic) or more"),
 		config.Need(c.MinFreeDiskBytes >= 0, "min_free_disk_bytes", c.MinFreeDiskBytes, "want 0 (the default) or more"),
 		config.Need(c.GCPercent >= 0, "gc_percent", c.GCPercent, "want 0 (the default) or more"),
-		config.Need(c.MaxConns >= 0, "max_conns", c.MaxConns, "want 0 (the default limit) or more"),
-		config.Need(c.IdleTimeout >= 0, "idle_timeout", c.IdleTimeout, "want 0 (never) or more"),
-		config.Need(c.ShutdownTimeout >= 0, "shutdown_timeout", c.ShutdownTimeout, "want 0 or more"),
 	)
-	errs = append(errs, config.CheckLog(c.LogLevel, c.LogFormat)...)
+	errs = append(errs, c.Daemon.Check()...)
 	// The store's own checks name their keys too.
 	o := c.storeOptions("", slog.Default())
 	if err := o.Validate(); err != nil {
@@ -176,12 +166,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.MinFreeDiskBytes, "min-free-disk-bytes", c.MinFreeDiskBytes, "free disk space writes leave untouched; below it writes are refused until space is freed")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage")
-	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "maximum client connections")
-	fs.Int64Var(&c.MaxValueBytes, "max-value-bytes", c.MaxValueBytes, "request value bytes being read over all connections; past it a write is refused (0: 256 MiB, -1: no limit)")
-	fs.Var(&c.IdleTimeout, "idle-timeout", "close connections idle this long (0: never)")
-	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM waits for in-flight requests")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	c.Daemon.BindFlags(fs)
 }
 
 // loadConfig builds the configuration from defaults, then the file named by

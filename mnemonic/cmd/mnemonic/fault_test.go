@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a fresh directory and unmounts
@@ -59,21 +61,7 @@ func fillTo(t *testing.T, path string, free int64) {
 // healthz returns the status code and body of /healthz.
 func healthz(t *testing.T, admin string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, b.String()
+	return mctest.Get(t, "http://"+admin+"/healthz")
 }
 
 // TestDiskFull is issue 11 item 6 with a real full disk (a 64 MiB tmpfs):
@@ -87,7 +75,7 @@ func TestDiskFull(t *testing.T) {
 	admin := freeAddr(t)
 	args := []string{"-admin", admin, "-max-disk-bytes", fmt.Sprint(32 << 20), "-min-free-disk-bytes", fmt.Sprint(4 << 20)}
 	p := startMnemonic(t, data, args...)
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	for i := 0; i < 50; i++ {
 		c.do(fmt.Sprintf("set early%d 0 0 6\r\nearly%d\r\n", i, i%10), "STORED")
 	}
@@ -133,7 +121,7 @@ func TestDiskFull(t *testing.T) {
 	p.crash()
 	fillTo(t, filler, 1<<20)
 	p = startMnemonic(t, data, args...)
-	c = dialText(t, p.addr)
+	c = dialText(t, p.Addr)
 	c.do("get early2\r\n", "VALUE early2 0 6", "early2", "END")
 	// A multi-key get spans both read-only shards (one MultiGet each).
 	var keys, want []string
@@ -187,14 +175,14 @@ func TestFDLimitReservesRocksDB(t *testing.T) {
 	admin := freeAddr(t)
 	p := startMnemonic(t, "", "-admin", admin, "-max-disk-bytes", fmt.Sprint(32<<20), "-log-level", "info")
 	_, maxConns, _ := fdBudget(limit, 2, 1024, 65536)
-	if !strings.Contains(p.stderr.String(), "max_conns lowered") || !strings.Contains(p.stderr.String(), fmt.Sprintf("lowered_to=%d", maxConns)) {
-		t.Fatalf("no warning lowering max_conns to %d:\n%s", maxConns, p.stderr)
+	if !strings.Contains(p.Log(), "max_conns lowered") || !strings.Contains(p.Log(), fmt.Sprintf("lowered_to=%d", maxConns)) {
+		t.Fatalf("no warning lowering max_conns to %d:\n%s", maxConns, p.Log())
 	}
 	// Take every connection slot, and try for more than the limit.
 	accepted, rejected := 0, 0
 	var w *textConn
 	for i := 0; i < limit; i++ {
-		c := dialText(t, p.addr)
+		c := dialText(t, p.Addr)
 		// A refused connection gets its reply and is closed at once, so
 		// the write may fail; the reply is read either way.
 		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
@@ -255,12 +243,12 @@ func setNofile(t *testing.T, pid int, soft uint64) uint64 {
 func TestShardRecoversFromFDExhaustion(t *testing.T) {
 	admin := freeAddr(t)
 	p := startMnemonic(t, "", "-admin", admin, "-max-disk-bytes", fmt.Sprint(32<<20), "-log-level", "info")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := 0; i < 100; i++ {
 		c.do(fmt.Sprintf("set early%d 0 0 5\r\nearly\r\n", i), "STORED")
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.Pid()
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		t.Fatal(err)
@@ -301,8 +289,8 @@ func TestShardRecoversFromFDExhaustion(t *testing.T) {
 	if m := scrape(t, admin); m["mnemonic_shard_reopens_total"] < 1 || m["mnemonic_shard_faults_total"] < 1 {
 		t.Fatalf("metrics after recovery: faults %v reopens %v", m["mnemonic_shard_faults_total"], m["mnemonic_shard_reopens_total"])
 	}
-	if !strings.Contains(p.stderr.String(), "shard reopened read-write") {
-		t.Errorf("no reopen logged:\n%s", p.stderr)
+	if !strings.Contains(p.Log(), "shard reopened read-write") {
+		t.Errorf("no reopen logged:\n%s", p.Log())
 	}
 	p.stop()
 }
@@ -358,7 +346,7 @@ func TestGarbledWALAfterKill9(t *testing.T) {
 			admin := freeAddr(t)
 			args := []string{"-shards", "1", "-admin", admin}
 			p := startMnemonic(t, data, args...)
-			c := dialText(t, p.addr)
+			c := dialText(t, p.Addr)
 			const n = 200
 			for i := 0; i < n; i++ {
 				v := fmt.Sprintf("value-%d-%s", i, strings.Repeat("v", 40))
@@ -377,14 +365,14 @@ func TestGarbledWALAfterKill9(t *testing.T) {
 			}
 
 			p = startMnemonic(t, data, args...)
-			log := p.stderr.String()
+			log := p.Log()
 			switch {
 			case tc.torn && !strings.Contains(log, "level=WARN msg=\"WAL ended in a partly written record"):
 				t.Fatalf("no WARN about the torn record:\n%s", log)
 			case !tc.torn && !strings.Contains(log, "level=ERROR msg=\"WAL recovery dropped records"):
 				t.Fatalf("no ERROR about dropped WAL records:\n%s", log)
 			}
-			c = dialText(t, p.addr)
+			c = dialText(t, p.Addr)
 			for i := 0; i < first; i++ {
 				v := fmt.Sprintf("value-%d-%s", i, strings.Repeat("v", 40))
 				c.do(fmt.Sprintf("get key%d\r\n", i), fmt.Sprintf("VALUE key%d 0 %d", i, len(v)), v, "END")

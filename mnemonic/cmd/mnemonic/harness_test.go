@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -10,10 +9,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,117 +40,52 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// proc is a mnemonic process owned by a test.
+// proc is a mnemonic process owned by a test: this test binary, run as
+// mnemonic (serveEnv), under mctest's process handling.
 type proc struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	addr   string
-	data   string
-	args   []string
-	stderr *syncBuffer
-	done   chan struct{}
-	err    error // Wait's result, set before done closes
+	*mctest.Mnemonic
+	t testing.TB
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// command returns an unstarted mnemonic process with args.
-func command(args ...string) (*exec.Cmd, *syncBuffer) {
+// command returns an unstarted mnemonic process with args and what it
+// writes, for runs that end by themselves (bad flags, -version).
+func command(args ...string) (*exec.Cmd, *strings.Builder) {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), serveEnv+"=1")
-	out := &syncBuffer{}
+	out := new(strings.Builder)
 	cmd.Stdout, cmd.Stderr = out, out
 	return cmd, out
 }
 
 // startMnemonic runs mnemonic on a fresh socket with its data in data (a
-// fresh directory if empty) and waits until it accepts connections.
+// fresh directory if empty) and waits until it answers. extra flags come
+// last (they win).
 func startMnemonic(t testing.TB, data string, extra ...string) *proc {
 	t.Helper()
-	if data == "" {
-		data = filepath.Join(t.TempDir(), "data")
-	}
-	sockDir, err := os.MkdirTemp("", "mn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sock := "unix:" + filepath.Join(sockDir, "m.sock")
-	return startArgs(t, sock, data, append([]string{"-listen", sock, "-data", data, "-admin", "", "-shards", "2",
-		"-max-disk-bytes", fmt.Sprint(256 << 20), "-block-cache-bytes", fmt.Sprint(8 << 20), "-log-level", "warn"}, extra...))
+	return startArgs(t, data, append([]string{"-shards", "2", "-max-disk-bytes", fmt.Sprint(256 << 20),
+		"-block-cache-bytes", fmt.Sprint(8 << 20), "-log-level", "warn"}, extra...))
 }
 
-// startArgs runs mnemonic with exactly args (which make it listen on listen)
-// and waits until it accepts connections.
-func startArgs(t testing.TB, listen, data string, args []string) *proc {
+// startArgs runs mnemonic with mctest's base flags (socket, data, no
+// admin) followed by args, and waits until it answers.
+func startArgs(t testing.TB, data string, args []string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: listen, data: data, done: make(chan struct{}), args: args}
-	p.cmd, p.stderr = command(p.args...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := addr.Dial(context.Background(), p.addr, time.Second); err == nil {
-			c.Close()
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("mnemonic exited at start: %v\n%s", p.err, p.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mnemonic did not listen on %s\n%s", p.addr, p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	m := mctest.NewMnemonic(t, os.Args[0], data, args...)
+	m.Env = []string{serveEnv + "=1"}
+	m.Start()
+	return &proc{m, t}
 }
 
 // stop sends SIGTERM and requires a clean exit.
 func (p *proc) stop() {
 	p.t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		p.t.Fatalf("mnemonic ignored SIGTERM\n%s", p.stderr)
-	}
-	if p.err != nil {
-		p.t.Fatalf("mnemonic exited with %v after SIGTERM\n%s", p.err, p.stderr)
+	if err := p.Terminate(30 * time.Second); err != nil {
+		p.t.Fatalf("mnemonic after SIGTERM: %v\n%s", err, p.Log())
 	}
 }
 
 // crash kills the process with SIGKILL: no shutdown code runs.
-func (p *proc) crash() {
-	p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *proc) crash() { p.Stop() }
 
 // textConn is a raw text-protocol connection.
 type textConn struct {

@@ -31,7 +31,7 @@ func casOf(t *testing.T, line string) uint64 {
 
 func TestTextCommands(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("set k 5 0 3\r\nabc\r\n", "STORED")
 	c.do("get k\r\n", "VALUE k 5 3", "abc", "END")
 	c.send("gets k\r\n")
@@ -77,7 +77,7 @@ func TestTextCommands(t *testing.T) {
 
 func TestIncrDecrEdges(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("incr n 1\r\n", "NOT_FOUND")
 	c.do("set n 3 0 2\r\n10\r\n", "STORED")
 	c.do("incr n 5\r\n", "15")
@@ -98,7 +98,7 @@ func TestIncrDecrEdges(t *testing.T) {
 
 func TestMetaCommands(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.send("ms k 2 c F9 T100\r\nhi\r\n")
 	hd := c.line()
 	m := regexp.MustCompile(`^HD c(\d+)$`).FindStringSubmatch(hd)
@@ -137,7 +137,7 @@ func TestMetaCommands(t *testing.T) {
 
 func TestBinaryCommands(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialBin(t, p.addr)
+	c := dialBin(t, p.Addr)
 	const (
 		opGet, opSet, opAdd, opReplace, opDelete, opIncr, opDecr = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 		opFlush, opGetQ, opNoop, opVersion, opGetK, opAppend     = 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0e
@@ -242,7 +242,7 @@ func TestBinaryCommands(t *testing.T) {
 
 func TestTTLExpiry(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("set short 0 1 1\r\nx\r\n", "STORED")
 	c.do("set long 0 100 1\r\nx\r\n", "STORED")
 	c.do(fmt.Sprintf("set abs 0 %d 1\r\nx\r\n", time.Now().Unix()+100), "STORED")
@@ -273,7 +273,7 @@ func (c *textConn) has(key string) bool {
 // more is refused and deletes the key's old value, as memcached does.
 func TestLargeValues(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	roundTrip := func(key string, n int) string {
 		t.Helper()
 		v := strings.Repeat(key[:1], n)
@@ -302,7 +302,7 @@ func TestLargeValues(t *testing.T) {
 // every successful cas must be counted exactly once.
 func TestCASRace(t *testing.T) {
 	p := startMnemonic(t, "")
-	sock := strings.TrimPrefix(p.addr, "unix:")
+	sock := strings.TrimPrefix(p.Addr, "unix:")
 	mc := memcache.New(sock)
 	if err := mc.Set(&memcache.Item{Key: "ctr", Value: []byte("0")}); err != nil {
 		t.Fatal(err)
@@ -352,7 +352,7 @@ func TestCASRace(t *testing.T) {
 func TestRestartKeepsData(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startMnemonic(t, data)
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	for i := 0; i < 100; i++ {
 		c.do(fmt.Sprintf("set k%d %d 0 2\r\nv%d\r\n", i, i, i%10), "STORED")
 	}
@@ -364,7 +364,7 @@ func TestRestartKeepsData(t *testing.T) {
 	p.stop()
 
 	p = startMnemonic(t, data)
-	c = dialText(t, p.addr)
+	c = dialText(t, p.Addr)
 	c.do("get k1 kept\r\n", "VALUE kept 0 1", "x", "END")
 	c.do("set k1 0 0 1\r\ny\r\n", "STORED")
 	c.send("gets k1\r\n")
@@ -381,7 +381,7 @@ func TestRestartKeepsData(t *testing.T) {
 func TestDelayedFlushThenWrites(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startMnemonic(t, data)
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("set old 0 0 1\r\nx\r\n", "STORED")
 	c.do("flush_all 1\r\n", "OK")
 	eventually(t, 3*time.Second, "the delayed flush", func() bool { return !c.has("old") })
@@ -398,7 +398,7 @@ func TestDelayedFlushThenWrites(t *testing.T) {
 	p.crash()
 
 	p = startMnemonic(t, data)
-	c = dialText(t, p.addr)
+	c = dialText(t, p.Addr)
 	c.do("get old fa n\r\n", "VALUE fa 0 6", "hello!", "VALUE n 0 1", "2", "END")
 	c.do("set new 0 0 1\r\ny\r\n", "STORED")
 	c.do("get new\r\n", "VALUE new 0 1", "y", "END")
@@ -409,7 +409,7 @@ func TestDelayedFlushThenWrites(t *testing.T) {
 func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startMnemonic(t, data)
-	c := dialBin(t, p.addr)
+	c := dialBin(t, p.Addr)
 	const n = 3000
 	for i := 0; i < n; i++ {
 		r := c.do(binPacket{op: 0x01, key: []byte(fmt.Sprint("key", i)), value: []byte(fmt.Sprint("value", i)), extras: storeExtras(uint32(i), 0)})
@@ -420,10 +420,10 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 	p.crash()
 
 	p = startMnemonic(t, data)
-	if strings.Contains(p.stderr.String(), "WAL recovery dropped") {
-		t.Fatalf("an intact WAL reported as damaged:\n%s", p.stderr)
+	if strings.Contains(p.Log(), "WAL recovery dropped") {
+		t.Fatalf("an intact WAL reported as damaged:\n%s", p.Log())
 	}
-	c = dialBin(t, p.addr)
+	c = dialBin(t, p.Addr)
 	for i := 0; i < n; i++ {
 		r := c.do(binPacket{op: 0x00, key: []byte(fmt.Sprint("key", i))})
 		if r.status != 0 || string(r.value) != fmt.Sprint("value", i) || string(r.extras) != string(be32(uint32(i))) {
@@ -477,7 +477,7 @@ func TestConfigFileAndFlags(t *testing.T) {
 	cfgPath := filepath.Join(dir, "m.toml")
 	os.WriteFile(cfgPath, []byte("shards = 3\nmax_item_size = 100\ncompaction_style = \"leveled\"\nblob_files = true\n"), 0o644)
 	p := startMnemonic(t, "", "-config", cfgPath, "-max-item-size", "200", "-max-disk-bytes", "0")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("set a 0 0 150\r\n"+strings.Repeat("x", 150)+"\r\n", "STORED")
 	c.do("set a 0 0 201\r\n"+strings.Repeat("x", 201)+"\r\n", "SERVER_ERROR object too large for cache")
 	c.send("stats settings\r\n")
@@ -516,4 +516,70 @@ func TestAdminHealthz(t *testing.T) {
 		n, _ := conn.Read(buf)
 		return strings.HasPrefix(string(buf[:n]), "HTTP/1.0 200")
 	})
+}
+
+// statNum reads one general stat.
+func statNum(t *testing.T, c *textConn, name string) uint64 {
+	t.Helper()
+	c.send("stats\r\n")
+	var v uint64
+	for {
+		l := c.line()
+		if l == "END" {
+			return v
+		}
+		if f := strings.Fields(l); len(f) == 3 && f[1] == name {
+			fmt.Sscan(f[2], &v)
+		}
+	}
+}
+
+// TestPipelinedRunsSurviveKill9: sets pipelined as rend sends them (meta ms,
+// a hundred per write) are committed in groups (server.RunBatcher, one
+// WriteBatch per shard), every acknowledged one survives kill -9, and mg
+// lines pipelined the same way are looked up together (one MultiGet per
+// shard) and answer in order.
+func TestPipelinedRunsSurviveKill9(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := startMnemonic(t, data)
+	c := dialText(t, p.Addr)
+	const n, per = 2000, 100
+	var b strings.Builder
+	for i := 0; i < n; i += per {
+		b.Reset()
+		for j := i; j < i+per; j++ {
+			v := fmt.Sprint("value", j)
+			fmt.Fprintf(&b, "ms key%d %d F%d T0\r\n%s\r\n", j%(n/2), len(v), j, v)
+		}
+		c.send(b.String())
+		for j := i; j < i+per; j++ {
+			c.expect("HD")
+		}
+	}
+	commits, ops := statNum(t, c, "rocksdb_write_commits"), statNum(t, c, "rocksdb_write_ops")
+	if ops != n || commits >= ops {
+		t.Errorf("%d sets in %d RocksDB writes of %d operations: not grouped", n, commits, ops)
+	}
+	t.Logf("%d sets: %d RocksDB writes", ops, commits)
+	p.crash()
+
+	p = startMnemonic(t, data)
+	c = dialText(t, p.Addr)
+	for i := 0; i < n/2; i += per {
+		b.Reset()
+		for j := i; j < i+per; j++ {
+			fmt.Fprintf(&b, "mg key%d v f\r\nmg nokey%d v\r\n", j, j)
+		}
+		c.send(b.String())
+		for j := i; j < i+per; j++ {
+			// Each key was last written by the second half of the run.
+			v := fmt.Sprint("value", j+n/2)
+			c.expect(fmt.Sprintf("VA %d f%d", len(v), j+n/2), v, "EN")
+		}
+	}
+	calls, keys := statNum(t, c, "rocksdb_read_calls"), statNum(t, c, "rocksdb_read_keys")
+	if keys != n || calls*4 > keys {
+		t.Errorf("%d mg lines in %d RocksDB lookups of %d keys: not batched", n, calls, keys)
+	}
+	t.Logf("%d mg keys: %d RocksDB lookups", keys, calls)
 }

@@ -21,7 +21,7 @@ const mib = 1 << 20
 
 func procMemory(t *testing.T, p *proc) mctest.Memory {
 	t.Helper()
-	m, err := mctest.ProcMemory(p.cmd.Process.Pid)
+	m, err := mctest.ProcMemory(p.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func procMemory(t *testing.T, p *proc) mctest.Memory {
 // intact.
 func TestGetRepeatedBigValueStreams(t *testing.T) {
 	p := startMnemonic(t, "", "-max-item-size", fmt.Sprint(8*mib))
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	value := bytes.Repeat([]byte("0123456789abcdef"), 4*mib/16)
 	c.send(fmt.Sprintf("set big 7 0 %d\r\n%s\r\n", len(value), value))
 	c.expect("STORED")
@@ -96,7 +96,7 @@ func readValues(t *testing.T, r *bufio.Reader, key string, value []byte, n int) 
 // the old 64 KiB line and 10,000-key limits) is answered in full.
 func TestGetManyKeys(t *testing.T) {
 	p := startMnemonic(t, "")
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("set k500 0 0 2\r\nhi\r\n", "STORED")
 	c.do("set k99999 0 0 2\r\nho\r\n", "STORED")
 	var b strings.Builder
@@ -150,7 +150,7 @@ func stalledValues(t *testing.T, conns, sent int) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			nc, err := addr.Dial(context.Background(), p.addr, 5*time.Second)
+			nc, err := addr.Dial(context.Background(), p.Addr, 5*time.Second)
 			if err != nil {
 				errs <- err
 				return
@@ -172,7 +172,7 @@ func stalledValues(t *testing.T, conns, sent int) {
 		t.Fatal(err)
 	}
 	// Another client is served meanwhile, small writes included.
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	c.do("set ok 0 0 2\r\nok\r\n", "STORED")
 	c.do("get ok\r\n", "VALUE ok 0 2", "ok", "END")
 

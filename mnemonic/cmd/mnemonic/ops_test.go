@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,53 +11,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
 // freeAddr returns a loopback TCP address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)) }
 
+// httpGet fetches url and requires status code.
 func httpGet(t *testing.T, url string, code int) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	got, body := mctest.Get(t, url)
+	if got != code {
+		t.Fatalf("GET %s: %d, want %d\n%.300s", url, got, code, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != code {
-		t.Fatalf("GET %s: %d, want %d\n%.300s", url, resp.StatusCode, code, b)
-	}
-	return string(b)
+	return body
 }
 
-// scrape returns every sample of /metrics keyed by name{labels}, as
-// Prometheus writes it (labels sorted by name).
-func scrape(t *testing.T, admin string) map[string]float64 {
-	t.Helper()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(httpGet(t, "http://"+admin+"/metrics", http.StatusOK)))
-	for sc.Scan() {
-		l := sc.Text()
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(l, ' ')
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample %q", l)
-		}
-		out[l[:i]] = v
-	}
-	return out
-}
+// scrape reads /metrics (mctest.Scrape).
+func scrape(t *testing.T, admin string) map[string]float64 { return mctest.Scrape(t, admin) }
 
 // textStats runs "stats [group]" and returns its fields.
 func textStats(c *textConn, group string) map[string]string {
@@ -85,7 +54,7 @@ func textStats(c *textConn, group string) map[string]string {
 func TestMetricsAndStats(t *testing.T) {
 	admin := freeAddr(t)
 	p := startMnemonic(t, "", "-admin", admin)
-	c := dialText(t, p.addr)
+	c := dialText(t, p.Addr)
 	for i := 0; i < 10; i++ {
 		c.do(fmt.Sprintf("set k%d 0 0 1\r\nv\r\n", i), "STORED")
 	}
@@ -150,7 +119,7 @@ func TestMetricsAndStats(t *testing.T) {
 	}
 
 	// Binary stats: one packet per field, then one with an empty key.
-	b := dialBin(t, p.addr)
+	b := dialBin(t, p.Addr)
 	b.send(binPacket{op: 0x10})
 	bin := map[string]string{}
 	for {
@@ -170,7 +139,7 @@ func TestMetricsAndStats(t *testing.T) {
 	set := textStats(c, "settings")
 	// max_conns is what the descriptor limit leaves after RocksDB's reserve.
 	_, maxConns, _ := fdBudget(fdLimit(), 2, 1024, 65536)
-	for k, want := range map[string]string{"listen": p.addr, "admin": admin, "shards": "2", "item_size_max": "20971520",
+	for k, want := range map[string]string{"listen": p.Addr, "admin": admin, "shards": "2", "item_size_max": "20971520",
 		"maxconns": strconv.Itoa(maxConns), "compaction_style": "fifo", "block_cache_bytes": strconv.Itoa(8 << 20), "log_level": "warn",
 		"log_format": "text", "idle_timeout": "0", "cas_enabled": "yes"} {
 		if set[k] != want {
@@ -198,15 +167,13 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 	}
 	write("shards = 2\nmax_disk_bytes = 268435456\nblock_cache_bytes = 8388608\nlog_level = \"info\"\n")
-	sock := "unix:" + filepath.Join(dir, "m.sock")
-	data := filepath.Join(dir, "data")
-	p := startArgs(t, sock, data, []string{"-config", cfgPath, "-listen", sock, "-data", data, "-admin", "", "-log-format", "json"})
-	c := dialText(t, p.addr)
+	p := startArgs(t, "", []string{"-config", cfgPath, "-log-format", "json"})
+	c := dialText(t, p.Addr)
 
 	// logged returns the JSON log records whose msg is msg.
 	logged := func(msg string) []map[string]any {
 		var out []map[string]any
-		for _, l := range strings.Split(p.stderr.String(), "\n") {
+		for _, l := range strings.Split(p.Log(), "\n") {
 			if l == "" {
 				continue
 			}
@@ -225,7 +192,7 @@ func TestSIGHUPReload(t *testing.T) {
 	eventually(t, 5*time.Second, "the JSON start line", func() bool { return len(logged("mnemonic serving")) == 1 })
 
 	write("shards = 3\nmax_disk_bytes = 268435456\nblock_cache_bytes = 8388608\nlog_level = \"debug\"\nmax_conns = 10\n")
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	eventually(t, 5*time.Second, "reload log", func() bool { return len(logged("SIGHUP: configuration reloaded")) == 1 })
 	rec := logged("SIGHUP: configuration reloaded")[0]
 	if fmt.Sprint(rec["applied"]) != "[max_conns=10 log_level=debug]" || fmt.Sprint(rec["needs_restart"]) != "[shards=3]" {
@@ -237,7 +204,7 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 
 	write("log_level = \"loud\"\n")
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	eventually(t, 5*time.Second, "rejected reload log", func() bool { return len(logged("SIGHUP: configuration not reloaded")) == 1 })
 	if e := fmt.Sprint(logged("SIGHUP: configuration not reloaded")[0]["err"]); !strings.Contains(e, "log_level") {
 		t.Errorf("rejection does not name log_level: %s", e)

@@ -13,7 +13,7 @@ import (
 // (stats/admin-groups.txt); this checks the values.
 func TestStatsGroups(t *testing.T) {
 	s := newStack(t, true) // memcached -m 256
-	mn := dial(t, s.mn.ready)
+	mn := dial(t, s.mn.Addr)
 	for _, port := range []string{s.rend.regular, s.rend.batch} {
 		c := dial(t, port)
 		st := c.stats("settings")

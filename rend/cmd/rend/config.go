@@ -25,12 +25,11 @@ type Options struct {
 	ChunkSize   int    `toml:"chunk_size"`
 	MaxItemSize int    `toml:"max_item_size"`
 
-	MaxConns        int             `toml:"max_conns"`
-	MaxValueBytes   int64           `toml:"max_value_bytes"`
-	IdleTimeout     config.Duration `toml:"idle_timeout"`
-	ShutdownTimeout config.Duration `toml:"shutdown_timeout"`
-	L1Conns         int             `toml:"l1_conns"`
-	L2Conns         int             `toml:"l2_conns"`
+	// Daemon: max_conns (over both ports), max_value_bytes, idle_timeout,
+	// shutdown_timeout, log_level, log_format.
+	config.Daemon
+	L1Conns int `toml:"l1_conns"`
+	L2Conns int `toml:"l2_conns"`
 	// BackendWrites is who writes a backend connection's requests:
 	// "combine" (the calling goroutines, the first for all) or "handoff"
 	// (a writer goroutine per connection); see mcclient.WriteMode.
@@ -45,10 +44,6 @@ type Options struct {
 	// GoMaxProcs is the runtime parallelism (GOMAXPROCS); 0 picks
 	// autoMaxProcs. Not reloadable.
 	GoMaxProcs int `toml:"gomaxprocs"`
-	// LogLevel, MaxConns and IdleTimeout are the options SIGHUP applies
-	// without a restart.
-	LogLevel  string `toml:"log_level"`
-	LogFormat string `toml:"log_format"`
 }
 
 func defaultOptions() Options {
@@ -59,7 +54,7 @@ func defaultOptions() Options {
 		Admin:           "127.0.0.1:11299",
 		ChunkSize:       chunk.DefaultChunkSize,
 		MaxItemSize:     orca.DefaultMaxItemSize,
-		ShutdownTimeout: config.Duration(10 * time.Second),
+		Daemon:          config.DefaultDaemon(),
 		L1Conns:         2,
 		L2Conns:         4,
 		BackendWrites:   "combine",
@@ -68,8 +63,6 @@ func defaultOptions() Options {
 		BreakerOpen:     config.Duration(time.Second),
 		L1StallTimeout:  config.Duration(500 * time.Millisecond),
 		LockStripes:     orca.DefaultStripes,
-		LogLevel:        "info",
-		LogFormat:       "text",
 	}
 }
 
@@ -92,9 +85,6 @@ func (o *Options) Validate() error {
 	errs = append(errs,
 		config.Need(o.ChunkSize >= 16 && o.ChunkSize <= 512<<10, "chunk_size", o.ChunkSize, fmt.Sprintf("want 16..%d", 512<<10)),
 		config.Need(o.MaxItemSize >= 1 && o.MaxItemSize <= 1<<30, "max_item_size", o.MaxItemSize, fmt.Sprintf("want 1..%d", 1<<30)),
-		config.Need(o.MaxConns >= 0, "max_conns", o.MaxConns, "want 0 (the default limit) or more"),
-		config.Need(o.IdleTimeout >= 0, "idle_timeout", o.IdleTimeout, "want 0 (never) or more"),
-		config.Need(o.ShutdownTimeout >= 0, "shutdown_timeout", o.ShutdownTimeout, "want 0 or more"),
 		config.Need(o.BackendTimeout > 0, "backend_timeout", o.BackendTimeout, "want more than 0"),
 		config.Need(o.BreakerFailures >= 0, "breaker_failures", o.BreakerFailures, "want 0 (breakers off) or more"),
 		config.Need(o.BreakerOpen > 0, "breaker_open", o.BreakerOpen, "want more than 0"),
@@ -105,7 +95,7 @@ func (o *Options) Validate() error {
 		config.Need(o.LockStripes >= 1, "lock_stripes", o.LockStripes, "want at least 1"),
 		config.Need(o.GoMaxProcs >= 0, "gomaxprocs", o.GoMaxProcs, "want 0 (automatic) or more"),
 	)
-	errs = append(errs, config.CheckLog(o.LogLevel, o.LogFormat)...)
+	errs = append(errs, o.Daemon.Check()...)
 	return errors.Join(errs...)
 }
 
@@ -134,10 +124,7 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.Admin, "admin", o.Admin, "admin HTTP address: /metrics, /metrics.json, /healthz, /stats, /debug/pprof/ (empty: off)")
 	fs.IntVar(&o.ChunkSize, "chunk-size", o.ChunkSize, "data bytes per L1 chunk")
 	fs.IntVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "largest value accepted, in bytes")
-	fs.IntVar(&o.MaxConns, "max-conns", o.MaxConns, "maximum client connections over both ports (0: 65536)")
-	fs.Int64Var(&o.MaxValueBytes, "max-value-bytes", o.MaxValueBytes, "request value bytes being read over both ports; past it a write is refused (0: 256 MiB, -1: no limit)")
-	fs.Var(&o.IdleTimeout, "idle-timeout", "close client connections idle this long (0: never)")
-	fs.Var(&o.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
+	o.Daemon.BindFlags(fs)
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
 	fs.StringVar(&o.BackendWrites, "backend-writes", o.BackendWrites, "who writes backend requests: combine (the callers, the first for all) or handoff (a writer goroutine per connection)")
@@ -147,8 +134,6 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.Var(&o.L1StallTimeout, "l1-stall-timeout", "an L1 connection answering nothing this long with calls outstanding opens L1's breaker")
 	fs.IntVar(&o.LockStripes, "lock-stripes", o.LockStripes, "number of striped key locks")
 	fs.IntVar(&o.GoMaxProcs, "gomaxprocs", o.GoMaxProcs, "threads running Go code at once (0: half the CPUs, at least 1)")
-	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
-	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }
 
 // loadOptions parses args: defaults, then -config FILE, then the flags set.

@@ -44,8 +44,8 @@ func TestConformance(t *testing.T) {
 	// run side by side. The batch-port target's rend serves the regular port
 	// too; only its batch port is exercised.
 	l1only := startRend(t, mctest.Start(t, "-m", "64").Addr, "")
-	regular := startRend(t, mctest.Start(t, "-m", "64").Addr, startMnemonic(t).ready)
-	batch := startRend(t, mctest.Start(t, "-m", "64").Addr, startMnemonic(t).ready)
+	regular := startRend(t, mctest.Start(t, "-m", "64").Addr, startMnemonic(t).Addr)
+	batch := startRend(t, mctest.Start(t, "-m", "64").Addr, startMnemonic(t).Addr)
 	for _, tgt := range []conformance.Target{
 		{Name: "rend-l1only", Addr: l1only.regular, Groups: l1onlyGroups, Skip: skip},
 		{Name: "rend-l1l2", Addr: regular.regular, Groups: groups, Skip: skip},

@@ -5,13 +5,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +22,7 @@ import (
 // stack is memcached + mnemonic + rend, all real processes.
 type stack struct {
 	mc   *mctest.Memcached
-	mn   *process
+	mn   *mctest.Mnemonic
 	rend *rendProc
 	// l1 and l2 talk to the backends directly, behind rend's back.
 	l1, l2 *mcclient.Client
@@ -38,7 +35,7 @@ func newStack(t *testing.T, withL2 bool, rendArgs ...string) *stack {
 	l2 := ""
 	if withL2 {
 		s.mn = startMnemonic(t)
-		l2 = s.mn.ready
+		l2 = s.mn.Addr
 		s.l2 = directClient(t, l2)
 	}
 	s.rend = startRend(t, s.mc.Addr, l2, rendArgs...)
@@ -536,7 +533,7 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 	c := dial(t, s.rend.regular)
 	c.set("hot", pattern(3000, 5), 0, 0)
 
-	s.mn.stop()
+	s.mn.Stop()
 	eventually(t, 20*time.Second, "writes failing with L2 down", func() bool { return load.serverErrors.Load() > 0 })
 	if v, _, _, ok := c.get("hot"); !ok || !bytes.Equal(v, pattern(3000, 5)) {
 		t.Fatal("L1 hit not served with L2 down")
@@ -545,7 +542,7 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 	if l := c.line(); !strings.HasPrefix(l, "SERVER_ERROR ") {
 		t.Fatalf("write with L2 down: %q", l)
 	}
-	s.mn.start()
+	s.mn.Start()
 	load.progress(t, 200, "load after mnemonic restart")
 	c.set("x", []byte("x"), 0, 0)
 	if v, _, _, ok := c.get("hot"); !ok || !bytes.Equal(v, pattern(3000, 5)) {
@@ -557,40 +554,21 @@ func TestKillMnemonicMidLoad(t *testing.T) {
 // lets rend exit cleanly with a client connected.
 func TestHealthzAndGracefulStop(t *testing.T) {
 	s := newStack(t, true)
-	health := func() (int, string) {
-		resp, err := http.Get("http://" + s.rend.admin + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	health := func() (int, string) { return healthz(t, s.rend.admin) }
 	if code, body := health(); code != 200 || !strings.Contains(body, `"l2":{`) {
 		t.Fatalf("healthz %d %s", code, body)
 	}
-	s.mn.stop()
+	s.mn.Stop()
 	eventually(t, 10*time.Second, "healthz to report L2 down", func() bool {
 		code, body := health()
 		return code == 503 && strings.Contains(body, `"degraded"`)
 	})
-	s.mn.start()
+	s.mn.Start()
 	eventually(t, 10*time.Second, "healthz to recover", func() bool { code, _ := health(); return code == 200 })
 
 	c := dial(t, s.rend.regular)
 	c.expect("version\r\n", "VERSION "+version)
-	if err := s.rend.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.rend.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("rend exited with %v after SIGTERM", err)
-		}
-		s.rend.cmd = nil
-	case <-time.After(15 * time.Second):
-		t.Fatal("rend did not exit after SIGTERM")
+	if err := s.rend.Terminate(15 * time.Second); err != nil {
+		t.Fatalf("rend after SIGTERM: %v", err)
 	}
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,8 +57,8 @@ func TestL2RefusalLeavesNoL1Copy(t *testing.T) {
 	s := &stack{mc: mctest.Start(t, "-m", "64")}
 	s.l1 = directClient(t, s.mc.Addr)
 	s.mn = startMnemonic(t, "-max-item-size", "4096")
-	s.l2 = directClient(t, s.mn.ready)
-	s.rend = startRend(t, s.mc.Addr, s.mn.ready)
+	s.l2 = directClient(t, s.mn.Addr)
+	s.rend = startRend(t, s.mc.Addr, s.mn.Addr)
 	big := pattern(5000, 3) // above mnemonic's limit, far below rend's
 
 	for _, port := range []struct{ name, addr string }{{"regular", s.rend.regular}, {"batch", s.rend.batch}} {
@@ -157,7 +154,7 @@ func TestL2StallLeavesNoStaleL1(t *testing.T) {
 	_, _, cas, _ := c.get("st-cas")
 	writes[len(writes)-1].req = fmt.Sprintf("cas st-cas 0 0 2 %d\r\nv2\r\n", cas)
 
-	pid := s.mn.cmd.Process.Pid
+	pid := s.mn.Pid()
 	sigstop(t, pid)
 	resumed := false
 	defer func() {
@@ -205,8 +202,7 @@ func TestL2StallLeavesNoStaleL1(t *testing.T) {
 		s.sameAsL2(t, c, w.key)
 	}
 	if t.Failed() {
-		b, _ := os.ReadFile(s.rend.log.Name())
-		t.Logf("rend log:\n%s", b)
+		t.Logf("rend log:\n%s", s.rend.Log())
 	}
 }
 
@@ -270,9 +266,9 @@ func TestKillRendMidWrite(t *testing.T) {
 			defer mu.Unlock()
 			return done == writers
 		})
-		s.rend.stop() // SIGKILL, mid-write for several writers
+		s.rend.Stop() // SIGKILL, mid-write for several writers
 		wg.Wait()
-		s.rend.start()
+		s.rend.Start()
 		c := dial(t, s.rend.regular)
 		for w := 0; w < writers; w++ {
 			for i := 0; i < keysPer; i++ {
@@ -288,13 +284,7 @@ func TestKillRendMidWrite(t *testing.T) {
 // healthz returns /healthz's status code and body.
 func healthz(t *testing.T, admin string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return mctest.Get(t, "http://"+admin+"/healthz")
 }
 
 // TestFrozenL1FallsBackToL2 (issue 11 item 5): memcached SIGSTOPped under

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,9 +19,7 @@ import (
 
 // bin holds the binaries TestMain builds once per test run (package state
 // because TestMain has no other way to hand them to the tests).
-var bin struct {
-	rend, mnemonic string
-}
+var bin mctest.Binaries
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rend-e2e-")
@@ -30,103 +27,28 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin.rend = filepath.Join(dir, "rend")
-	bin.mnemonic = filepath.Join(dir, "mnemonic")
-	for out, pkg := range map[string]string{
-		bin.rend:     ".",
-		bin.mnemonic: "github.com/moneta-cache/moneta/mnemonic/cmd/mnemonic",
-	} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+	if bin, err = mctest.BuildMoneta(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// process is a child process a test owns, restartable with the same args.
-type process struct {
-	t    *testing.T
-	name string
-	path string
-	args []string
-	// ready is the address polled with "version" after a start.
-	ready string
-	cmd   *exec.Cmd
-	log   *os.File
-}
-
-func startProcess(t *testing.T, name, path, ready string, args ...string) *process {
+// startMnemonic starts a real mnemonic (see mctest.StartMnemonic) that takes
+// rend's largest test values. extra flags come last (they win).
+func startMnemonic(t *testing.T, extra ...string) *mctest.Mnemonic {
 	t.Helper()
-	p := &process{t: t, name: name, path: path, args: args, ready: ready}
-	p.start()
-	t.Cleanup(func() {
-		p.stop()
-		// Under GOFLAGS=-race the binaries are race-enabled; a report in
-		// the child's log fails the test that ran it.
-		if b, err := os.ReadFile(p.log.Name()); err == nil && strings.Contains(string(b), "DATA RACE") {
-			t.Errorf("%s reported a data race:\n%s", p.name, b)
-		}
-	})
-	return p
-}
-
-func (p *process) start() {
-	p.t.Helper()
-	if p.log == nil {
-		f, err := os.Create(filepath.Join(p.t.TempDir(), p.name+".log"))
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		p.log = f
-	}
-	cmd := exec.Command(p.path, p.args...)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.cmd = cmd
-	if err := mctest.WaitReady(p.ready, 20*time.Second); err != nil {
-		p.stop()
-		b, _ := os.ReadFile(p.log.Name())
-		p.t.Fatalf("%s not ready: %v\n%s", p.name, err, b)
-	}
-}
-
-// stop kills the process (SIGKILL: the crash case) and waits for it.
-func (p *process) stop() {
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	p.cmd = nil
-}
-
-func (p *process) restart() {
-	p.t.Helper()
-	p.stop()
-	p.start()
-}
-
-// mnemonic starts a real mnemonic on a temp Unix socket with a fresh data
-// directory that survives restarts. extra flags come last (they win).
-func startMnemonic(t *testing.T, extra ...string) *process {
-	t.Helper()
-	dir := t.TempDir()
-	sock := "unix:" + filepath.Join(dir, "mn.sock")
-	args := []string{"-listen", sock, "-data", filepath.Join(dir, "data"), "-shards", "2", "-admin", "",
-		"-max-item-size", strconv.Itoa(21 << 20), "-block-cache-bytes", strconv.Itoa(16 << 20),
+	args := []string{"-shards", "2", "-max-item-size", strconv.Itoa(21 << 20), "-block-cache-bytes", strconv.Itoa(16 << 20),
 		"-write-buffer-bytes", strconv.Itoa(8 << 20)}
-	return startProcess(t, "mnemonic", bin.mnemonic, sock, append(args, extra...)...)
+	return mctest.StartMnemonic(t, bin.Mnemonic, "", append(args, extra...)...)
 }
 
 // rendProc is a running rend with its addresses.
 type rendProc struct {
-	*process
+	*mctest.Proc
 	regular, batch, admin string
 }
 
@@ -134,18 +56,17 @@ type rendProc struct {
 // port is TCP, the batch port a Unix socket, so both kinds are exercised.
 func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
 	t.Helper()
-	dir := t.TempDir()
 	r := &rendProc{
 		regular: fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
 		admin:   fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
 	}
 	args := []string{"-listen", r.regular, "-l1", l1, "-admin", r.admin, "-backend-timeout", "2s"}
 	if l2 != "" {
-		r.batch = "unix:" + filepath.Join(dir, "batch.sock")
+		r.batch = "unix:" + filepath.Join(mctest.SocketDir(t), "batch.sock")
 		args = append(args, "-l2", l2, "-batch-listen", r.batch)
 	}
 	args = append(args, extra...)
-	r.process = startProcess(t, "rend", bin.rend, r.regular, args...)
+	r.Proc = mctest.StartProc(t, "rend", r.regular, bin.Rend, args...)
 	// The admin listener opens after the memcached ports: wait for it too
 	// (unless a later -admin turned it off).
 	for i := range extra {

@@ -20,14 +20,14 @@ const mib = 1 << 20
 // copies of the value, not by the reply, and every copy arrives intact.
 func TestGetRepeatedBigValueStreams(t *testing.T) {
 	l1 := mctest.Start(t, "-m", "64")
-	r := startRend(t, l1.Addr, startMnemonic(t).ready)
+	r := startRend(t, l1.Addr, startMnemonic(t).Addr)
 	c := dial(t, r.regular)
 	value := bytes.Repeat([]byte("fedcba9876543210"), 4*mib/16)
 	c.set("big", value, 7, 0)
 	if got, _, _, ok := c.get("big"); !ok || !bytes.Equal(got, value) {
 		t.Fatal("big value did not round-trip")
 	}
-	before, err := mctest.ProcMemory(r.cmd.Process.Pid)
+	before, err := mctest.ProcMemory(r.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestGetRepeatedBigValueStreams(t *testing.T) {
 	if l := c.line(); l != "END" {
 		t.Fatalf("after %d copies: %q", copies, l)
 	}
-	after, err := mctest.ProcMemory(r.cmd.Process.Pid)
+	after, err := mctest.ProcMemory(r.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestGetManyKeys(t *testing.T) {
 	}
 	b.WriteString("\r\n")
 	l1only := startRend(t, mctest.Start(t, "-m", "64").Addr, "")
-	l1l2 := startRend(t, mctest.Start(t, "-m", "64").Addr, startMnemonic(t).ready)
+	l1l2 := startRend(t, mctest.Start(t, "-m", "64").Addr, startMnemonic(t).Addr)
 	for _, a := range []string{l1only.regular, l1l2.regular, l1l2.batch} {
 		c := dial(t, a)
 		c.expect("set k7 0 0 2\r\nhi\r\n", "STORED")

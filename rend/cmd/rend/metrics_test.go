@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,39 +15,14 @@ import (
 
 	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/binproto"
+	"github.com/moneta-cache/moneta/shared/mctest"
 	"github.com/moneta-cache/moneta/shared/metrics"
 	"github.com/moneta-cache/moneta/shared/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// scrape reads /metrics into "name{labels}" -> value (labels as Prometheus
-// prints them: sorted by name).
-func scrape(t *testing.T, admin string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		l := sc.Text()
-		i := strings.LastIndexByte(l, ' ')
-		if l == "" || l[0] == '#' || i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", l, err)
-		}
-		out[l[:i]] = v
-	}
-	return out
-}
+// scrape reads /metrics (mctest.Scrape).
+func scrape(t *testing.T, admin string) map[string]float64 { return mctest.Scrape(t, admin) }
 
 // stats runs "stats [group]" on the text protocol.
 func (c *conn) stats(group string) map[string]string {
@@ -178,7 +150,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	if m1["rend_connections_current"] < 2 || n(st1, "curr_connections") < 2 || m1["rend_connections_accepted_total"] < 2 {
 		t.Errorf("connections: /metrics %v, stats %s", m1["rend_connections_current"], st1["curr_connections"])
 	}
-	if st1["pid"] != strconv.Itoa(s.rend.cmd.Process.Pid) || st1["version"] != version ||
+	if st1["pid"] != strconv.Itoa(s.rend.Pid()) || st1["version"] != version ||
 		st1["l1_conns_up"] == "" || st1["l2_reconnects"] != "0" || st1["mode"] != "l1l2" {
 		t.Errorf("stats: %v", st1)
 	}
@@ -204,7 +176,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	// stats settings (text and binary): the effective configuration.
 	set := c.stats("settings")
 	for k, want := range map[string]string{
-		"listen": s.rend.regular, "batch_listen": s.rend.batch, "l1": s.mc.Addr, "l2": s.mn.ready,
+		"listen": s.rend.regular, "batch_listen": s.rend.batch, "l1": s.mc.Addr, "l2": s.mn.Addr,
 		"admin": s.rend.admin, "chunk_size": "1064", "item_size_max": "20971520", "maxconns": "65536",
 		"idle_timeout": "0", "backend_timeout": "2s", "log_level": "info", "mode": "l1l2",
 	} {
@@ -218,13 +190,7 @@ func TestMetricsAndStatsMove(t *testing.T) {
 	}
 
 	// /metrics.json carries the same families.
-	resp, err := http.Get("http://" + s.rend.admin + "/metrics.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"rend_layer_lookups_total"`) {
+	if _, body := mctest.Get(t, "http://"+s.rend.admin+"/metrics.json"); !strings.Contains(body, `"rend_layer_lookups_total"`) {
 		t.Errorf("/metrics.json: %.300s", body)
 	}
 }
@@ -250,12 +216,9 @@ func TestAdminOffAndReload(t *testing.T) {
 	if got := c.stats("settings")["log_level"]; got != "warn" {
 		t.Fatalf("log_level %q", got)
 	}
-	logText := func() string {
-		b, _ := os.ReadFile(s.rend.log.Name())
-		return string(b)
-	}
+	logText := s.rend.Log
 	hup := func() {
-		if err := s.rend.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := s.rend.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,10 +5,11 @@ package configtest
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/moneta-cache/moneta/shared/config"
 )
 
 // Load is a daemon's configuration loader (flags, then -config) as the
@@ -38,9 +39,8 @@ func Example[T comparable](t *testing.T, example string, load Load[T], defaults 
 		documented[strings.Fields(m[1])[0]] = true
 		uncommented.WriteString(m[1] + "\n")
 	}
-	ty := reflect.TypeOf(defaults)
-	for i := 0; i < ty.NumField(); i++ {
-		if key := ty.Field(i).Tag.Get("toml"); !documented[key] {
+	for _, key := range config.Keys(defaults) {
+		if !documented[key] {
 			t.Errorf("%s does not document %s", filepath.Base(example), key)
 		}
 	}
