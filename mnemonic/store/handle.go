@@ -209,6 +209,18 @@ func (it *item) model() mcitem.Item {
 	return m
 }
 
+// readModel is the item a read sees: the record's, with (for an mg l) the
+// last access remembered in memory (access.go). recAccess is the record's
+// own, which decides when the record is written.
+func (s *Store) readModel(it *item, hk uint64, key []byte, req *protocol.Request) (m mcitem.Item, recAccess int64) {
+	m = it.model()
+	recAccess = m.Access
+	if req.Want&protocol.WantAccess != 0 {
+		s.recent.apply(hk, key, &m)
+	}
+	return m, recAccess
+}
+
 // commit carries out an outcome of package item for key; the caller holds
 // the key's stripe and cur is the item the outcome was computed from (nil:
 // none). A new version draws its CAS and stamp here; anything else (touch,
@@ -229,6 +241,10 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 	}
 	switch o.Action {
 	case mcitem.Put:
+		if !o.StateOnly {
+			// An item stored (total_items); a state write stores none.
+			s.stats.totalItems.Add(1)
+		}
 		return s.put(sh, key, recordHeader(&o.Next, stamp), o.Next.Value)
 	case mcitem.Delete:
 		return s.del(sh, key)
@@ -238,9 +254,10 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 
 // read serves get, gets, gat, gats and mg through package item. A read
 // looks the key up without a lock; only when the outcome must be written
-// (item.PersistRead: gat, mg N, a W token, mg h's first fetch) does it take
-// the key's stripe, read again and decide again under it, so two readers
-// cannot both win W. A plain read never writes.
+// (item.Persist via settle: gat, mg N, a W token, an item's first fetch, a
+// last access a minute behind, see access.go) does it take the key's
+// stripe, read again and decide again under it, so two readers cannot both
+// win W. Any other read writes nothing.
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	// The lock-free first lookups of all keys, one cgo call per shard
 	// (multiget.go); the items alias sc until it is released.
@@ -268,12 +285,13 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 		it, ok := s.prefetched(sc, base+i, len(key), now)
 		var cm mcitem.Item
 		var cur *mcitem.Item
+		var recAccess int64
 		if ok {
-			cm = it.model()
+			cm, recAccess = s.readModel(&it, hk, key, req)
 			cur = &cm
 		}
 		o := mcitem.Read(req, cur, unix)
-		if mcitem.PersistRead(req, &o, cur) {
+		if s.recent.settle(hk, key, &o, cur, recAccess) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -284,11 +302,11 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 			}
 			cur = nil
 			if ok {
-				cm = it.model()
+				cm, recAccess = s.readModel(&it, hk, key, req)
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if mcitem.PersistRead(req, &o, cur) {
+			if s.recent.settle(hk, key, &o, cur, recAccess) {
 				var ip *item
 				if ok {
 					ip = &it
@@ -351,8 +369,11 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 	var cm mcitem.Item
 	var cur *mcitem.Item
 	var ip *item
+	var recAccess int64
 	if found {
 		cm = it.model()
+		recAccess = cm.Access
+		s.recent.apply(hk, key, &cm) // a write keeps (and may persist) it
 		cur, ip = &cm, &it
 	}
 	// Scratch for a value the request computes (append, incr). Next.Value
@@ -364,8 +385,12 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 		recordPool.Put(buf)
 	}()
 	o := mcitem.Apply(req, cur, now.Unix(), s.opts.MaxItemSize, (*buf)[:0])
-	if err := s.commit(sh, key, req, ip, &o, now); err != nil {
-		return o, found, err
+	// A state-only outcome (a failed add bumps the item) is written only
+	// as settle says; every other one is.
+	if !o.StateOnly || s.recent.settle(hk, key, &o, cur, recAccess) {
+		if err := s.commit(sh, key, req, ip, &o, now); err != nil {
+			return o, found, err
+		}
 	}
 	o.Reply(resp)
 	if o.Status == protocol.StatusNonNumeric {

@@ -21,7 +21,8 @@ type header struct {
 // (extLen bytes after the fixed header: bits, three zero bytes, access u32
 // LE). Stamps are unix nanoseconds, below 2^63 until the year 2262, so the
 // bit is free, and records written before the extension existed read as
-// having none. A record carries the extension only while a bit is set.
+// having none. A record carries the extension only while a bit is set or
+// its last access is not its write (h.access != 0).
 const (
 	extFlag = 1 << 63
 	extLen  = 8
@@ -31,13 +32,14 @@ const (
 func appendRecord(dst []byte, h header, data ...[]byte) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, h.cas)
 	stamp := h.stamp &^ extFlag
-	if h.bits != 0 {
+	ext := h.bits != 0 || h.access != 0
+	if ext {
 		stamp |= extFlag
 	}
 	dst = binary.LittleEndian.AppendUint64(dst, stamp)
 	dst = binary.LittleEndian.AppendUint32(dst, h.flags)
 	dst = binary.LittleEndian.AppendUint32(dst, h.expiry)
-	if h.bits != 0 {
+	if ext {
 		dst = append(dst, h.bits, 0, 0, 0)
 		dst = binary.LittleEndian.AppendUint32(dst, h.access)
 	}

@@ -41,6 +41,9 @@ type Store struct {
 	// locks serialise writes per key (see the package doc).
 	locks [lockStripes]sync.Mutex
 
+	// recent holds last-access moves not yet written (access.go).
+	recent recentAccess
+
 	// guard refuses writes before the disk is full (see fault.go).
 	guard diskGuard
 	// stopWatch ends the watcher goroutine, which closes watchDone.

@@ -177,9 +177,7 @@ func (s *Store) put(sh *shard, key []byte, h header, data []byte) error {
 	w := s.getWrite()
 	defer s.putWrite(w)
 	w.addPut(key, h, data)
-	err := s.commitWrites(sh, w)
-	s.stats.totalItems.Add(1)
-	return err
+	return s.commitWrites(sh, w)
 }
 
 // del deletes key from sh.
@@ -350,7 +348,9 @@ func (s *Store) setRun(reqs []*protocol.Request, resps []*protocol.Response, err
 // stamped stamp.
 func recordHeader(n *mcitem.Item, stamp uint64) header {
 	h := header{cas: n.CAS, stamp: stamp, flags: n.Flags, expiry: clampExpiry(n.Exptime), bits: uint8(n.Bits)}
-	if n.Bits != 0 {
+	// The extension is written while a bit is set or the last access is
+	// not the write (a moved access, see access.go).
+	if n.Bits != 0 || uint64(n.Access) != stamp/uint64(time.Second) {
 		h.access = uint32(max(n.Access, 0))
 	}
 	return h

@@ -75,6 +75,48 @@ type HeaderHit struct {
 	Index     int          // position in the caller's keys
 	HeaderCAS uint64       // memcached's CAS of the header item (for a guarded repair delete)
 	Header    chunk.Header // Header.Inline aliases the header response
+	// Fetched and Accessed are memcached's own mg h and l of the header
+	// item (Accessed as a unix second), before this read: L1 counts the
+	// fetches of its copy itself. Only HeaderState fills them.
+	Fetched  bool
+	Accessed int64
+}
+
+// HeaderState reads key's header with memcached's own fetched bit and last
+// access of the header item (one mg). bump says whether the read is a
+// fetch (a client's mg) or must leave both alone (rend's own look before
+// a write, or an mg u). ok is false on a miss; the header's Inline aliases
+// the returned response, which the caller releases with Pool.PutResp.
+func (l *Client) HeaderState(ctx context.Context, key []byte, bump bool) (HeaderHit, *protocol.Response, bool, error) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
+	req.Command = protocol.CmdGet
+	req.Mods.Meta, req.Mods.NoBump = true, !bump
+	req.Want = protocol.WantValue | protocol.WantFlags | protocol.WantCAS | protocol.WantFetched | protocol.WantAccess
+	AddKey(req, key)
+	resp := l.pool.Resp()
+	if err := l.Handle(ctx, req, resp); err != nil {
+		l.pool.PutResp(resp)
+		return HeaderHit{}, nil, false, err
+	}
+	if resp.Status != protocol.StatusOK {
+		l.counters.L1Errors.Add(1)
+		l.pool.PutResp(resp)
+		return HeaderHit{}, nil, false, errStatus
+	}
+	if len(resp.Hits) == 0 {
+		return HeaderHit{}, resp, false, nil
+	}
+	hit := &resp.Hits[0]
+	h, err := chunk.Decode(hit.Value, l.maxItem)
+	if err != nil {
+		l.counters.BadHeaders.Add(1)
+		return HeaderHit{}, resp, false, nil
+	}
+	if h.Exptime != 0 && h.Exptime <= time.Now().Unix() {
+		return HeaderHit{}, resp, false, nil
+	}
+	return HeaderHit{HeaderCAS: hit.CAS, Header: h, Fetched: hit.Fetched, Accessed: hit.Accessed}, resp, true, nil
 }
 
 // Headers fetches the header items of keys in one round trip. It returns the
@@ -294,6 +336,7 @@ func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []Heade
 		for i := range toAssemble {
 			h := toAssemble[i].Header
 			h.Exptime = max(newExp, 0)
+			h.State |= uint8(mcitem.Fetched) // gat is a fetch (see Touch)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
 			AddKey(r, keys[toAssemble[i].Index])
@@ -544,6 +587,9 @@ func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, err
 		}
 	}
 	h.Exptime = max(newExp, 0)
+	// touch is a fetch (memcached bumps the item); the rewritten header
+	// starts a new item in memcached, so the bit travels in its state.
+	h.State |= uint8(mcitem.Fetched)
 	r := b.add(protocol.CmdSet)
 	AddKey(r, key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))

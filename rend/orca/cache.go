@@ -157,7 +157,11 @@ func (o *Orca) putBackHits(ctx context.Context, keys [][]byte, resp *protocol.Re
 // (recordRead), holding the keys' stripes exclusively: an item with meta
 // state, or whose expiry the read changed (gat), loses its L1 copy; a
 // plain one is filled into L1 as a get's L2 hit would be (add).
-func (o *Orca) reflectRead(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+//
+// noFill leaves L1 alone for plain hits: L1 has a copy already (a failed
+// fill's add would count as a bump of it in memcached), or the read was an
+// mg u, which must not change what L1 knows of the key.
+func (o *Orca) reflectRead(ctx context.Context, req *protocol.Request, resp *protocol.Response, noFill bool) {
 	if !o.pol.cache {
 		return
 	}
@@ -167,7 +171,7 @@ func (o *Orca) reflectRead(ctx context.Context, req *protocol.Request, resp *pro
 		switch {
 		case hasMetaState(h), req.Command == protocol.CmdGat:
 			o.invalidate(ctx, key)
-		case o.pol.fill && !o.pending.suspect(key):
+		case o.pol.fill && !noFill && !o.pending.suspect(key):
 			if st, err := o.l1.Store(ctx, protocol.CmdAdd, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS}); err == nil && st == protocol.StatusOK {
 				o.stats.L1Fills.Add(1)
 			}

@@ -149,7 +149,7 @@ func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *pro
 	var cur *mcitem.Item
 	cr := rec.pool.Resp()
 	defer rec.pool.PutResp(cr)
-	ci, _, ok, err := rec.item(ctx, key, withValue, cr)
+	ci, _, ok, err := rec.item(ctx, key, withValue, false, cr)
 	if err != nil {
 		return err
 	}
@@ -193,27 +193,34 @@ func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *pro
 }
 
 // Meta state in L1-only mode (issue 10 item 7). The chunk header is the
-// record: its State holds shared/item's Bits (stale, W token sent,
-// fetched); it has no room for the last access time, so mg l answers l0.
-// An mg that needs the state (N, R, h, l, or a hit whose header shows
-// state) runs through package item here; item.PersistRead decides what is
-// written back. A classic get serves the value, stale or not, as it is.
+// record: its State holds shared/item's Bits (stale, W token sent, and
+// fetched for a header rewritten after a fetch); memcached itself keeps
+// the fetched bit and last access of the header item, which rend's reads
+// for clients move as memcached's would (HeaderState reads them). An mg
+// that needs the state (N, R, h, l, or a hit whose header shows state)
+// runs through package item here; persistL1 decides what is written back.
+// A classic get serves the value, stale or not, as it is.
 
 // item reads key's item from L1 as package item sees it: header fields
 // and state, and the value when withValue (into r). ok is false on a miss.
-func (rec *l1Record) item(ctx context.Context, key []byte, withValue bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
-	keys := [1][]byte{key}
-	var fb [1]l1.HeaderHit // stack room for the one header: no allocation
-	hdrs, hresp, err := rec.c.Headers(ctx, keys[:], fb[:0])
+// The fetched bit and last access are memcached's own for the header item
+// (it counts the fetches rend makes for clients), plus the fetched bit a
+// rewritten header carries in its state; bump says whether this read is a
+// client's fetch (an mg) or rend's look before a write, which is none.
+func (rec *l1Record) item(ctx context.Context, key []byte, withValue, bump bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
+	hh, hresp, found, err := rec.c.HeaderState(ctx, key, bump)
 	if err != nil {
 		return it, h, false, err
 	}
-	if len(hdrs) == 0 {
+	if !found {
 		rec.pool.PutResp(hresp)
 		return it, h, false, nil
 	}
-	h = hdrs[0].Header
-	it = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version, Bits: mcitem.Bits(h.State)}
+	h = hh.Header
+	it = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version, Bits: mcitem.Bits(h.State), Access: hh.Accessed}
+	if hh.Fetched {
+		it.Bits |= mcitem.Fetched
+	}
 	if withValue && h.Chunks == 0 {
 		// Inline: the value came with the header (one round trip).
 		r.AppendHit(0, h.Inline, h.Flags, h.Version, h.Exptime)
@@ -244,7 +251,7 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 	defer rec.pool.PutResp(r)
 	for i, key := range req.Keys {
 		r.Reset()
-		cur, h, ok, err := rec.item(ctx, key, true, r)
+		cur, h, ok, err := rec.item(ctx, key, true, !req.Mods.NoBump, r)
 		if err != nil {
 			return err
 		}
@@ -256,7 +263,7 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 		if out.NeedCAS && out.Status == protocol.StatusOK {
 			out.SetCAS(rec.nextVersion())
 		}
-		if mcitem.PersistRead(req, &out, cp) {
+		if persistL1(&out, cp) {
 			if err := rec.commit(ctx, key, cp, &h, &out); err != nil {
 				return err
 			}
@@ -266,6 +273,16 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 		}
 	}
 	return nil
+}
+
+// persistL1 is item.Persist for L1's headers: L1 (memcached) tracks the
+// fetches and last access of the header item itself (see headerState), so
+// only the other bits and real changes are written back.
+func persistL1(o *mcitem.Outcome, cur *mcitem.Item) bool {
+	if o.Action == mcitem.Put && o.StateOnly && cur != nil {
+		return (o.Next.Bits^cur.Bits)&^mcitem.Fetched != 0
+	}
+	return mcitem.Persist(o, cur, 0)
 }
 
 // commit writes a read's outcome back to L1. A change of state only

@@ -221,7 +221,7 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		// A classic read takes no W token (protocol.Mods.ClassicRead).
-		dst.Mods.ClassicRead = !req.Mods.Meta
+		dst.Mods.ClassicRead = req.Mods.ClassicRead || !req.Mods.Meta
 	}
 	if req.Vivify && req.Mods.Meta {
 		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())

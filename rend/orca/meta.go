@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/l1"
+	mcitem "github.com/moneta-cache/moneta/shared/item"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -28,7 +29,7 @@ import (
 // (an L1 copy has no state to show or change).
 func needsRecord(req *protocol.Request) bool {
 	m := &req.Mods
-	return m.Meta && (req.Vivify || m.HasRecache ||
+	return m.Meta && (req.Vivify || m.HasRecache || m.NoBump ||
 		req.Want&(protocol.WantFetched|protocol.WantAccess) != 0)
 }
 
@@ -70,15 +71,108 @@ func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *prot
 	stripes := o.lockKeys(make([]int, 0, len(req.Keys)), req.Keys)
 	defer o.locks.unlock(stripes)
 	exp := memcExp(req.Exptime, time.Now())
+	var vb [1]l1View
+	views := vb[:0]
+	if o.pol.cache && (req.Mods.NoBump || req.Want&(protocol.WantFetched|protocol.WantAccess) != 0) {
+		for _, k := range req.Keys {
+			views = append(views, o.viewL1(ctx, k, !req.Mods.NoBump))
+		}
+	}
 	if err := o.rec.read(ctx, req, resp, exp); err != nil {
 		return o.recordFailed(resp, req.Keys, err)
 	}
 	if resp.Status != protocol.StatusOK {
 		return nil
 	}
-	o.reflectRead(ctx, req, resp)
+	noFill := req.Mods.NoBump
+	for i := range resp.Hits {
+		if h := &resp.Hits[i]; h.Index < len(views) {
+			views[h.Index].merge(h)
+			noFill = noFill || views[h.Index].present
+		}
+	}
+	o.reflectRead(ctx, req, resp, noFill)
 	l1.SortHits(resp)
 	o.stats.GetHits.Add(uint64(len(resp.Hits)))
 	o.stats.GetMisses.Add(uint64(len(req.Keys) - len(resp.Hits)))
 	return nil
+}
+
+// mg h and l in the two-layer modes. L1 hits never reach L2, so the record
+// does not see them; memcached (L1) counts them itself on the copy's header
+// item. An mg that asks for h or l (the only reads that pay for this) reads
+// the copy's own fetched bit and last access from L1 (one more L1 request,
+// a fetch of the copy unless the mg has u, as the client's mg is one) and
+// merges them with the record's. A copy enters L1 as a write (it and the
+// record then start alike) or as a fill after a record read; from then on
+// L1's fetches of it are the item's fetches.
+
+// l1View is what L1 knows of a key's copy.
+type l1View struct {
+	present      bool
+	version      uint64 // the L2 version the copy holds
+	fetched      bool   // memcached's own h of the header item
+	stateFetched bool   // a header rewritten after a fetch (touch, gat)
+	accessed     int64  // memcached's own last access, unix seconds
+}
+
+// viewL1 reads the copy's state (bump: as a fetch). L1 trouble reads as no
+// copy: the record's answer stands alone.
+func (o *Orca) viewL1(ctx context.Context, key []byte, bump bool) l1View {
+	hh, r, ok, err := o.l1.HeaderState(ctx, key, bump)
+	if err != nil {
+		return l1View{}
+	}
+	o.pool.PutResp(r)
+	if !ok || o.pending.suspect(key) {
+		return l1View{}
+	}
+	return l1View{present: true, version: hh.Header.Version, fetched: hh.Fetched,
+		stateFetched: hh.Header.State&uint8(mcitem.Fetched) != 0, accessed: hh.Accessed}
+}
+
+// merge folds the copy's fetches into the record's hit h: fetched if
+// either saw a fetch; once the copy was fetched, its last access is at
+// least as new as the record's (a fetch after the first moves it).
+func (v *l1View) merge(h *protocol.Hit) {
+	if !v.present || v.version != h.CAS {
+		return
+	}
+	h.Fetched = h.Fetched || v.fetched || v.stateFetched
+	if v.fetched && v.accessed > h.Accessed {
+		h.Accessed = v.accessed
+	}
+}
+
+// saveL1Fetches tells the record that the item was fetched, when only L1's
+// copy knows (its fetches never reached L2), before a touch or md I takes
+// that copy out while the item lives on. The record learns it by a fetch
+// of its own, made only if it has none yet, so that it is a first fetch
+// and moves no access time: one L1 request, and two L2 ones at most, on
+// these two commands only. The copy's own last access is not carried (no
+// command sets it): after such a touch or md I, mg l counts from the
+// record's.
+func (o *Orca) saveL1Fetches(ctx context.Context, key []byte) {
+	if !o.pol.cache {
+		return
+	}
+	v := o.viewL1(ctx, key, false)
+	if !v.present || !(v.fetched || v.stateFetched) {
+		return
+	}
+	req := o.pool.Req()
+	defer o.pool.PutReq(req)
+	req.Command = protocol.CmdGet
+	req.AddKey(key)
+	req.Mods.Meta, req.Mods.NoBump, req.Mods.ClassicRead = true, true, true // no W token
+	req.Want = protocol.WantFetched
+	resp := o.pool.Resp()
+	defer o.pool.PutResp(resp)
+	if err := o.l2.read(ctx, req, resp, 0); err != nil || len(resp.Hits) == 0 ||
+		resp.Hits[0].Fetched || resp.Hits[0].CAS != v.version {
+		return
+	}
+	resp.Reset()
+	keys := [1][]byte{key}
+	_ = o.l2.get(ctx, keys[:], resp, readClassic) // best effort: h only
 }

@@ -99,6 +99,10 @@ func (o *Orca) deleteOrTouch(ctx context.Context, req *protocol.Request, resp *p
 	var buf [1]int
 	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
 
+	if touch || req.Invalidate {
+		// The item lives on in the record: keep the fetches L1 saw.
+		o.saveL1Fetches(ctx, key)
+	}
 	o.takeOut(ctx, key)
 	var err error
 	if touch {

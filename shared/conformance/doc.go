@@ -107,6 +107,13 @@
 //     ten and shown as t~N, because a clock tick (or memcached's coarse clock
 //     against the runner's $now) may shift it by a second or two: give TTLs
 //     that are multiples of ten where t is read. t-1 (no expiry) is exact.
+//   - The meta "l" flag (seconds since the last access) is rounded down to
+//     an even number and shown as l~N: l~0 is "accessed this second or the
+//     one before", and a script that waits ("sleep 2s") between a write
+//     and a read sees l~2 whatever the phase of the server's clock tick.
+//     memcached 1.6 may apply a fetch's bump up to a second late (its LRU
+//     maintainer does it), so a step that expects a moved time (l~0) right
+//     after the fetch uses poll=.
 //   - In shape steps, "STAT name value" becomes "STAT name $".
 //
 // # Binary packets

@@ -133,7 +133,8 @@ func (r *renderer) textLine(line []byte) (string, int) {
 	return escapeLine(line), -1
 }
 
-// metaFlags normalises meta return flags: c (CAS) and t (TTL).
+// metaFlags normalises meta return flags: c (CAS), t (TTL) and l (seconds
+// since the last access).
 func (r *renderer) metaFlags(flags []string) []string {
 	out := make([]string, len(flags))
 	for i, fl := range flags {
@@ -150,6 +151,8 @@ func (r *renderer) metaFlags(flags []string) []string {
 			out[i] = "c$" + r.names.name(v)
 		case 't':
 			out[i] = "t~" + strconv.FormatUint((v+5)/10*10, 10)
+		case 'l':
+			out[i] = "l~" + strconv.FormatUint(v/2*2, 10)
 		}
 	}
 	return out

@@ -15,29 +15,44 @@
 //	                 see X, the first mg gets W
 //	      WinSent    a reader was handed W; later mg readers get Z
 //	      Fetched    it was read before (mg h)
-//	Access           unix second of its last recorded access (mg l): set by
-//	                 a write, moved by a fetch of an already fetched item
-//	                 (memcached bumps the time on the second fetch)
+//	Access           unix second of its last access (mg l)
+//
+// What moves them, as memcached 1.6.18 does (conformance meta/fetched,
+// ttl/last-access, ttl/last-access-stale): a write (set, add, replace, cas,
+// append, prepend, ms, a counter that grows longer) starts a new item,
+// unfetched, accessed now. A fetch (get, gets, gat, gats, touch, mg, binary
+// get, touch and gat) sets Fetched the first time and moves Access to now
+// every later time (memcached's segmented LRU bumps on the second fetch,
+// and its maintainer re-arms that within a second). incr, decr and ma in
+// place, and an add that fails because the key exists, move Access without
+// a fetch. mg u, md I and a failed cas move neither. mg h and l report the
+// state before the request.
 //
 // # Who stores which bit
 //
 //   - memstore keeps the whole Item in memory.
 //   - mnemonic keeps Value, Flags, Exptime, CAS in every record and Bits
-//     plus Access in an optional record extension written only when a bit
-//     is set (old records, without it, read as all bits clear, last access
-//     at the write). A read writes its record back only as PersistRead
-//     says: never for a plain read (no write amplification), so Fetched is
-//     recorded by reads that ask for h or l, and Access moves only with
-//     such writes.
+//     plus Access in an optional record extension (old records, without
+//     it, read as all bits clear, last access at the write). A request
+//     writes its record back only as Persist says: for a change of Bits (a
+//     W token, a stale mark, the first fetch) or when Access moves by at
+//     least UpdateInterval (60 s); smaller moves are kept in memory
+//     (mnemonic/store/access.go), so l is exact while a key read over and
+//     over costs one write a minute.
 //   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS
-//     and Bits (in its kind byte); it has no Access (mg l answers l0). An mg
-//     that needs the state (N, R, h, l, or a hit whose header shows state)
-//     goes through this package under the key's stripe; classic reads serve
-//     the value as it is.
+//     and Bits (in its kind byte); memcached itself counts the fetches and
+//     last access of the header item, which rend's reads for clients are,
+//     and rend reads those (mg h l, with u before a write) when an mg asks.
+//     A header rewrite (md I, a W token, touch, gat) starts memcached's
+//     count over: Fetched travels in the header's Bits, Access does not.
 //   - rend, l1l2 and l1l2batch: the record is L2 (mnemonic), which applies
-//     this package. L1 holds only items without state: an mg with N, R, h
-//     or l reads L2 alone, an L2 hit showing W, X or Z is not copied into
-//     L1, md I and ms I take L1's copy out (rend/orca/meta.go).
+//     this package. L1 holds only items without Stale or WinSent: an mg
+//     with N, R, u, h or l reads L2 (recordRead), an L2 hit showing W, X or
+//     Z is not copied into L1, md I and ms I take L1's copy out
+//     (rend/orca/meta.go). L1 hits never reach L2, so for h and l rend also
+//     reads the copy's own state from L1 and merges it with L2's; before a
+//     touch or md I takes the copy out, a fetch only L1 saw is made known
+//     to L2.
 //
 // # Ownership
 //
@@ -92,9 +107,9 @@ type Outcome struct {
 	// calls SetCAS with a fresh CAS before writing it.
 	Next    Item
 	NeedCAS bool
-	// StateOnly says the Put changes only Bits and Access (a read that
-	// handed out W or was the first fetch): a store may decide which of
-	// those it persists.
+	// StateOnly says the Put changes only Bits and Access (a read, or an
+	// add that failed against the item): a store decides with Persist
+	// whether to write it.
 	StateOnly bool
 	// Number is the counter after incr/decr.
 	Number uint64
@@ -217,8 +232,13 @@ func store(req *protocol.Request, cur *Item, now int64, maxItem int, dst []byte)
 		case cur.CAS != req.CAS:
 			return Outcome{Status: protocol.StatusExists}
 		}
-	case cmd == protocol.CmdAdd && cur != nil,
-		cmd == protocol.CmdReplace && cur == nil,
+	case cmd == protocol.CmdAdd && cur != nil:
+		// memcached promotes the item an add failed against
+		// (do_item_update): its last access moves, nothing else does.
+		n := *cur
+		n.Access = now
+		return Outcome{Status: protocol.StatusNotStored, Action: Put, StateOnly: true, Next: n}
+	case cmd == protocol.CmdReplace && cur == nil,
 		app && cur == nil:
 		return Outcome{Status: protocol.StatusNotStored}
 	case app && req.CAS != 0 && cur.CAS != req.CAS:
@@ -338,9 +358,12 @@ func arith(req *protocol.Request, cur *Item, now int64, dst []byte) Outcome {
 	v = Delta(v, req.Delta, incr)
 	n := *cur
 	n.Value = AppendCounter(dst[:0], v, cur.Value)
+	// In place, memcached keeps the item's state bits and bumps its last
+	// access (do_item_update); a longer number is a new item whose state
+	// starts over. Neither is a fetch.
+	n.Access = now
 	if !InPlace(v, cur.Value) {
-		// A longer number is a new item: memcached's state bits start over.
-		n.Bits, n.Access = 0, now
+		n.Bits = 0
 	}
 	early := n.Exptime
 	if req.Mods.SetTTL {
@@ -409,24 +432,31 @@ func (o *Outcome) hitOf(it *Item, early int64) {
 	}
 }
 
-// PersistRead reports whether a store that keeps items outside memory
-// (mnemonic's records, rend's L1 headers) must write back the outcome o of
-// Read(req, cur): always for a new expiry, a created or deleted item, or a
-// change of Stale or WinSent; a first fetch (Fetched) only when req asked
-// for h or l; a moved access time alone never. So a plain read costs no
-// write, and mg h/l still see the fetches made by requests that asked.
-func PersistRead(req *protocol.Request, o *Outcome, cur *Item) bool {
+// UpdateInterval is memcached's ITEM_UPDATE_INTERVAL (60 s). memcached
+// 1.6's segmented LRU moves an item's time on every fetch but its first
+// (give or take its background LRU maintainer, up to a second), so this is
+// not a rule of the reply: stores that keep items outside memory use it to
+// bound how often a fetch alone makes them write (see Persist).
+const UpdateInterval = 60
+
+// Persist reports whether a store that keeps items outside memory
+// (mnemonic's records) must write back the outcome o of a request against
+// cur: always for a new version, a new expiry, a created or deleted item,
+// or a change of Bits (a W token, a stale mark, the first fetch: at most a
+// few writes in an item's life); a moved access time alone only when it
+// moves by at least step seconds. So a key read over and over costs one
+// write per step, not one per read; the store remembers smaller moves
+// elsewhere (in memory) if it wants l exact.
+func Persist(o *Outcome, cur *Item, step int64) bool {
 	switch {
 	case o.Action == None:
 		return false
 	case o.Action == Delete, !o.StateOnly, cur == nil:
 		return true
-	}
-	changed := o.Next.Bits ^ cur.Bits
-	if changed&(Stale|WinSent) != 0 {
+	case o.Next.Bits != cur.Bits:
 		return true
 	}
-	return changed&Fetched != 0 && req.Want&(protocol.WantFetched|protocol.WantAccess) != 0
+	return o.Next.Access-cur.Access >= step
 }
 
 // Read runs a read (get, gets, gat, gats, mg) of one key against cur (nil:

@@ -155,7 +155,7 @@ func TestStore(t *testing.T) {
 		{"set", req(protocol.CmdSet, func(r *protocol.Request) { r.Value = []byte("x") }), &cur, protocol.StatusOK, Put, "x"},
 		{"set born expired", req(protocol.CmdSet, func(r *protocol.Request) { r.Exptime = -1 }), &cur, protocol.StatusOK, Delete, ""},
 		{"set too large", req(protocol.CmdSet, func(r *protocol.Request) { r.Value = make([]byte, 11) }), &cur, protocol.StatusTooLarge, Delete, ""},
-		{"add present", req(protocol.CmdAdd, nil), &cur, protocol.StatusNotStored, None, ""},
+		{"add present (bumps it)", req(protocol.CmdAdd, nil), &cur, protocol.StatusNotStored, Put, "abc"},
 		{"replace missing", req(protocol.CmdReplace, nil), nil, protocol.StatusNotStored, None, ""},
 		{"append", req(protocol.CmdAppend, func(r *protocol.Request) { r.Value = []byte("d") }), &cur, protocol.StatusOK, Put, "abcd"},
 		{"prepend", req(protocol.CmdPrepend, func(r *protocol.Request) { r.Value = []byte("z") }), &cur, protocol.StatusOK, Put, "zabc"},
@@ -166,7 +166,7 @@ func TestStore(t *testing.T) {
 		if o.Status != c.status || o.Action != c.action || (c.value != "" && string(o.Next.Value) != c.value) {
 			t.Errorf("%s: %v %v %q, want %v %v %q", c.name, o.Status, o.Action, o.Next.Value, c.status, c.action, c.value)
 		}
-		if o.Action == Put && o.Next.Bits != 0 {
+		if o.Action == Put && !o.StateOnly && o.Next.Bits != 0 {
 			t.Errorf("%s: a new value keeps state bits %v", c.name, o.Next.Bits)
 		}
 	}
@@ -304,5 +304,47 @@ func TestClassicReadTakesNoToken(t *testing.T) {
 	o = Read(req(protocol.CmdGet, func(r *protocol.Request) { r.Mods.Meta = true }), &next, now)
 	if !o.Hit.Win || !o.Hit.Stale || o.Next.Bits&WinSent == 0 {
 		t.Fatalf("mg after it: %+v", o.Hit)
+	}
+}
+
+// What moves h and l, as memcached 1.6.18 answered (conformance meta/
+// fetch-access and ttl/last-access record the same on the wire): a fetch
+// sets Fetched, a later fetch moves Access; touch is a fetch; incr in place
+// and a failed add move Access without a fetch; md I and mg u move nothing.
+func TestFetchAndAccess(t *testing.T) {
+	cur := Item{Value: []byte("1"), CAS: 1, Access: now - 100}
+	get := req(protocol.CmdGet, nil)
+	o := Read(get, &cur, now)
+	if o.Next.Bits != Fetched || o.Next.Access != now-100 || !o.StateOnly {
+		t.Fatalf("first fetch: %+v", o.Next)
+	}
+	f := o.Next
+	if o = Read(get, &f, now); o.Next.Access != now || o.Hit.Accessed != now-100 || !o.Hit.Fetched {
+		t.Fatalf("second fetch: %+v %+v", o.Next, o.Hit)
+	}
+	if o = Apply(req(protocol.CmdTouch, nil), &cur, now, 10, nil); o.Next.Bits != Fetched || o.Next.Access != now-100 {
+		t.Fatalf("touch: %+v", o.Next)
+	}
+	if o = Apply(req(protocol.CmdIncr, func(r *protocol.Request) { r.Delta = 1 }), &cur, now, 10, nil); o.Next.Bits != 0 || o.Next.Access != now {
+		t.Fatalf("incr in place: %+v", o.Next)
+	}
+	if o = Apply(req(protocol.CmdAdd, nil), &f, now, 10, nil); o.Status != protocol.StatusNotStored || o.Next.Bits != Fetched || o.Next.Access != now {
+		t.Fatalf("failed add: %+v", o)
+	}
+	if o = Apply(req(protocol.CmdDelete, func(r *protocol.Request) { r.Invalidate = true }), &f, now, 10, nil); o.Next.Bits != Fetched|Stale || o.Next.Access != now-100 {
+		t.Fatalf("md I: %+v", o.Next)
+	}
+	noBump := req(protocol.CmdGet, func(r *protocol.Request) { r.Mods.Meta, r.Mods.NoBump = true, true })
+	if o = Read(noBump, &cur, now); o.Action != None {
+		t.Fatalf("mg u: %+v", o)
+	}
+	// Persist: a flipped bit always, a moved access only by the step.
+	o = Read(get, &f, now)
+	if !Persist(&o, &f, UpdateInterval) || Persist(&o, &f, 101) {
+		t.Fatal("Persist: a 100 s access move must be written at a 60 s step, not at a 101 s one")
+	}
+	first := Read(get, &cur, now)
+	if !Persist(&first, &cur, UpdateInterval) {
+		t.Fatal("Persist: the first fetch flips a bit and must be written")
 	}
 }

@@ -217,6 +217,9 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 			dst = append(dst, " T"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)
 		case req.Mods.Meta:
+			if req.Mods.ClassicRead {
+				dst = append(dst, " G"...) // mnemonic only: see Mods.ClassicRead
+			}
 			dst = appendMetaReadMods(dst, req)
 			dst = appendTTLMods(dst, req, " v f c", o.kind == opGat, req.Vivify, req.Mods.VivifyExptime, 0)
 		default:
