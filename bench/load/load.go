@@ -517,7 +517,10 @@ func Preload(ctx context.Context, cfg Config, progress io.Writer) error {
 	cfg.EnsureDefaults()
 	cfg.Dist = "seq"
 	cfg.Mix = Mix{Set: 1}
-	cfg.Rate = 0
+	// A Rate paces the preload (open loop): a store that moves items to
+	// flash in the background (memcached's extstore) drops items written
+	// faster than it flushes them.
+	rate := cfg.Rate
 	cfg.Warmup = 0
 	if cfg.Depth < 16 {
 		cfg.Depth = 16
@@ -549,6 +552,11 @@ func Preload(ctx context.Context, cfg Config, progress io.Writer) error {
 		defer c.Close()
 		wk := &worker{cfg: &cfg, wire: w, dist: limited{seq, per, cancel}, st: st, conn: c,
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), id: uint64(i) | 1<<20}
+		if rate > 0 {
+			wk.start = time.Now()
+			wk.interval = time.Duration(float64(time.Second) * float64(cfg.Active) / rate)
+			wk.next = wk.start.Add(wk.interval * time.Duration(i) / time.Duration(cfg.Active))
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); wk.run(ctx) }()
 	}

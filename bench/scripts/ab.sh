@@ -6,6 +6,7 @@
 # run is bench/scripts/perop.sh over rend and the L1 memcached: per-request
 # CPU, syscalls and context switches, counted by the kernel. Extra arguments
 # go to both rends (AARGS / BARGS add arguments to one side only).
+# MODE=l1l2 also starts one mnemonic as both rends' L2 (and counts it).
 # PAR=1 runs A and B at the same time instead (one generator each, same
 # arguments): both then see the same machine load at every instant, which
 # makes their CPU per request comparable on a shared, noisy machine (the
@@ -18,17 +19,32 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+stop() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# mnemonic writes its data directory while it shuts down
+	for p in "${pids[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; done
+	rm -rf "$work"
+}
+trap stop EXIT
 user=(); [ "$(id -u)" = 0 ] && user=(-u root)
 base=$((20000 + RANDOM % 20000))
 memcached "${user[@]}" -s "$work/l1.sock" -a 0700 -m 1024 -t 2 -c 4096 >/dev/null 2>&1 &
 l1=$!
 pids+=("$l1")
 for _ in $(seq 100); do [ -S "$work/l1.sock" ] && break; sleep 0.05; done
+counted=$l1
+l2=()
+if [ "${MODE:-l1only}" = l1l2 ]; then
+	"$root/bin/mnemonic" -listen "unix:$work/l2.sock" -data "$work/data" -admin "" -max-item-size 20971520 >/dev/null 2>&1 &
+	pids+=("$!")
+	counted="$l1,$!"
+	for _ in $(seq 100); do [ -S "$work/l2.sock" ] && break; sleep 0.05; done
+	l2=(-l2 "unix:$work/l2.sock" -batch-listen "")
+fi
 start() { # binary port extra...
 	local bin=$1 port=$2
 	shift 2
-	"$bin" -listen "127.0.0.1:$port" -l1 "unix:$work/l1.sock" -admin "" "$@" >"$work/rend-$port.log" 2>&1 &
+	"$bin" -listen "127.0.0.1:$port" -l1 "unix:$work/l1.sock" "${l2[@]}" -admin "" "$@" >"$work/rend-$port.log" 2>&1 &
 	pids+=("$!")
 	for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return; sleep 0.05; done
 	echo "rend on $port did not start" >&2
@@ -66,7 +82,7 @@ for r in $(seq "$rounds"); do
 		if [ $side = A ]; then p=$pa port=$base; else p=$pb port=$((base + 1)); fi
 		echo "## round $r $side"
 		# shellcheck disable=SC2086
-		"$here/perop.sh" "$p,$l1" "$per" -- -addr 127.0.0.1:$port -duration "${DURATION:-5s}" $args
+		"$here/perop.sh" "$p,$counted" "$per" -- -addr 127.0.0.1:$port -duration "${DURATION:-5s}" $args
 	done
 done
 echo "# load after: $(cat /proc/loadavg)"

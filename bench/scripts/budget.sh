@@ -14,7 +14,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mkdir -p "$out"
 work=$(mktemp -d)
-trap 'for t in d a b; do [ -f "$work/$t/pids" ] && kill $(cat "$work/$t/pids") 2>/dev/null; done; rm -rf "$work"' EXIT
+# Stop everything, wait for it to exit (mnemonic still writes its data
+# directory while it shuts down), then remove the work directory.
+stop() {
+	local all=()
+	for t in d a b; do [ -f "$work/$t/pids" ] && all+=($(cat "$work/$t/pids")); done
+	[ ${#all[@]} -gt 0 ] && kill "${all[@]}" 2>/dev/null
+	for p in "${all[@]}"; do
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+	done
+	rm -rf "$work"
+}
+trap stop EXIT
 base=$((20000 + RANDOM % 20000))
 "$here/stack.sh" "$work/d" direct $base
 "$here/stack.sh" "$work/a" l1only $((base + 10)) "$@"

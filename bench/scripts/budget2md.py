@@ -55,3 +55,27 @@ for scen in runs[0][1]:
                 print("| " + " | ".join(cols) + " |")
                 first = False
     print()
+
+# The closed-loop estimate: on a box where the generator and the servers
+# share the cores and nothing else runs, a closed loop's ratio of ops/s is
+# about the inverse ratio of the CPU each request costs the whole system:
+# (memcached + its generator) / (every process of the target + its
+# generator), per request. Less noisy than the ops/s measured under load.
+print("#### Closed-loop estimate (M + G) / (target's processes + G)\n")
+print("| scenario | target | " + " | ".join(name for name, _ in runs) + " |")
+print("| --- | --- |" + " --- |" * len(runs))
+for scen in runs[0][1]:
+    for tgt in runs[0][1][scen]:
+        if tgt == "memcached":
+            continue
+        cols = []
+        for name, r in runs:
+            m, t = r.get(scen, {}).get("memcached"), r.get(scen, {}).get(tgt)
+            if not m or not t:
+                cols.append("")
+                continue
+            num = sum(d.get("cpu", 0) for d in m["procs"].values()) + m.get("gen", 0)
+            den = sum(d.get("cpu", 0) for d in t["procs"].values()) + t.get("gen", 0)
+            cols.append(f"{num / den:.2f}" if den else "")
+        print(f"| {scen} | {tgt} | " + " | ".join(cols) + " |")
+print()

@@ -363,6 +363,9 @@ func (p *pipe) writeFd(fd uintptr) bool {
 			}
 			break
 		}
+		if n <= 0 {
+			break // took nothing: leave the rest to the writer's blocking write
+		}
 		p.rawN += n
 	}
 	return true

@@ -31,8 +31,11 @@ type options struct {
 	scenarios string
 	l1MB      int
 	extMB     int
-	threads   int
-	quick     bool
+	// writeRates are the bulk writer's paced rates in the overwrite
+	// scenario (0: unpaced).
+	writeRates string
+	threads    int
+	quick      bool
 	// rendEnv and rendArgs are added to every rend started (for A/B runs
 	// of a setting, e.g. GOMAXPROCS=1).
 	rendEnv, rendArgs []string
@@ -46,7 +49,8 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
 	flag.StringVar(&o.scenarios, "scenarios", "hot,multiget,beyondram,overwrite,conns", "comma-separated scenarios")
 	flag.IntVar(&o.l1MB, "l1-mb", 1024, "memcached memory (MiB) for RAM-sized scenarios")
-	flag.IntVar(&o.extMB, "extstore-mb", 256, "extstore's memcached memory (MiB) in the beyondram and overwrite scenarios: its RAM must hold an item header for every item on flash, so it gets more than L1's 64 MiB (hit ratios are reported for both)")
+	flag.IntVar(&o.extMB, "extstore-mb", 512, "extstore's memcached memory (MiB) in the beyondram and overwrite scenarios: its RAM must hold an item header for every item on flash, so it gets more than L1's 64 MiB (hit ratios are reported for both)")
+	flag.StringVar(&o.writeRates, "overwrite-rates", "5000,20000", "comma-separated overwrite/s of the bulk writer in the overwrite scenario (0 = unpaced); 20,000/s (20 MB/s) is the rate mnemonic's own overwrite benchmark holds reads under 1 ms at, and above what Netflix's Mnemonic sustained")
 	flag.IntVar(&o.threads, "threads", 2, "memcached worker threads (-t)")
 	flag.BoolVar(&o.quick, "quick", false, "small key counts and short runs, to check the harness")
 	rendEnv := flag.String("rend-env", "", "space-separated VAR=value pairs added to rend's environment")
