@@ -20,13 +20,12 @@ import (
 	"time"
 )
 
-// Memcached is a memcached process owned by a test.
+// Memcached is a memcached process owned by a test (a Proc: Stop, Restart,
+// Pid, Log).
 type Memcached struct {
 	// Addr is the moneta address of the server: "unix:/path" or "127.0.0.1:port".
 	Addr string
-	args []string
-	cmd  *exec.Cmd
-	tb   testing.TB
+	*Proc
 }
 
 // Binary returns the memcached binary to use ($MEMCACHED or memcached on PATH).
@@ -44,68 +43,25 @@ func Binary() string {
 // arguments are appended (for example "-m", "64", "-I", "2m").
 func Start(tb testing.TB, extra ...string) *Memcached {
 	tb.Helper()
-	sock := filepath.Join(tb.TempDir(), "mc.sock")
-	args := append([]string{"-s", sock, "-a", "0700"}, extra...)
-	m := &Memcached{Addr: "unix:" + sock, args: args, tb: tb}
-	m.start()
-	tb.Cleanup(m.Stop)
-	return m
+	sock := filepath.Join(SocketDir(tb), "mc.sock")
+	return startMemcached(tb, "unix:"+sock, append([]string{"-s", sock, "-a", "0700"}, extra...))
 }
 
 // StartTCP runs memcached on a free loopback TCP port (UDP off).
 func StartTCP(tb testing.TB, extra ...string) *Memcached {
 	tb.Helper()
-	port := FreePort(tb)
-	args := append([]string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0"}, extra...)
-	m := &Memcached{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: args, tb: tb}
-	m.start()
-	tb.Cleanup(m.Stop)
-	return m
+	port := strconv.Itoa(FreePort(tb))
+	return startMemcached(tb, net.JoinHostPort("127.0.0.1", port), append([]string{"-l", "127.0.0.1", "-p", port, "-U", "0"}, extra...))
 }
 
-func (m *Memcached) start() {
-	m.tb.Helper()
-	args := m.args
+// startMemcached runs memcached with args, answering on addr. As root it
+// must be told which user to run as.
+func startMemcached(tb testing.TB, addr string, args []string) *Memcached {
+	tb.Helper()
 	if os.Geteuid() == 0 {
 		args = append([]string{"-u", "root"}, args...)
 	}
-	cmd := exec.Command(Binary(), args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		m.tb.Fatalf("start memcached: %v", err)
-	}
-	m.cmd = cmd
-	if err := WaitReady(m.Addr, 5*time.Second); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		m.cmd = nil
-		m.tb.Fatalf("memcached %v: %v", args, err)
-	}
-}
-
-// Stop kills the process (SIGKILL) and waits for it. Safe to call twice.
-func (m *Memcached) Stop() {
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	m.cmd.Wait()
-	m.cmd = nil
-}
-
-// Restart stops the process and starts a fresh, empty one on the same address.
-func (m *Memcached) Restart() {
-	m.tb.Helper()
-	m.Stop()
-	m.start()
-}
-
-// Pid is the process id, or 0 when stopped.
-func (m *Memcached) Pid() int {
-	if m.cmd == nil {
-		return 0
-	}
-	return m.cmd.Process.Pid
+	return &Memcached{Addr: addr, Proc: StartProc(tb, "memcached", addr, Binary(), args...)}
 }
 
 // WaitReady polls addr until a "version" command is answered.
@@ -153,12 +109,25 @@ func ping(addr string) error {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("free port: %v", err)
+	return FreePorts(tb, 1)[0]
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago. They are held open together while chosen: ports asked for one at a
+// time can come back twice (the kernel may hand a just-closed port out
+// again), and a process given one port for two listeners fails to start.
+func FreePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("free port: %v", err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Eventually polls cond until it holds, failing tb with what after d. It is

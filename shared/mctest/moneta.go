@@ -48,11 +48,15 @@ func StartHost(tb testing.TB, bin Binaries, l1MB int) *Host {
 		l1MB = 64
 	}
 	dir := tb.TempDir()
+	var addrs []string
+	for _, p := range FreePorts(tb, 4) {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+	}
 	h := &Host{
-		Regular:       freeAddr(tb),
-		Batch:         freeAddr(tb),
-		Admin:         freeAddr(tb),
-		MnemonicAdmin: freeAddr(tb),
+		Regular:       addrs[0],
+		Batch:         addrs[1],
+		Admin:         addrs[2],
+		MnemonicAdmin: addrs[3],
 		Data:          filepath.Join(dir, "data"),
 	}
 	h.L1 = Start(tb, "-m", strconv.Itoa(l1MB))
@@ -96,8 +100,4 @@ func StartMnemonic(tb testing.TB, path, data string, extra ...string) *Mnemonic 
 	m := NewMnemonic(tb, path, data, extra...)
 	m.Start()
 	return m
-}
-
-func freeAddr(tb testing.TB) string {
-	return fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
 }

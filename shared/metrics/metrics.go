@@ -3,6 +3,11 @@
 // the metrics are created, so recording on the request path is an array
 // index and an atomic add, with no label lookup and no allocation.
 //
+// Counters a component keeps itself (atomics in a stats struct, a pool's
+// snapshot) are described once, in a Fields table (fields.go): the table
+// generates both the component's memcached `stats` lines and its
+// Prometheus collector, read when asked for, never on the request path.
+//
 // Each binary creates its own prometheus.Registry in main; nothing is
 // registered globally.
 package metrics

@@ -185,9 +185,9 @@ func TestFDLimitReservesRocksDB(t *testing.T) {
 		c := dialText(t, p.Addr)
 		// A refused connection gets its reply and is closed at once, so
 		// the write may fail; the reply is read either way.
-		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(c.nc, "version\r\n")
-		l, err := c.r.ReadString('\n')
+		c.NC.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c.NC, "version\r\n")
+		l, err := c.R.ReadString('\n')
 		switch {
 		case strings.HasPrefix(l, "VERSION"):
 			accepted++
@@ -196,7 +196,7 @@ func TestFDLimitReservesRocksDB(t *testing.T) {
 			}
 		case l == "SERVER_ERROR too many open connections\r\n":
 			rejected++
-			c.nc.Close()
+			c.NC.Close()
 		default:
 			t.Fatalf("connection %d: %q %v", i, l, err)
 		}

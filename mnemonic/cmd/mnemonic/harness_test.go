@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
@@ -87,58 +85,21 @@ func (p *proc) stop() {
 // crash kills the process with SIGKILL: no shutdown code runs.
 func (p *proc) crash() { p.Stop() }
 
-// textConn is a raw text-protocol connection.
-type textConn struct {
-	t  testing.TB
-	nc net.Conn
-	r  *bufio.Reader
-}
+// textConn is a raw text-protocol connection (mctest.Conn).
+type textConn struct{ *mctest.Conn }
 
-func dialText(t testing.TB, a string) *textConn {
-	t.Helper()
-	nc, err := addr.Dial(context.Background(), a, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &textConn{t: t, nc: nc, r: bufio.NewReaderSize(nc, 1<<16)}
-}
+func dialText(t testing.TB, a string) *textConn { t.Helper(); return &textConn{mctest.Dial(t, a)} }
 
-func (c *textConn) send(s string) {
-	c.t.Helper()
-	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c.nc, s); err != nil {
-		c.t.Fatalf("send: %v", err)
-	}
-}
+func (c *textConn) send(s string) { c.TB.Helper(); c.Send(s) }
 
 // line reads one reply line without its "\r\n".
-func (c *textConn) line() string {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (got %q)", err, l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
+func (c *textConn) line() string { c.TB.Helper(); return c.Line() }
 
 // expect reads len(want) lines and compares them.
-func (c *textConn) expect(want ...string) {
-	c.t.Helper()
-	for _, w := range want {
-		if got := c.line(); got != w {
-			c.t.Fatalf("got %q, want %q", got, w)
-		}
-	}
-}
+func (c *textConn) expect(want ...string) { c.TB.Helper(); c.Expect(want...) }
 
 // do sends req and compares the reply lines.
-func (c *textConn) do(req string, want ...string) {
-	c.t.Helper()
-	c.send(req)
-	c.expect(want...)
-}
+func (c *textConn) do(req string, want ...string) { c.TB.Helper(); c.Do(req, want...) }
 
 // binConn is a raw binary-protocol connection.
 type binConn struct {
@@ -159,12 +120,8 @@ type binPacket struct {
 
 func dialBin(t testing.TB, a string) *binConn {
 	t.Helper()
-	nc, err := addr.Dial(context.Background(), a, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &binConn{t: t, nc: nc, r: bufio.NewReader(nc)}
+	c := mctest.Dial(t, a)
+	return &binConn{t: t, nc: c.NC, r: c.R}
 }
 
 func (c *binConn) send(p binPacket) {

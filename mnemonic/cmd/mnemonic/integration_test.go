@@ -258,7 +258,7 @@ func TestTTLExpiry(t *testing.T) {
 
 // has reports whether a get of key hits, consuming the reply.
 func (c *textConn) has(key string) bool {
-	c.t.Helper()
+	c.TB.Helper()
 	c.send("get " + key + "\r\n")
 	if c.line() == "END" {
 		return false

@@ -43,13 +43,13 @@ func TestGetRepeatedBigValueStreams(t *testing.T) {
 	// Warm up: one plain get of the value, so the baseline holds what
 	// serving a single copy costs.
 	c.send("get big\r\n")
-	readValues(t, c.r, "big", value, 1)
+	readValues(t, c.R, "big", value, 1)
 	before := procMemory(t, p)
 
 	const copies = 100
-	c.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	c.NC.SetDeadline(time.Now().Add(60 * time.Second))
 	c.send("get" + strings.Repeat(" big", copies) + "\r\n")
-	readValues(t, c.r, "big", value, copies)
+	readValues(t, c.R, "big", value, copies)
 	after := procMemory(t, p)
 	growth := after.Peak - before.Peak
 	t.Logf("peak RSS %d MiB before, %d MiB after a %d MiB reply (growth %d MiB)",
@@ -106,7 +106,7 @@ func TestGetManyKeys(t *testing.T) {
 	}
 	b.WriteString("\r\n")
 	t.Logf("get line of %d bytes", b.Len())
-	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c.NC.SetDeadline(time.Now().Add(30 * time.Second))
 	c.send(b.String())
 	c.expect("VALUE k500 0 2", "hi", "VALUE k99999 0 2", "ho", "END")
 	c.do("get k500\r\n", "VALUE k500 0 2", "hi", "END")

@@ -32,22 +32,7 @@ func httpGet(t *testing.T, url string, code int) string {
 func scrape(t *testing.T, admin string) map[string]float64 { return mctest.Scrape(t, admin) }
 
 // textStats runs "stats [group]" and returns its fields.
-func textStats(c *textConn, group string) map[string]string {
-	c.t.Helper()
-	c.send(strings.TrimSpace("stats "+group) + "\r\n")
-	got := map[string]string{}
-	for {
-		l := c.line()
-		if l == "END" {
-			return got
-		}
-		f := strings.SplitN(l, " ", 3)
-		if len(f) != 3 || f[0] != "STAT" {
-			c.t.Fatalf("stats line %q", l)
-		}
-		got[f[1]] = f[2]
-	}
-}
+func textStats(c *textConn, group string) map[string]string { c.TB.Helper(); return c.Stats(group) }
 
 // TestMetricsAndStats drives known traffic through a real mnemonic and
 // checks that /metrics, text stats and binary stats all count it.

@@ -172,7 +172,7 @@ type binConn struct {
 
 func dialBinary(t *testing.T, address string) *binConn {
 	c := dial(t, address)
-	return &binConn{t: t, c: c.c, br: c.br}
+	return &binConn{t: t, c: c.NC, br: c.R}
 }
 
 func (b *binConn) roundTrip(pkt []byte) binproto.Response {
@@ -424,9 +424,9 @@ func startLoad(t *testing.T, addr string, workers int) *loader {
 				}
 				key := fmt.Sprintf("load-%d-%d", w, i%50)
 				v := pattern(100+(i%3)*1500, byte(i))
-				c.c.SetDeadline(time.Now().Add(10 * time.Second))
-				fmt.Fprintf(c.c, "set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(v), v, key)
-				line, err := c.br.ReadString('\n')
+				c.NC.SetDeadline(time.Now().Add(10 * time.Second))
+				fmt.Fprintf(c.NC, "set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(v), v, key)
+				line, err := c.R.ReadString('\n')
 				if err != nil {
 					t.Errorf("load: %v", err)
 					return
@@ -441,7 +441,7 @@ func startLoad(t *testing.T, addr string, workers int) *loader {
 					return
 				}
 				for {
-					line, err = c.br.ReadString('\n')
+					line, err = c.R.ReadString('\n')
 					if err != nil {
 						t.Errorf("load: %v", err)
 						return
@@ -458,7 +458,7 @@ func startLoad(t *testing.T, addr string, workers int) *loader {
 							t.Errorf("load: %q", line)
 							return
 						}
-						if _, err := c.br.Discard(n + 2); err != nil {
+						if _, err := c.R.Discard(n + 2); err != nil {
 							return
 						}
 						continue

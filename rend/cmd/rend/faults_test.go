@@ -246,11 +246,11 @@ func TestKillRendMidWrite(t *testing.T) {
 					case 4:
 						req = fmt.Sprintf("touch %s 0\r\n", k)
 					}
-					c.c.SetDeadline(time.Now().Add(10 * time.Second))
-					if _, err := c.c.Write([]byte(req)); err != nil {
+					c.NC.SetDeadline(time.Now().Add(10 * time.Second))
+					if _, err := c.NC.Write([]byte(req)); err != nil {
 						return // rend was killed
 					}
-					if _, err := c.br.ReadString('\n'); err != nil {
+					if _, err := c.R.ReadString('\n'); err != nil {
 						return
 					}
 					if n == 30 {

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -56,9 +55,10 @@ type rendProc struct {
 // port is TCP, the batch port a Unix socket, so both kinds are exercised.
 func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
 	t.Helper()
+	ports := mctest.FreePorts(t, 2)
 	r := &rendProc{
-		regular: fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
-		admin:   fmt.Sprintf("127.0.0.1:%d", mctest.FreePort(t)),
+		regular: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
 	}
 	args := []string{"-listen", r.regular, "-l1", l1, "-admin", r.admin, "-backend-timeout", "2s"}
 	if l2 != "" {
@@ -84,67 +84,30 @@ func startRend(t *testing.T, l1, l2 string, extra ...string) *rendProc {
 	return r
 }
 
-// conn is a raw text/meta client connection for wire-level checks.
-type conn struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
+// conn is a raw text/meta client connection for wire-level checks
+// (mctest.Conn), with the helpers rend's tests share.
+type conn struct{ *mctest.Conn }
 
-func dial(t *testing.T, address string) *conn {
-	t.Helper()
-	network, a := "tcp", address
-	if strings.HasPrefix(address, "unix:") {
-		network, a = "unix", strings.TrimPrefix(address, "unix:")
-	}
-	c, err := net.DialTimeout(network, a, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &conn{t: t, c: c, br: bufio.NewReaderSize(c, 64<<10)}
-}
+func dial(t *testing.T, address string) *conn { t.Helper(); return &conn{mctest.Dial(t, address)} }
 
-func (c *conn) send(s string) {
-	c.t.Helper()
-	c.c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.c.Write([]byte(s)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *conn) line() string {
-	c.t.Helper()
-	l, err := c.br.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (got %q)", err, l)
-	}
-	return strings.TrimRight(l, "\r\n")
-}
+func (c *conn) send(s string) { c.TB.Helper(); c.Send(s) }
+func (c *conn) line() string  { c.TB.Helper(); return c.Line() }
 
 // expect sends req and checks the reply lines.
-func (c *conn) expect(req string, want ...string) {
-	c.t.Helper()
-	c.send(req)
-	for _, w := range want {
-		if got := c.line(); got != w {
-			c.t.Fatalf("%q: got %q, want %q", req, got, w)
-		}
-	}
-}
+func (c *conn) expect(req string, want ...string) { c.TB.Helper(); c.Do(req, want...) }
 
 // set stores value with the text protocol.
 func (c *conn) set(key string, value []byte, flags uint32, exptime int64) {
-	c.t.Helper()
+	c.TB.Helper()
 	c.send(fmt.Sprintf("set %s %d %d %d\r\n%s\r\n", key, flags, exptime, len(value), value))
 	if got := c.line(); got != "STORED" {
-		c.t.Fatalf("set %s (%d bytes): %q", key, len(value), got)
+		c.TB.Fatalf("set %s (%d bytes): %q", key, len(value), got)
 	}
 }
 
 // get reads one key with gets; ok is false on a miss.
 func (c *conn) get(key string) (value []byte, flags uint32, cas uint64, ok bool) {
-	c.t.Helper()
+	c.TB.Helper()
 	c.send("gets " + key + "\r\n")
 	l := c.line()
 	if l == "END" {
@@ -153,28 +116,16 @@ func (c *conn) get(key string) (value []byte, flags uint32, cas uint64, ok bool)
 	var k string
 	var n int
 	if _, err := fmt.Sscanf(l, "VALUE %s %d %d %d", &k, &flags, &n, &cas); err != nil {
-		c.t.Fatalf("gets %s: %q", key, l)
+		c.TB.Fatalf("gets %s: %q", key, l)
 	}
 	value = make([]byte, n+2)
-	if _, err := readFull(c.br, value); err != nil {
-		c.t.Fatal(err)
+	if _, err := io.ReadFull(c.R, value); err != nil {
+		c.TB.Fatal(err)
 	}
 	if end := c.line(); end != "END" {
-		c.t.Fatalf("gets %s: trailer %q", key, end)
+		c.TB.Fatalf("gets %s: trailer %q", key, end)
 	}
 	return value[:n], flags, cas, true
-}
-
-func readFull(r *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // eventually polls cond until it holds or the deadline passes.

@@ -33,14 +33,14 @@ func TestGetRepeatedBigValueStreams(t *testing.T) {
 	}
 	const copies = 100
 	c.send("get" + strings.Repeat(" big", copies) + "\r\n")
-	c.c.SetDeadline(time.Now().Add(60 * time.Second))
+	c.NC.SetDeadline(time.Now().Add(60 * time.Second))
 	header := fmt.Sprintf("VALUE big 7 %d", len(value))
 	buf := make([]byte, len(value)+2)
 	for i := range copies {
 		if l := c.line(); l != header {
 			t.Fatalf("copy %d: header %q", i, l)
 		}
-		if _, err := io.ReadFull(c.br, buf); err != nil {
+		if _, err := io.ReadFull(c.R, buf); err != nil {
 			t.Fatalf("copy %d: %v", i, err)
 		}
 		if !bytes.Equal(buf[:len(value)], value) || string(buf[len(value):]) != "\r\n" {
@@ -78,7 +78,7 @@ func TestGetManyKeys(t *testing.T) {
 		c.expect("set k7 0 0 2\r\nhi\r\n", "STORED")
 		c.expect("set k99999 0 0 2\r\nho\r\n", "STORED")
 		c.send(b.String())
-		c.c.SetDeadline(time.Now().Add(30 * time.Second))
+		c.NC.SetDeadline(time.Now().Add(30 * time.Second))
 		for _, w := range []string{"VALUE k7 0 2", "hi", "VALUE k99999 0 2", "ho", "END"} {
 			if got := c.line(); got != w {
 				t.Fatalf("%s: got %q, want %q", a, got, w)

@@ -25,19 +25,7 @@ import (
 func scrape(t *testing.T, admin string) map[string]float64 { return mctest.Scrape(t, admin) }
 
 // stats runs "stats [group]" on the text protocol.
-func (c *conn) stats(group string) map[string]string {
-	c.t.Helper()
-	c.send(strings.TrimSpace("stats "+group) + "\r\n")
-	out := map[string]string{}
-	for l := c.line(); l != "END"; l = c.line() {
-		f := strings.SplitN(l, " ", 3)
-		if len(f) != 3 || f[0] != "STAT" {
-			c.t.Fatalf("stats %s: line %q", group, l)
-		}
-		out[f[1]] = f[2]
-	}
-	return out
-}
+func (c *conn) stats(group string) map[string]string { c.TB.Helper(); return c.Stats(group) }
 
 // TestMetricsAndStatsMove drives known traffic through a full stack (real
 // memcached, mnemonic and rend) and checks that /metrics and the stats
