@@ -122,6 +122,21 @@ type Options struct {
 	// atomic add into pre-resolved metrics): it runs inside the key's
 	// stripe lock.
 	ObserveShard func(shard int, op ShardOp, d time.Duration, err error)
+
+	// table holds table settings that BenchmarkGetFullBudget compares with
+	// the defaults (zero: RocksDB's default). Not configurable: none of
+	// them helped enough to offer (bench/results/l2path.md).
+	table tableTune
+}
+
+// tableTune are block-based table settings under measurement.
+type tableTune struct {
+	blockSize int // bytes of a data block (RocksDB's default: 4 KiB)
+	// cacheIndexFilter keeps index and filter blocks in the block cache
+	// (charged to it, L0's pinned there) instead of in each open table.
+	cacheIndexFilter bool
+	// mmapReads reads table files through mmap instead of pread.
+	mmapReads bool
 }
 
 // ShardOp is the kind of RocksDB call ObserveShard reports.

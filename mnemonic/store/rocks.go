@@ -98,6 +98,16 @@ func baseOptions(o *Options, cache *grocksdb.Cache) *grocksdb.Options {
 	// instead of a binary search over restart points.
 	bbto.SetDataBlockIndexType(grocksdb.KDataBlockIndexTypeBinarySearchAndHash)
 	bbto.SetDataBlockHashRatio(0.75)
+	if o.table.blockSize > 0 {
+		bbto.SetBlockSize(o.table.blockSize)
+	}
+	if o.table.mmapReads {
+		ro.SetAllowMmapReads(true)
+	}
+	if o.table.cacheIndexFilter {
+		bbto.SetCacheIndexAndFilterBlocks(true)
+		bbto.SetPinL0FilterAndIndexBlocksInCache(true)
+	}
 	ro.SetBlockBasedTableFactory(bbto)
 
 	switch o.CompactionStyle {

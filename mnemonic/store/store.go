@@ -73,6 +73,8 @@ type shard struct {
 	down atomic.Pointer[shardFault]
 	// bgErrors is the background error count the watcher last saw.
 	bgErrors uint64
+	// commit groups concurrent writes (writebatch.go).
+	commit committer
 }
 
 // metaFile records the shard count a data directory was created with.

@@ -127,7 +127,6 @@ func (s *Store) commitWrites(sh *shard, w *writeScratch) error {
 	rc := C.mn_write(rawDB(sh.db), C.int(boolInt(s.opts.SyncWrites)), C.size_t(n), &w.ops[0],
 		(*C.char)(unsafe.Pointer(&w.kbuf[0])), &w.klens[0], (*C.char)(unsafe.Pointer(&hbuf[0])), nilIfEmpty(w.hlens),
 		(**C.char)(unsafe.Pointer(&w.vals[0])), &w.vlens[0], &w.err[0], C.size_t(len(w.err)))
-	w.unpin()
 	s.stats.writeCommits.Add(1)
 	s.stats.writeOps.Add(uint64(n))
 	var err error
@@ -177,7 +176,7 @@ func (s *Store) put(sh *shard, key []byte, h header, data []byte) error {
 	w := s.getWrite()
 	defer s.putWrite(w)
 	w.addPut(key, h, data)
-	return s.commitWrites(sh, w)
+	return s.commitJoined(sh, w)
 }
 
 // del deletes key from sh.
@@ -185,7 +184,91 @@ func (s *Store) del(sh *shard, key []byte) error {
 	w := s.getWrite()
 	defer s.putWrite(w)
 	w.addDelete(key)
-	return s.commitWrites(sh, w)
+	return s.commitJoined(sh, w)
+}
+
+// committer joins the writes that requests on different connections make
+// to one shard at the same moment into one RocksDB write (group commit).
+// The first writer to find no write in progress leads: it takes the open
+// group and writes it while later writers join the next group and wait;
+// when it is done, one of those leads the next. Every writer returns only
+// once its own group is written, so an acknowledgment still follows a
+// durable write (same WAL and sync settings). RocksDB would group
+// concurrent writers itself, but each of them would hold an OS thread
+// blocked inside a cgo call; here they wait as goroutines, and a group is
+// one cgo call. Each writer holds its keys' stripe locks while it waits,
+// so two writes of one key are never in one group out of order.
+type committer struct {
+	mu   sync.Mutex
+	cond sync.Cond // on mu: a group was written
+	busy bool      // a leader is writing (guarded by mu)
+	open *commitGroup
+	free []*commitGroup
+}
+
+// commitGroup is the operations of the writers that joined it.
+type commitGroup struct {
+	w       writeScratch // no pins: each writer pins its own values
+	done    bool
+	err     error
+	waiters int
+}
+
+// commitJoined commits w's operations (pinned by w) to sh in a group with
+// whatever other writers of sh join it, and returns the group's error.
+func (s *Store) commitJoined(sh *shard, w *writeScratch) error {
+	if len(w.ops) == 0 {
+		return nil
+	}
+	c := &sh.commit
+	c.mu.Lock()
+	if c.cond.L == nil {
+		c.cond.L = &c.mu
+	}
+	g := c.open
+	if g == nil {
+		if n := len(c.free); n > 0 {
+			g, c.free = c.free[n-1], c.free[:n-1]
+		} else {
+			g = new(commitGroup)
+		}
+		c.open = g
+	}
+	g.w.join(w)
+	g.waiters++
+	for !g.done {
+		if !c.busy && c.open == g {
+			c.busy, c.open = true, nil
+			c.mu.Unlock()
+			err := s.commitWrites(sh, &g.w)
+			c.mu.Lock()
+			g.err, g.done, c.busy = err, true, false
+			c.cond.Broadcast()
+			break
+		}
+		c.cond.Wait()
+	}
+	err := g.err
+	if g.waiters--; g.waiters == 0 {
+		g.w.reset()
+		g.done, g.err = false, nil
+		if cap(g.w.kbuf) <= maxPooledWrite && cap(g.w.hbuf) <= maxPooledWrite {
+			c.free = append(c.free, g)
+		}
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// join appends the operations of o (its values stay pinned by o).
+func (w *writeScratch) join(o *writeScratch) {
+	w.ops = append(w.ops, o.ops...)
+	w.kbuf = append(w.kbuf, o.kbuf...)
+	w.klens = append(w.klens, o.klens...)
+	w.hbuf = append(w.hbuf, o.hbuf...)
+	w.hlens = append(w.hlens, o.hlens...)
+	w.vals = append(w.vals, o.vals...)
+	w.vlens = append(w.vlens, o.vlens...)
 }
 
 // Per-request state of a set run.
@@ -323,7 +406,7 @@ func (s *Store) setRun(reqs []*protocol.Request, resps []*protocol.Response, err
 				s.stats.totalItems.Add(1)
 			}
 		}
-		if err := s.commitWrites(sh, w); err != nil {
+		if err := s.commitJoined(sh, w); err != nil {
 			for i, req := range reqs {
 				if r.state[i] == setWrite && r.hk[i]%uint64(len(s.shards)) == uint64(si) {
 					errs[i] = err

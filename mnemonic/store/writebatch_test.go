@@ -196,3 +196,47 @@ func TestRunAllocs(t *testing.T) {
 		}
 	}
 }
+
+// Single sets from concurrent goroutines (as from many connections) are
+// committed in groups (committer): every set is stored, each with its own
+// CAS, and the last write of each key wins.
+func TestGroupCommitConcurrentSets(t *testing.T) {
+	s := openTest(t, testOptions(t.TempDir()))
+	const workers, per = 8, 200
+	cas := make([][]uint64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				r := setReq(fmt.Sprintf("w%d-%d", w, i%50), fmt.Sprint(i), uint32(w))
+				var resp protocol.Response
+				if err := s.Handle(context.Background(), r, &resp); err != nil || resp.Status != protocol.StatusOK {
+					t.Errorf("set: %v %v", err, resp.Status)
+					return
+				}
+				cas[w] = append(cas[w], resp.CAS)
+			}
+		}()
+	}
+	wg.Wait()
+	// Counted before the reads below, which may write state (first fetch).
+	commits, ops := s.stats.writeCommits.Load(), s.stats.writeOps.Load()
+	if ops != workers*per {
+		t.Fatalf("%d operations written, want %d", ops, workers*per)
+	}
+	t.Logf("%d sets in %d RocksDB writes", ops, commits)
+	seen := map[uint64]bool{}
+	for w := range workers {
+		for _, c := range cas[w] {
+			if seen[c] {
+				t.Fatalf("CAS %d given twice", c)
+			}
+			seen[c] = true
+		}
+		for k := range 50 {
+			wantValue(t, s, fmt.Sprintf("w%d-%d", w, k), fmt.Sprint(per-50+k))
+		}
+	}
+}
