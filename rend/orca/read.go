@@ -177,17 +177,21 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 		// The hits are in resp already: fill behind the reply when we
 		// can (issue 13 item 3), inline when too many fills are running.
 		if handedOff = o.fillLater(ctx, l2req.Keys, l2resp, stripes); !handedOff {
-			o.fill(ctx, l2req.Keys, l2resp.Hits)
+			j := o.job()
+			o.fill(ctx, l2req.Keys, l2resp.Hits, &j.buf)
+			o.putJob(j)
 		}
 	}
 	return "", nil
 }
 
-// fill copies L2 hits into L1 with add (the caller, or the fill job that
-// took over from it, holds their stripes shared). add, not set: a concurrent fill of the same version may have won
-// already, and nothing newer can have been written since our L2 read
-// because writers need the stripe exclusively.
-func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
+// fill copies L2 hits into L1 with add, all of them in one L1 batch (the
+// caller, or the fill job that took over from it, holds their stripes
+// shared; fb is scratch). add, not set: a concurrent fill of the same
+// version may have won already, and nothing newer can have been written
+// since our L2 read because writers need the stripe exclusively.
+func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit, fb *fillBuf) {
+	defer fb.reset()
 	for i := range hits {
 		h := &hits[i]
 		if o.pending.suspect(keys[h.Index]) {
@@ -196,15 +200,28 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
 		if hasMetaState(h) {
 			continue // see meta.go: such items live in L2 only
 		}
-		st, err := o.l1.Store(ctx, protocol.CmdAdd, keys[h.Index], l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS})
-		switch {
-		case err != nil:
-			o.stats.L1FillErrors.Add(1)
-			return // L1 trouble: the next read tries again
-		case st == protocol.StatusOK:
+		fb.keys = append(fb.keys, keys[h.Index])
+		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS})
+	}
+	if len(fb.keys) == 0 {
+		return
+	}
+	if cap(fb.sts) < len(fb.keys) {
+		fb.sts = make([]protocol.Status, len(fb.keys))
+	}
+	fb.sts = fb.sts[:len(fb.keys)]
+	if err := o.l1.StoreMany(ctx, protocol.CmdAdd, fb.keys, fb.items, fb.sts); err != nil {
+		o.stats.L1FillErrors.Add(1)
+		return // L1 trouble: the next read tries again
+	}
+	for _, st := range fb.sts {
+		switch st {
+		case protocol.StatusOK:
 			o.stats.L1Fills.Add(1)
-		default:
+		case protocol.StatusNotStored:
 			o.stats.L1FillsLost.Add(1)
+		default:
+			o.stats.L1FillErrors.Add(1)
 		}
 	}
 }
