@@ -46,7 +46,7 @@ start() { # binary port extra...
 	shift 2
 	"$bin" -listen "127.0.0.1:$port" -l1 "unix:$work/l1.sock" "${l2[@]}" -admin "" "$@" >"$work/rend-$port.log" 2>&1 &
 	pids+=("$!")
-	for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return; sleep 0.05; done
+	for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return; sleep 0.05; done
 	echo "rend on $port did not start" >&2
 	exit 1
 }

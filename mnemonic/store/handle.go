@@ -209,11 +209,15 @@ func (it *item) model() mcitem.Item {
 	return m
 }
 
-// readModel is the item a read sees: the record's, with (for an mg l) the
-// last access remembered in memory (access.go). recAccess is the record's
-// own, which decides when the record is written.
-func (s *Store) readModel(it *item, hk uint64, key []byte, req *protocol.Request) (m mcitem.Item, recAccess int64) {
+// readModel is the item a read sees: the record's (with its side record,
+// sidestate.go), with (for an mg l) the last access remembered in memory
+// (access.go). recAccess is the persisted one, which decides when the
+// state is written.
+func (s *Store) readModel(sh *shard, it *item, hk uint64, key []byte, req *protocol.Request, now time.Time) (m mcitem.Item, recAccess int64) {
 	m = it.model()
+	if hasSideState(len(it.data)) {
+		s.mergeSide(sh, key, &m, now)
+	}
 	recAccess = m.Access
 	if req.Want&protocol.WantAccess != 0 {
 		s.recent.apply(hk, key, &m)
@@ -244,9 +248,17 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 		if !o.StateOnly {
 			// An item stored (total_items); a state write stores none.
 			s.stats.totalItems.Add(1)
+		} else if cur != nil && hasSideState(len(cur.data)) {
+			return s.putSide(sh, key, &o.Next, stamp) // see sidestate.go
 		}
 		return s.put(sh, key, recordHeader(&o.Next, stamp), o.Next.Value)
 	case mcitem.Delete:
+		if cur != nil && hasSideState(len(cur.data)) {
+			var kb [sideKeyLen]byte
+			if err := s.del(sh, sideKey(kb[:0], key)); err != nil {
+				return err
+			}
+		}
 		return s.del(sh, key)
 	}
 	return nil
@@ -287,7 +299,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 		var cur *mcitem.Item
 		var recAccess int64
 		if ok {
-			cm, recAccess = s.readModel(&it, hk, key, req)
+			cm, recAccess = s.readModel(sh, &it, hk, key, req, now)
 			cur = &cm
 		}
 		o := mcitem.Read(req, cur, unix)
@@ -302,7 +314,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 			}
 			cur = nil
 			if ok {
-				cm, recAccess = s.readModel(&it, hk, key, req)
+				cm, recAccess = s.readModel(sh, &it, hk, key, req, now)
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
@@ -372,6 +384,9 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 	var recAccess int64
 	if found {
 		cm = it.model()
+		if hasSideState(len(it.data)) {
+			s.mergeSide(sh, key, &cm, now)
+		}
 		recAccess = cm.Access
 		s.recent.apply(hk, key, &cm) // a write keeps (and may persist) it
 		cur, ip = &cm, &it

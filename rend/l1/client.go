@@ -169,10 +169,11 @@ func (l *Client) Headers(ctx context.Context, keys [][]byte, dst []HeaderHit) ([
 // rewriting), are taken out of out and returned in dst; undecodable and
 // expired headers are misses (bad ones counted). On an error out is left
 // empty.
-func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []HeaderHit, hasExp bool) ([]HeaderHit, error) {
+func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.Response, dst []HeaderHit, hasExp, bump bool) ([]HeaderHit, error) {
 	req := l.pool.Req()
 	defer l.pool.PutReq(req)
 	req.Command = protocol.CmdGet
+	req.Mods.NoBump = !bump
 	for _, k := range keys {
 		if hashedName(k) {
 			AddKey(req, k) // see hashPrefix
@@ -227,11 +228,21 @@ func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.R
 // sets a new expiry (gat): chunks are read with gat, and the headers are
 // rewritten with the new expiry after their chunks.
 func (l *Client) Get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64) error {
+	return l.get(ctx, keys, out, hasExp, newExp, true)
+}
+
+// GetNoBump is Get without a fetch of the header items in memcached (mg u):
+// for a read whose fetch was already counted (HeaderState with bump).
+func (l *Client) GetNoBump(ctx context.Context, keys [][]byte, out *protocol.Response) error {
+	return l.get(ctx, keys, out, false, 0, false)
+}
+
+func (l *Client) get(ctx context.Context, keys [][]byte, out *protocol.Response, hasExp bool, newExp int64, bump bool) error {
 	// Pooled lists: a get of many keys (a multi-get, or the gets of a
 	// pipeline served together) allocates nothing here either.
 	sc := l.pool.getScratch()
 	defer l.pool.putGetScratch(sc)
-	hdrs, err := l.headersInto(ctx, keys, out, sc.hdrs[:0], hasExp)
+	hdrs, err := l.headersInto(ctx, keys, out, sc.hdrs[:0], hasExp, bump)
 	sc.hdrs = hdrs
 	sc.keep()
 	if err != nil {

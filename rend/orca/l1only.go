@@ -231,7 +231,9 @@ func (rec *l1Record) item(ctx context.Context, key []byte, withValue, bump bool,
 	if !withValue || h.Chunks == 0 {
 		return it, h, true, nil
 	}
-	if err := rec.c.Get(ctx, [][]byte{key}, r, false, 0); err != nil {
+	// The header's fetch, if any, was HeaderState's: read the chunks
+	// without a second one.
+	if err := rec.c.GetNoBump(ctx, [][]byte{key}, r); err != nil {
 		return it, h, false, err
 	}
 	if len(r.Hits) == 0 || r.Hits[0].CAS != h.Version {
