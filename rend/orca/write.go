@@ -101,9 +101,10 @@ func (o *Orca) deleteOrTouch(ctx context.Context, req *protocol.Request, resp *p
 
 	if touch || req.Invalidate {
 		// The item lives on in the record: keep the fetches L1 saw.
-		o.saveL1Fetches(ctx, key)
+		o.takeOutKeepingFetches(ctx, key)
+	} else {
+		o.takeOut(ctx, key)
 	}
-	o.takeOut(ctx, key)
 	var err error
 	if touch {
 		err = o.rec.touch(ctx, req, resp, exp)
