@@ -144,27 +144,27 @@ func (v *l1View) merge(h *protocol.Hit) {
 	}
 }
 
-// takeOutKeepingFetches is takeOut for a touch or md I, after which the
-// item lives on in the record. L1's fetches of the copy never reached L2,
+// takeOutKeepingFetches is takeOut for a touch, a one-key gat or md I,
+// after which the item lives on in the record. L1's fetches of the copy never reached L2,
 // so it reads the copy's state in the same L1 round trip as the delete
 // (DeleteWithState) and, when only L1 saw a fetch, tells the record
 // (syncFetched) before the command reaches it.
-func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte) {
+func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte) l1Copy {
 	if !o.pol.cache || !o.l1.Backend().Healthy() {
-		o.takeOut(ctx, key) // L1 down: its rules (pending)
-		return
+		return o.takeOut(ctx, key) // L1 down: its rules (pending)
 	}
-	_, hh, found, err := o.l1.DeleteWithState(ctx, key)
+	had, hh, found, err := o.l1.DeleteWithState(ctx, key)
 	if err != nil {
 		// As takeOut: L1 may still hold the copy.
 		o.stats.L1InvalidationErrors.Add(1)
 		o.pending.add(key)
 		o.log.Debug("rend: L1 delete before write failed", "err", err)
-		return
+		return l1Copy{}
 	}
 	if found && !o.pending.suspect(key) && (hh.Fetched || hh.Header.State&uint8(mcitem.Fetched) != 0) {
 		o.syncFetched(ctx, key, hh.Header.Version)
 	}
+	return l1Copy{hot: had, out: true}
 }
 
 // syncFetched makes the record count a fetch of key's version that only
