@@ -144,22 +144,58 @@ func (v *l1View) merge(h *protocol.Hit) {
 	}
 }
 
-// saveL1Fetches tells the record that the item was fetched, when only L1's
-// copy knows (its fetches never reached L2), before a touch or md I takes
-// that copy out while the item lives on. The record learns it by a fetch
-// of its own, made only if it has none yet, so that it is a first fetch
-// and moves no access time: one L1 request, and two L2 ones at most, on
-// these two commands only. The copy's own last access is not carried (no
-// command sets it): after such a touch or md I, mg l counts from the
-// record's.
-func (o *Orca) saveL1Fetches(ctx context.Context, key []byte) {
-	if !o.pol.cache {
-		return
+// takeOutKeepingFetches is takeOut for a touch, a one-key gat or md I,
+// after which the item lives on in the record. L1's fetches of the copy
+// never reached L2, so it reads the copy's state in the same L1 round trip
+// as the delete (DeleteWithState) and, when only L1 saw a fetch, tells the
+// record before the command reaches it. A touch or gat is itself a fetch,
+// so for them (fetch, exp their new expiry as memcExp gives it) the record
+// gets one touch more with the same expiry, a fetch without the value: its
+// fetches then end where memcached's would (the item fetched, last
+// accessed now). md I (not fetch) must not move the access time:
+// syncFetched.
+func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte, fetch bool, exp int64) l1Copy {
+	if !o.pol.cache || !o.l1.Backend().Healthy() {
+		return o.takeOut(ctx, key) // L1 down: its rules (pending)
 	}
-	v := o.viewL1(ctx, key, false)
-	if !v.present || !(v.fetched || v.stateFetched) {
-		return
+	had, hh, found, err := o.l1.DeleteWithState(ctx, key)
+	if err != nil {
+		// As takeOut: L1 may still hold the copy.
+		o.stats.L1InvalidationErrors.Add(1)
+		o.pending.add(key)
+		o.log.Debug("rend: L1 delete before write failed", "err", err)
+		return l1Copy{}
 	}
+	if found && !o.pending.suspect(key) && (hh.Fetched || hh.Header.State&uint8(mcitem.Fetched) != 0) {
+		if fetch {
+			o.touchL2(ctx, key, exp)
+		} else {
+			o.syncFetched(ctx, key, hh.Header.Version)
+		}
+	}
+	return l1Copy{hot: had, out: true}
+}
+
+// touchL2 touches key in L2 with the absolute expiry exp. Best effort.
+func (o *Orca) touchL2(ctx context.Context, key []byte, exp int64) {
+	req := o.pool.Req()
+	defer o.pool.PutReq(req)
+	req.Command = protocol.CmdTouch
+	req.AddKey(key)
+	req.Exptime, req.HasExptime = exp, true
+	if r, err := o.l2.do(ctx, req, exp); err == nil {
+		o.pool.PutResp(r)
+	}
+}
+
+// syncFetched makes the record count a fetch of key's version that only
+// L1 saw, before an md I. It fetches the item in L2 only if L2 has no fetch
+// of it yet, so that this is L2's first fetch and moves no access time (a
+// classic read, no W token): two L2 requests (the first reads the value
+// too; md I is rare), the second once per item. The copy's own last access
+// is not carried (no command sets one): after an md I, mg l counts from
+// the record's last access. Best effort.
+func (o *Orca) syncFetched(ctx context.Context, key []byte, version uint64) {
 	req := o.pool.Req()
 	defer o.pool.PutReq(req)
 	req.Command = protocol.CmdGet
@@ -169,10 +205,10 @@ func (o *Orca) saveL1Fetches(ctx context.Context, key []byte) {
 	resp := o.pool.Resp()
 	defer o.pool.PutResp(resp)
 	if err := o.l2.read(ctx, req, resp, 0); err != nil || len(resp.Hits) == 0 ||
-		resp.Hits[0].Fetched || resp.Hits[0].CAS != v.version {
+		resp.Hits[0].Fetched || resp.Hits[0].CAS != version {
 		return
 	}
 	resp.Reset()
 	keys := [1][]byte{key}
-	_ = o.l2.get(ctx, keys[:], resp, readClassic) // best effort: h only
+	_ = o.l2.get(ctx, keys[:], resp, readClassic)
 }

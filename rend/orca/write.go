@@ -99,11 +99,15 @@ func (o *Orca) deleteOrTouch(ctx context.Context, req *protocol.Request, resp *p
 	var buf [1]int
 	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
 
-	if touch || req.Invalidate {
+	switch {
+	case touch:
 		// The item lives on in the record: keep the fetches L1 saw.
-		o.saveL1Fetches(ctx, key)
+		o.takeOutKeepingFetches(ctx, key, true, exp)
+	case req.Invalidate:
+		o.takeOutKeepingFetches(ctx, key, false, 0)
+	default:
+		o.takeOut(ctx, key)
 	}
-	o.takeOut(ctx, key)
 	var err error
 	if touch {
 		err = o.rec.touch(ctx, req, resp, exp)
@@ -134,7 +138,14 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	// L1's copies out first (a gat is a touch: see takeOut), then the
 	// record, which returns each item with its new expiry (l1only: L1
 	// rewrites the headers), then put the items back (putBackHits).
-	c := o.takeOutKeys(ctx, req.Keys)
+	var c l1Copies
+	if len(req.Keys) == 1 {
+		// gat is a fetch: keep the ones only L1 saw (see meta.go).
+		k := o.takeOutKeepingFetches(ctx, req.Keys[0], true, exp)
+		c = l1Copies{hot: []bool{k.hot}, out: k.out}
+	} else {
+		c = o.takeOutKeys(ctx, req.Keys)
+	}
 	if err := o.rec.read(ctx, req, resp, exp); err != nil {
 		return o.recordFailed(resp, req.Keys, err)
 	}

@@ -8,7 +8,9 @@
 // (its arena) and is valid until the Request is Reset or reused for the next
 // request. A Handler that keeps a key or value beyond Handle must copy it.
 // Every []byte in a Response is owned by the Response and is valid until its
-// next Reset; Response.AppendHit copies the value it is given.
+// next Reset; Response.AppendHit copies the value it is given. A server may
+// send a large reply's values to the client straight from the Response
+// (RefMinReply), so a handler must not change them after Handle returns.
 package protocol
 
 import (
@@ -385,6 +387,26 @@ func (r *Response) AppendHit(i int, value []byte, flags uint32, cas uint64, expt
 	}
 	r.Hits = append(r.Hits, Hit{Index: i, Value: v, Flags: flags, CAS: cas, Exptime: exptime})
 	return &r.Hits[len(r.Hits)-1]
+}
+
+// A codec given a way to send values by reference (see server.Codec's
+// SetValueRef) uses it for a reply whose values total at least RefMinReply
+// bytes and more than the write buffer has room for (so the buffer would be
+// written during the reply anyway: sending it at once adds no write), and
+// in such a reply for the values of at least RefMinValue bytes (a smaller
+// one costs the kernel more as a writev segment of its own than its copy).
+const (
+	RefMinReply = 4 << 10
+	RefMinValue = 512
+)
+
+// ValueBytes is the total length of r's hit values.
+func (r *Response) ValueBytes() int {
+	n := 0
+	for i := range r.Hits {
+		n += len(r.Hits[i].Value)
+	}
+	return n
 }
 
 // ServerError sets a SERVER_ERROR outcome with a fixed message.

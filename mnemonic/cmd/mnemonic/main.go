@@ -16,11 +16,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
@@ -124,23 +122,21 @@ func run(args []string) int {
 	// Signals are caught before "serving" is logged: whoever waits for
 	// that line (a test, an operator's script) may signal at once, and an
 	// uncaught SIGHUP would end the process.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	sigs := config.NotifySignals()
+	defer sigs.Close()
 	log.Info("mnemonic serving", "version", version, "listen", cfg.Listen, "admin", cfg.Admin, "data", cfg.Data)
 	code := 0
 wait:
 	for {
 		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				// systemd's ExecReload: reread the file with the
-				// original flags on top, as at start.
-				p.reload(func() (Config, error) {
-					c, _, err := loadConfig(args)
-					return c, err
-				})
-				continue
-			}
+		case <-sigs.Reload:
+			// systemd's ExecReload: reread the file with the
+			// original flags on top, as at start.
+			p.reload(func() (Config, error) {
+				c, _, err := loadConfig(args)
+				return c, err
+			})
+		case sig := <-sigs.Stop:
 			log.Info("shutting down", "signal", sig.String())
 			break wait
 		case err := <-serveErr:

@@ -13,10 +13,10 @@ import (
 	"github.com/moneta-cache/moneta/shared/mcclient"
 )
 
-// Options is rend's configuration: defaults, then the TOML file (-config),
+// Config is rend's configuration: defaults, then the TOML file (-config),
 // then the flags the operator set. TOML keys are the flag names with
 // underscores (DESIGN §10).
-type Options struct {
+type Config struct {
 	Listen      string `toml:"listen"`
 	BatchListen string `toml:"batch_listen"`
 	L1          string `toml:"l1"`
@@ -46,8 +46,8 @@ type Options struct {
 	GoMaxProcs int `toml:"gomaxprocs"`
 }
 
-func defaultOptions() Options {
-	return Options{
+func defaultConfig() Config {
+	return Config{
 		Listen:          "127.0.0.1:11211",
 		BatchListen:     "127.0.0.1:11212",
 		L1:              "unix:./var/memcached.sock",
@@ -68,7 +68,7 @@ func defaultOptions() Options {
 
 // Validate reports every option that cannot work, each naming its TOML
 // key and flag (config.Bad), since either may have set it.
-func (o *Options) Validate() error {
+func (o *Config) Validate() error {
 	var errs []error
 	bad := func(key string, v any, want string) { errs = append(errs, config.Bad(key, v, want)) }
 	for _, a := range []struct {
@@ -116,7 +116,7 @@ func autoMaxProcs(cpus int) int {
 	return max(1, cpus/2)
 }
 
-func bindFlags(fs *flag.FlagSet, o *Options) {
+func bindFlags(fs *flag.FlagSet, o *Config) {
 	fs.StringVar(&o.Listen, "listen", o.Listen, "regular port: host:port or unix:/path (text, meta and binary)")
 	fs.StringVar(&o.BatchListen, "batch-listen", o.BatchListen, "batch port (only with -l2; empty: off)")
 	fs.StringVar(&o.L1, "l1", o.L1, "L1 memcached address")
@@ -136,11 +136,11 @@ func bindFlags(fs *flag.FlagSet, o *Options) {
 	fs.IntVar(&o.GoMaxProcs, "gomaxprocs", o.GoMaxProcs, "threads running Go code at once (0: half the CPUs, at least 1)")
 }
 
-// loadOptions parses args: defaults, then -config FILE, then the flags set.
-func loadOptions(args []string) (Options, bool, error) {
-	opts, showVersion, err := config.Parse("rend", args, defaultOptions, bindFlags)
+// loadConfig parses args: defaults, then -config FILE, then the flags set.
+func loadConfig(args []string) (Config, bool, error) {
+	opts, showVersion, err := config.Parse("rend", args, defaultConfig, bindFlags)
 	if err != nil || showVersion {
-		return Options{}, showVersion, err
+		return Config{}, showVersion, err
 	}
 	return opts, false, opts.Validate()
 }

@@ -12,7 +12,7 @@ import (
 func TestOptionsFileThenFlags(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rend.toml")
 	os.WriteFile(path, []byte("listen = \"127.0.0.1:1\"\nl2 = \"unix:/tmp/mn.sock\"\nchunk_size = 2048\nbackend_timeout = \"3s\"\n"), 0o600)
-	o, _, err := loadOptions([]string{"-config", path, "-chunk-size", "512", "-batch-listen", ""})
+	o, _, err := loadConfig([]string{"-config", path, "-chunk-size", "512", "-batch-listen", ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,13 +21,13 @@ func TestOptionsFileThenFlags(t *testing.T) {
 		t.Fatalf("options %+v", o)
 	}
 	os.WriteFile(path, []byte("chunk_sise = 1\n"), 0o600)
-	if _, _, err := loadOptions([]string{"-config", path}); err == nil {
+	if _, _, err := loadConfig([]string{"-config", path}); err == nil {
 		t.Fatal("unknown key accepted")
 	}
-	if _, _, err := loadOptions([]string{"-chunk-size", "1"}); err == nil {
+	if _, _, err := loadConfig([]string{"-chunk-size", "1"}); err == nil {
 		t.Fatal("tiny chunk size accepted")
 	}
-	if _, v, err := loadOptions([]string{"-version"}); err != nil || !v {
+	if _, v, err := loadConfig([]string{"-version"}); err != nil || !v {
 		t.Fatal("-version")
 	}
 }
@@ -36,7 +36,7 @@ func TestOptionsFileThenFlags(t *testing.T) {
 // and, with every "# key = value" line uncommented, documents every key
 // with its real default.
 func TestDeployExample(t *testing.T) {
-	configtest.Example(t, "../../../deploy/rend.toml", load, defaultOptions())
+	configtest.Example(t, "../../../deploy/rend.toml", load, defaultConfig())
 }
 
 // TestOptionErrorsNameTheKey: a bad file or flag value stops start-up with
@@ -66,16 +66,16 @@ func TestAutoMaxProcs(t *testing.T) {
 			t.Errorf("autoMaxProcs(%d) = %d, want %d", cpus, got, want)
 		}
 	}
-	if o, _, err := loadOptions([]string{"-gomaxprocs", "3"}); err != nil || o.GoMaxProcs != 3 {
+	if o, _, err := loadConfig([]string{"-gomaxprocs", "3"}); err != nil || o.GoMaxProcs != 3 {
 		t.Fatalf("-gomaxprocs 3: %+v %v", o, err)
 	}
-	if _, _, err := loadOptions([]string{"-gomaxprocs", "-1"}); err == nil || !strings.Contains(err.Error(), "gomaxprocs") {
+	if _, _, err := loadConfig([]string{"-gomaxprocs", "-1"}); err == nil || !strings.Contains(err.Error(), "gomaxprocs") {
 		t.Fatalf("-gomaxprocs -1: %v", err)
 	}
 }
 
-// load is loadOptions as configtest calls it.
-func load(args []string) (Options, error) {
-	c, _, err := loadOptions(args)
+// load is loadConfig as configtest calls it.
+func load(args []string) (Config, error) {
+	c, _, err := loadConfig(args)
 	return c, err
 }

@@ -12,7 +12,7 @@ import (
 // extra fields to "stats", and counts every request in the client layer's
 // metrics (from counters resolved at start, so it adds no allocation).
 // Pipelined gets reach the orchestrator together (server.GetBatcher).
-func (p *proc) handler(next protocol.Handler, mode orca.Mode) *metrics.BatchObserved {
+func (p *daemon) handler(next protocol.Handler, mode orca.Mode) *metrics.BatchObserved {
 	return &metrics.BatchObserved{Observed: metrics.Observed{Next: next, Commands: p.client, Extra: p.extraStats,
 		Settings: func(dst []protocol.Stat) []protocol.Stat { return p.settings(dst, mode) }}}
 }

@@ -43,7 +43,7 @@ func TestObservedHandleGets(t *testing.T) {
 	}
 	b := &batcher{}
 	for _, next := range []protocol.Handler{b, protocol.HandlerFunc(b.Handle)} {
-		p := &proc{client: metrics.NewCommands(prometheus.NewRegistry(), "x", "client")}
+		p := &daemon{client: metrics.NewCommands(prometheus.NewRegistry(), "x", "client")}
 		h := p.handler(next, orca.L1L2)
 		resps := []*protocol.Response{new(protocol.Response), new(protocol.Response), new(protocol.Response)}
 		errs := make([]error, 3)

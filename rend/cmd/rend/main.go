@@ -16,10 +16,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/moneta-cache/moneta/rend/orca"
@@ -39,7 +37,7 @@ var version = "moneta-rend-0.1.0"
 
 func main() {
 	args := os.Args[1:]
-	opts, showVersion, err := loadOptions(args)
+	opts, showVersion, err := loadConfig(args)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -54,18 +52,13 @@ func main() {
 	log, level := config.NewLogger(os.Stderr, opts.LogFormat, opts.LogLevel)
 	setMaxProcs(opts.GoMaxProcs, log)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	// SIGHUP (systemd's ExecReload) rereads the configuration; without
-	// this handler Go's default would end the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reload := func() (Options, error) {
-		o, _, err := loadOptions(args)
+	sigs := config.NotifySignals()
+	defer sigs.Close()
+	reload := func() (Config, error) {
+		o, _, err := loadConfig(args)
 		return o, err
 	}
-	if err := run(ctx, opts, log, level, hup, reload); err != nil {
+	if err := run(sigs, opts, log, level, reload); err != nil {
 		log.Error("rend: exiting", "err", err)
 		os.Exit(1)
 	}
@@ -87,8 +80,8 @@ func setMaxProcs(n int, log *slog.Logger) {
 }
 
 // proc is one running rend: backends, orchestrators, listeners.
-type proc struct {
-	opts    Options
+type daemon struct {
+	opts    Config
 	log     *slog.Logger
 	l1, l2  *mcclient.Client
 	stats   *orca.Stats
@@ -107,16 +100,16 @@ type proc struct {
 	level *slog.LevelVar
 	// effective is opts as changed by reloads (stats settings reads it
 	// from connection goroutines while SIGHUP replaces it).
-	effective atomic.Pointer[Options]
+	effective atomic.Pointer[Config]
 	started   time.Time
 }
 
-// run serves until ctx ends, then shuts down gracefully. Each value on hup
-// reloads the configuration through load.
-func run(ctx context.Context, opts Options, log *slog.Logger, level *slog.LevelVar, hup <-chan os.Signal, load func() (Options, error)) error {
+// run serves until a stop signal, then shuts down gracefully. Each SIGHUP
+// rereads the configuration through load.
+func run(sigs *config.Signals, opts Config, log *slog.Logger, level *slog.LevelVar, load func() (Config, error)) error {
 	bg, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := &proc{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats), ctx: bg,
+	p := &daemon{opts: opts, log: log, stats: new(orca.Stats), conns: new(server.Stats), ctx: bg,
 		level: level, started: time.Now()}
 	p.effective.Store(&opts)
 	defer p.closeBackends()
@@ -127,10 +120,10 @@ func run(ctx context.Context, opts Options, log *slog.Logger, level *slog.LevelV
 	}
 	for {
 		select {
-		case <-hup:
+		case <-sigs.Reload:
 			p.reload(load)
-		case <-ctx.Done():
-			log.Info("rend: shutting down")
+		case sig := <-sigs.Stop:
+			log.Info("rend: shutting down", "signal", sig.String())
 			p.shutdown()
 			return nil
 		case err := <-errc:
@@ -141,7 +134,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger, level *slog.LevelV
 	}
 }
 
-func (p *proc) start(errc chan<- error) error {
+func (p *daemon) start(errc chan<- error) error {
 	o := p.opts
 	var err error
 	bt := time.Duration(o.BackendTimeout)
@@ -269,7 +262,7 @@ func (p *proc) start(errc chan<- error) error {
 
 // shutdown stops the listeners and lets requests in flight finish (each
 // server bounds that by ShutdownTimeout).
-func (p *proc) shutdown() {
+func (p *daemon) shutdown() {
 	done := make(chan struct{}, len(p.servers))
 	for _, s := range p.servers {
 		go func() {
@@ -294,7 +287,7 @@ func (p *proc) shutdown() {
 	}
 }
 
-func (p *proc) closeBackends() {
+func (p *daemon) closeBackends() {
 	if p.l1 != nil {
 		p.l1.Close()
 	}
@@ -327,7 +320,7 @@ func state(c *mcclient.Client) *backendState {
 // adminMux serves /healthz (200 when every backend is up, 503 otherwise,
 // with each backend's state), /stats (the stats command's counters as
 // JSON) and, from shared/metrics, /metrics, /metrics.json and /debug/pprof/.
-func (p *proc) adminMux() *http.ServeMux {
+func (p *daemon) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	// The more specific patterns below win over this one, so rend's
 	// /healthz (per-backend detail) replaces the generic one.

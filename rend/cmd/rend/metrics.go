@@ -26,7 +26,7 @@ const metricsNS = "rend"
 // per-layer backend metrics (start wraps the backends with those). The
 // counters kept elsewhere (orca.Stats, server.Stats, the backend pools) are
 // read at scrape time, so exporting them costs the request path nothing.
-func (p *proc) registerMetrics(pending *orca.Pending) {
+func (p *daemon) registerMetrics(pending *orca.Pending) {
 	p.reg = prometheus.NewRegistry()
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metricsNS, Name: "build_info",
@@ -49,7 +49,7 @@ func poolCollector(layer string, c *mcclient.Client) prometheus.Collector {
 // extraStats appends the general stats fields that come from the client
 // layer's metrics and the backend pools (the same numbers /metrics shows),
 // named as memcached names them where it has them.
-func (p *proc) extraStats(dst []protocol.Stat) []protocol.Stat {
+func (p *daemon) extraStats(dst []protocol.Stat) []protocol.Stat {
 	add := func(name string, v uint64) {
 		dst = append(dst, protocol.Stat{Name: name, Value: strconv.FormatUint(v, 10)})
 	}
@@ -98,7 +98,7 @@ func (p *proc) extraStats(dst []protocol.Stat) []protocol.Stat {
 // per option under its TOML key (memcached's name where memcached has the
 // setting: maxconns, item_size_max, idle_timeout in seconds), with unset
 // addresses as NULL (memcached's word for an unset domain_socket).
-func (p *proc) settings(dst []protocol.Stat, mode orca.Mode) []protocol.Stat {
+func (p *daemon) settings(dst []protocol.Stat, mode orca.Mode) []protocol.Stat {
 	o := *p.effective.Load()
 	if o.MaxConns == 0 {
 		o.MaxConns = server.DefaultMaxConns

@@ -251,7 +251,7 @@ func TestAdminOffAndReload(t *testing.T) {
 // allocation to a request (the backend layers use the same
 // metrics.Commands.Request, checked in shared/metrics).
 func TestObservedDoesNotAllocate(t *testing.T) {
-	p := &proc{client: metrics.NewCommands(prometheus.NewRegistry(), "x", "client")}
+	p := &daemon{client: metrics.NewCommands(prometheus.NewRegistry(), "x", "client")}
 	next := protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 		resp.Hits = resp.Hits[:0]
 		resp.AppendHit(0, []byte("v"), 0, 1, 0)

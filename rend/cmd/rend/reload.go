@@ -13,7 +13,7 @@ import (
 // and sizes are fixed once serving starts, so a changed value there is
 // logged as needing a restart and not applied. A file that does not load or
 // validate changes nothing.
-func (p *proc) reload(load func() (Options, error)) {
+func (p *daemon) reload(load func() (Config, error)) {
 	next, err := load()
 	cur := *p.effective.Load()
 	config.Reloader{Log: p.log, Level: p.level, Prefix: "rend: ",
