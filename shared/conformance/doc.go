@@ -172,13 +172,15 @@
 //	               block, which memcached then reads as a command line
 //	text-verbosity verbosity
 //	meta           mg ms md ma mn: flags, modes, base64 keys, opaque, quiet
-//	               pipelines, errors
-//	meta-stale     stale-while-revalidate: md I, ms I, mg N; W X Z flags
+//	               pipelines, errors; what counts as a fetch (mg h)
+//	meta-stale     stale-while-revalidate: md I, ms I, mg N; W X Z flags;
+//	               a classic read takes no W token
 //	binary         every binary opcode but stat and verbosity, quiet
 //	               pipelines, CAS, opaque, errors (some close the connection)
 //	stats          stats shape, text and binary
 //	ttl            relative, negative, absolute exptimes, touch, gat, delayed
-//	               flush_all; several scripts wait for an expiry (about 2s)
+//	               flush_all, last access (mg l); several scripts wait for an
+//	               expiry or for time to pass (2-3 s)
 //	limits         the 1 MiB item size limit (rend may declare larger values)
 //	quirks         memcached implementation details protocol.txt leaves open
 //
