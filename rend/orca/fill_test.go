@@ -2,6 +2,7 @@ package orca
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,55 @@ func TestFillBatch(t *testing.T) {
 		if !ok || string(h.Value) != want {
 			t.Errorf("%s: %q %v, want %q", k, h.Value, ok, want)
 		}
+	}
+}
+
+// BenchmarkColdMultiGet is a 100-key multi-get that misses L1 and hits L2
+// for every key, up to the end of its L1 fills (WaitFills): the fills of
+// one lookup are one L1 write (StoreMany), not one round trip per key.
+// Each iteration first deletes the keys from L1, outside the timer. Real
+// memcached as L1 and L2; 1 KiB values (inline at the default chunk size).
+func BenchmarkColdMultiGet(b *testing.B) {
+	conn := func(addr string) *mcclient.Client {
+		c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, ClassicGets: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	l1, l2 := conn(mctest.Start(b).Addr), conn(mctest.Start(b).Addr)
+	o, err := New(Config{Mode: L1L2, L1: l1, L2: l2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	get := &protocol.Request{Command: protocol.CmdGet}
+	var dels []*protocol.Request
+	var dresps []*protocol.Response
+	for i := range 100 {
+		k := []byte("cold" + strconv.Itoa(i))
+		set := &protocol.Request{Command: protocol.CmdSet, Value: make([]byte, 1024)}
+		set.AddKey(k)
+		if err := o.Handle(ctx, set, new(protocol.Response)); err != nil {
+			b.Fatal(err)
+		}
+		get.AddKey(k)
+		del := &protocol.Request{Command: protocol.CmdDelete}
+		del.AddKey(k)
+		dels, dresps = append(dels, del), append(dresps, new(protocol.Response))
+	}
+	resp := new(protocol.Response)
+	for b.Loop() {
+		b.StopTimer()
+		if err := l1.Do(ctx, dels, dresps); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		resp.Reset()
+		if err := o.Handle(ctx, get, resp); err != nil || len(resp.Hits) != 100 {
+			b.Fatal(err, len(resp.Hits))
+		}
+		o.WaitFills()
 	}
 }
