@@ -145,11 +145,16 @@ func (v *l1View) merge(h *protocol.Hit) {
 }
 
 // takeOutKeepingFetches is takeOut for a touch, a one-key gat or md I,
-// after which the item lives on in the record. L1's fetches of the copy never reached L2,
-// so it reads the copy's state in the same L1 round trip as the delete
-// (DeleteWithState) and, when only L1 saw a fetch, tells the record
-// (syncFetched) before the command reaches it.
-func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte) l1Copy {
+// after which the item lives on in the record. L1's fetches of the copy
+// never reached L2, so it reads the copy's state in the same L1 round trip
+// as the delete (DeleteWithState) and, when only L1 saw a fetch, tells the
+// record before the command reaches it. A touch or gat is itself a fetch,
+// so for them (fetch, exp their new expiry as memcExp gives it) the record
+// gets one touch more with the same expiry, a fetch without the value: its
+// fetches then end where memcached's would (the item fetched, last
+// accessed now). md I (not fetch) must not move the access time:
+// syncFetched.
+func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte, fetch bool, exp int64) l1Copy {
 	if !o.pol.cache || !o.l1.Backend().Healthy() {
 		return o.takeOut(ctx, key) // L1 down: its rules (pending)
 	}
@@ -162,18 +167,34 @@ func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte) l1Copy {
 		return l1Copy{}
 	}
 	if found && !o.pending.suspect(key) && (hh.Fetched || hh.Header.State&uint8(mcitem.Fetched) != 0) {
-		o.syncFetched(ctx, key, hh.Header.Version)
+		if fetch {
+			o.touchL2(ctx, key, exp)
+		} else {
+			o.syncFetched(ctx, key, hh.Header.Version)
+		}
 	}
 	return l1Copy{hot: had, out: true}
 }
 
+// touchL2 touches key in L2 with the absolute expiry exp. Best effort.
+func (o *Orca) touchL2(ctx context.Context, key []byte, exp int64) {
+	req := o.pool.Req()
+	defer o.pool.PutReq(req)
+	req.Command = protocol.CmdTouch
+	req.AddKey(key)
+	req.Exptime, req.HasExptime = exp, true
+	if r, err := o.l2.do(ctx, req, exp); err == nil {
+		o.pool.PutResp(r)
+	}
+}
+
 // syncFetched makes the record count a fetch of key's version that only
-// L1 saw. It fetches the item in L2 only if L2 has no fetch of it yet, so
-// that this is L2's first fetch and moves no access time (a classic read,
-// no W token): two L2 requests at most, the second once per item. The
-// copy's own last access is not carried (no command sets one): after an
-// md I, mg l counts from the record's last access (a touch is a fetch
-// itself, which then moves it to now). Best effort.
+// L1 saw, before an md I. It fetches the item in L2 only if L2 has no fetch
+// of it yet, so that this is L2's first fetch and moves no access time (a
+// classic read, no W token): two L2 requests (the first reads the value
+// too; md I is rare), the second once per item. The copy's own last access
+// is not carried (no command sets one): after an md I, mg l counts from
+// the record's last access. Best effort.
 func (o *Orca) syncFetched(ctx context.Context, key []byte, version uint64) {
 	req := o.pool.Req()
 	defer o.pool.PutReq(req)

@@ -99,10 +99,13 @@ func (o *Orca) deleteOrTouch(ctx context.Context, req *protocol.Request, resp *p
 	var buf [1]int
 	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
 
-	if touch || req.Invalidate {
+	switch {
+	case touch:
 		// The item lives on in the record: keep the fetches L1 saw.
-		o.takeOutKeepingFetches(ctx, key)
-	} else {
+		o.takeOutKeepingFetches(ctx, key, true, exp)
+	case req.Invalidate:
+		o.takeOutKeepingFetches(ctx, key, false, 0)
+	default:
 		o.takeOut(ctx, key)
 	}
 	var err error
@@ -138,7 +141,7 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	var c l1Copies
 	if len(req.Keys) == 1 {
 		// gat is a fetch: keep the ones only L1 saw (see meta.go).
-		k := o.takeOutKeepingFetches(ctx, req.Keys[0])
+		k := o.takeOutKeepingFetches(ctx, req.Keys[0], true, exp)
 		c = l1Copies{hot: []bool{k.hot}, out: k.out}
 	} else {
 		c = o.takeOutKeys(ctx, req.Keys)

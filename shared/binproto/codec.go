@@ -25,6 +25,8 @@ type ServerCodec struct {
 	lim protocol.Limits
 	r   *bufio.Reader
 	w   *bufio.Writer
+	// ref, if set (SetValueRef), sends a value without copying it into w.
+	ref func(v []byte)
 
 	hdr [HeaderLen]byte // request header being parsed
 	ext [255]byte       // request extras (the extlen field is one byte)
@@ -54,6 +56,12 @@ const (
 	valueStep    = 64 << 10
 	maxKeptValue = 64 << 10
 )
+
+// SetValueRef gives the codec a way to send a value without copying it into
+// the writer (see server.Codec): a hit's value of at least
+// protocol.RefMinReply bytes that does not fit in the writer's free space
+// then goes out by reference. nil: every value is copied.
+func (c *ServerCodec) SetValueRef(ref func(v []byte)) { c.ref = ref }
 
 // SetBudget makes the codec charge the value bytes it reads to b, shared
 // by the connections of a process. A value that does not fit is swallowed

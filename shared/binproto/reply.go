@@ -205,6 +205,10 @@ func (c *ServerCodec) writeRead(req *protocol.Request, resp *protocol.Response) 
 	if klen > 0 {
 		c.w.Write(key)
 	}
+	if c.ref != nil && len(value) >= protocol.RefMinReply && len(value) > c.w.Available() {
+		c.ref(value) // sent with the header, no copy (the server flushes)
+		value = nil
+	}
 	_, err := c.w.Write(value)
 	return err
 }

@@ -107,13 +107,14 @@
 //     ten and shown as t~N, because a clock tick (or memcached's coarse clock
 //     against the runner's $now) may shift it by a second or two: give TTLs
 //     that are multiples of ten where t is read. t-1 (no expiry) is exact.
-//   - The meta "l" flag (seconds since the last access) is rounded down to
-//     an even number and shown as l~N: l~0 is "accessed this second or the
-//     one before", and a script that waits ("sleep 2s") between a write
-//     and a read sees l~2 whatever the phase of the server's clock tick.
-//     memcached 1.6 may apply a fetch's bump up to a second late (its LRU
-//     maintainer does it), so a step that expects a moved time (l~0) right
-//     after the fetch uses poll=.
+//   - The meta "l" flag (seconds since the last access) is shown as l~0
+//     (accessed this second or the one before) or l~2+ (longer ago). A
+//     script waits "sleep 3s" between a write and a read that must see an
+//     old access: memcached's coarse clock may tick late on a loaded
+//     machine, and the phase of its tick is unknown. memcached 1.6 may
+//     apply a fetch's bump up to a second late (its LRU maintainer does
+//     it), so a step that expects a moved time (l~0) right after the fetch
+//     uses poll=.
 //   - In shape steps, "STAT name value" becomes "STAT name $".
 //
 // # Binary packets
@@ -171,13 +172,15 @@
 //	               block, which memcached then reads as a command line
 //	text-verbosity verbosity
 //	meta           mg ms md ma mn: flags, modes, base64 keys, opaque, quiet
-//	               pipelines, errors
-//	meta-stale     stale-while-revalidate: md I, ms I, mg N; W X Z flags
+//	               pipelines, errors; what counts as a fetch (mg h)
+//	meta-stale     stale-while-revalidate: md I, ms I, mg N; W X Z flags;
+//	               a classic read takes no W token
 //	binary         every binary opcode but stat and verbosity, quiet
 //	               pipelines, CAS, opaque, errors (some close the connection)
 //	stats          stats shape, text and binary
 //	ttl            relative, negative, absolute exptimes, touch, gat, delayed
-//	               flush_all; several scripts wait for an expiry (about 2s)
+//	               flush_all, last access (mg l); several scripts wait for an
+//	               expiry or for time to pass (2-3 s)
 //	limits         the 1 MiB item size limit (rend may declare larger values)
 //	quirks         memcached implementation details protocol.txt leaves open
 //

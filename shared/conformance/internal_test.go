@@ -163,7 +163,7 @@ func TestRenderText(t *testing.T) {
 		"VA 2 c77 t99 f3 kx\r\nhi\r\nHD c78 t-1\r\nHD t3 l3 l1\r\nVERSION 1.6.18\r\nSTAT pid 12\r\nSERVER_ERROR x \r\npartial"
 	want := []string{
 		"VALUE k 0 5 $cas1", "HD c5", "END", "VALUE j 1 2 $cas2", "ab", "END",
-		"VA 2 c$cas1 t~100 f3 kx", "hi", "HD c$cas2 t-1", "HD t~0 l~2 l~0", "VERSION $version", "STAT pid 12",
+		"VA 2 c$cas1 t~100 f3 kx", "hi", "HD c$cas2 t-1", "HD t~0 l~2+ l~0", "VERSION $version", "STAT pid 12",
 		`SERVER_ERROR x\x20`, `partial\`, closedMarker,
 	}
 	if got := r.render([]byte(in), false, true); !slices.Equal(got, want) {

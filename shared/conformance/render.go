@@ -152,7 +152,10 @@ func (r *renderer) metaFlags(flags []string) []string {
 		case 't':
 			out[i] = "t~" + strconv.FormatUint((v+5)/10*10, 10)
 		case 'l':
-			out[i] = "l~" + strconv.FormatUint(v/2*2, 10)
+			out[i] = "l~0" // accessed this second or the one before
+			if v >= 2 {
+				out[i] = "l~2+"
+			}
 		}
 	}
 	return out

@@ -8,7 +8,9 @@
 // (its arena) and is valid until the Request is Reset or reused for the next
 // request. A Handler that keeps a key or value beyond Handle must copy it.
 // Every []byte in a Response is owned by the Response and is valid until its
-// next Reset; Response.AppendHit copies the value it is given.
+// next Reset; Response.AppendHit copies the value it is given. A server may
+// send a large reply's values to the client straight from the Response
+// (RefMinReply), so a handler must not change them after Handle returns.
 package protocol
 
 import (
@@ -365,26 +367,63 @@ func (r *Response) Retained() int {
 
 // AppendHit copies value into the response and records a hit for key index i.
 func (r *Response) AppendHit(i int, value []byte, flags uint32, cas uint64, exptime int64) *Hit {
-	var v []byte
-	if len(value) > 0 {
-		if cap(r.arena)-len(r.arena) < len(value) {
-			n := 2 * cap(r.arena)
-			if n < 4096 {
-				n = 4096
-			}
-			if n < len(value) {
-				n = len(value)
-			}
-			r.arena = make([]byte, 0, n)
-		}
-		start := len(r.arena)
-		r.arena = append(r.arena, value...)
-		v = r.arena[start:len(r.arena):len(r.arena)]
-	} else {
-		v = []byte{}
-	}
+	v := r.space(len(value))
+	copy(v, value)
 	r.Hits = append(r.Hits, Hit{Index: i, Value: v, Flags: flags, CAS: cas, Exptime: exptime})
 	return &r.Hits[len(r.Hits)-1]
+}
+
+// AppendHitBuffer records a hit for key index i whose Value is n bytes of
+// the response's own memory, for the caller to fill before anyone reads the
+// response: a value assembled from parts, or read straight from a
+// connection, without a copy through a buffer of its own. The bytes are
+// owned like AppendHit's (valid until the next Reset); their content is
+// undefined until filled.
+func (r *Response) AppendHitBuffer(i, n int, flags uint32, cas uint64, exptime int64) *Hit {
+	r.Hits = append(r.Hits, Hit{Index: i, Value: r.space(n), Flags: flags, CAS: cas, Exptime: exptime})
+	return &r.Hits[len(r.Hits)-1]
+}
+
+// space returns n bytes of the arena (a non-nil empty slice for n == 0).
+func (r *Response) space(n int) []byte {
+	if n == 0 {
+		return []byte{}
+	}
+	if cap(r.arena)-len(r.arena) < n {
+		// A fresh block rather than growing: earlier hits keep pointing
+		// at the old one, which stays alive through them.
+		c := 2 * cap(r.arena)
+		if c < 4096 {
+			c = 4096
+		}
+		if c < n {
+			c = n
+		}
+		r.arena = make([]byte, 0, c)
+	}
+	start := len(r.arena)
+	r.arena = r.arena[:start+n]
+	return r.arena[start : start+n : start+n]
+}
+
+// A codec given a way to send values by reference (see server.Codec's
+// SetValueRef) uses it for a reply whose values total at least RefMinReply
+// bytes and more than the write buffer has room for (so the buffer would be
+// written during the reply anyway: sending it at once adds no write), and
+// in such a reply for the values of at least RefMinValue bytes (a smaller
+// one costs the kernel more as a writev segment of its own than its copy).
+const (
+	RefMinReply = 4 << 10
+	RefMinValue = 512
+)
+
+// ValueBytes is the total length of r's hit values.
+func (r *Response) ValueBytes() int {
+	n := 0
+	for i := range r.Hits {
+		n += len(r.Hits[i].Value)
+	}
+	return n
 }
 
 // ServerError sets a SERVER_ERROR outcome with a fixed message.

@@ -15,6 +15,15 @@ import (
 // Reset, and takes them back (Reset(nil, nil)) while the connection idles, so
 // a codec must not keep references into r's buffer across ReadRequest calls
 // (it copies keys and values into the Request).
+//
+// A codec may also implement SetValueRef(ref func(v []byte)); the server
+// then calls it once per connection. ref sends v after what the codec
+// has written to w so far, without copying it into w: the server writes
+// the buffered bytes and the referenced values with one writev, right
+// after the WriteResponse that referenced them (v must stay unchanged
+// until WriteResponse returns, which every Response value does). Codecs
+// reference only the values of a reply that does not fit in w's free
+// space (protocol.RefMinReply), so the early write costs no extra syscall.
 type Codec interface {
 	Reset(r *bufio.Reader, w *bufio.Writer)
 

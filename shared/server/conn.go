@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -55,6 +56,22 @@ type burst struct {
 	req  protocol.Request
 	resp protocol.Response
 	gets *getBatch // get batching state; nil until the burst first batches
+
+	// refs are the values the codec handed over by reference since the
+	// last write (conn.refValue), in stream order; vec and send are the
+	// scratch list of the writev that sends them (send is what
+	// net.Buffers.WriteTo consumes; a field, so it does not escape per
+	// call). All three are empty between replies: see sendRefs.
+	refs []valueRef
+	vec  net.Buffers
+	send net.Buffers
+}
+
+// valueRef is a value to send, by reference, once the first at bytes of
+// the write buffer are out.
+type valueRef struct {
+	at int
+	v  []byte
 }
 
 // oversized reports whether the burst's buffers grew past maxPooledBytes.
@@ -62,7 +79,7 @@ type burst struct {
 // Request and Response keep their largest buffers across Reset, so what
 // they retain then is the most any request of the burst grew them to.
 func (b *burst) oversized() bool {
-	n := b.req.Retained() + b.resp.Retained()
+	n := b.req.Retained() + b.resp.Retained() + int(unsafe.Sizeof(valueRef{}))*cap(b.refs) + int(unsafe.Sizeof([]byte(nil)))*cap(b.vec)
 	if b.gets != nil {
 		n += b.gets.size()
 	}
@@ -226,6 +243,9 @@ func (c *conn) acquire() {
 		c.binary = c.head[0] == binaryMagic
 		c.gs, _ = c.codec.(groupStreamer)
 		c.groupKeys = int(c.srv.groupKeys.Load())
+		if vr, ok := c.codec.(valueReferrer); ok {
+			vr.SetValueRef(c.refValue) // bound once per connection
+		}
 	}
 	c.codec.Reset(b.br, b.bw)
 }
@@ -240,6 +260,8 @@ func (c *conn) release() {
 	// keep a closed connection alive.
 	b.br.Reset(nil)
 	b.bw.Reset(nil)
+	clear(b.refs) // empty unless a panic cut a reply short
+	b.refs = b.refs[:0]
 	if b.oversized() {
 		return
 	}
@@ -353,7 +375,17 @@ func (c *conn) answer(req *protocol.Request, resp *protocol.Response) bool {
 // writeResponse encodes the reply to req. It reports false if the
 // connection must close.
 func (c *conn) writeResponse(req *protocol.Request, resp *protocol.Response) bool {
-	if err := c.codec.WriteResponse(req, resp); err != nil {
+	err := c.codec.WriteResponse(req, resp)
+	if len(c.b.refs) > 0 {
+		// The reply's values were referenced, not copied: they belong to
+		// resp, which the next request (or the batch's reset) reuses, so
+		// they go out now. The codec references only a reply that does
+		// not fit in the write buffer, which is written during it anyway.
+		if ferr := c.sendRefs(); err == nil && ferr != nil {
+			return false // werr is set: a socket error, logged at close
+		}
+	}
+	if err != nil {
 		if c.werr == nil {
 			// Not a socket error: the codec could not encode the reply,
 			// and the stream may now hold half of it.
@@ -520,6 +552,77 @@ func (c *conn) readNow(fd uintptr) bool {
 	}
 }
 
+// valueReferrer is implemented by codecs that can send a large value
+// without copying it into the write buffer (textproto and binproto
+// ServerCodec): see refValue.
+type valueReferrer interface {
+	SetValueRef(ref func(v []byte))
+}
+
+// refValue is the codec's way to send v without copying it: v goes out
+// after the bytes the codec has written to the borrowed bufio.Writer so
+// far, straight from v's memory, by one writev with the buffered bytes
+// around it (Write). v must stay unchanged until then; writeResponse
+// sends every referenced value before WriteResponse's caller can reuse
+// the Response v belongs to. Only while the codec writes to b.bw (not to
+// a batch's capW, where it only answers malformed requests).
+func (c *conn) refValue(v []byte) {
+	b := c.b
+	b.refs = append(b.refs, valueRef{at: b.bw.Buffered(), v: v})
+}
+
+// sendRefs writes everything buffered and every referenced value, and
+// forgets the references (also after a write error: they must not pin a
+// Response, nor be sent later).
+func (c *conn) sendRefs() error {
+	b := c.b
+	err := b.bw.Flush()
+	if err == nil && len(b.refs) > 0 {
+		// Nothing was buffered after the last reference (a binary reply
+		// ends with its value), so Flush did not call Write.
+		_, err = c.Write(nil)
+	}
+	clear(b.refs)
+	b.refs = b.refs[:0]
+	return err
+}
+
+// writeRefs is Write while values are referenced: p (what bufio flushes,
+// its whole buffer) goes out with the values spliced in where the codec
+// referenced them, in one writev.
+func (c *conn) writeRefs(p []byte) (int, error) {
+	b := c.b
+	vec := b.vec[:0]
+	at := 0
+	for _, r := range b.refs {
+		// r.at <= len(p): p is the buffer the offsets were taken in
+		// (bufio writes around its buffer only when it holds nothing,
+		// and then every offset is 0).
+		if r.at > at {
+			vec = append(vec, p[at:r.at])
+			at = r.at
+		}
+		vec = append(vec, r.v)
+	}
+	if at < len(p) {
+		vec = append(vec, p[at:])
+	}
+	clear(b.refs)
+	b.refs = b.refs[:0]
+	b.send = vec
+	n, err := b.send.WriteTo(c.nc) // writev on TCP and unix sockets
+	clear(vec)
+	b.vec = vec[:0]
+	b.send = nil
+	c.nwritten += uint64(n)
+	if err != nil {
+		c.werr = err
+		c.srv.stats.WriteErrors.Add(1)
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // Write is the io.Writer under the borrowed bufio.Writer. Each socket
 // write gets at least 3/4 of WriteTimeout, so a client that stops reading
 // cannot pin the connection (and its borrowed buffers) forever.
@@ -537,6 +640,9 @@ func (c *conn) Write(p []byte) (int, error) {
 			c.writeDeadline = now.Add(d)
 			c.nc.SetWriteDeadline(c.writeDeadline)
 		}
+	}
+	if c.b != nil && len(c.b.refs) > 0 {
+		return c.writeRefs(p)
 	}
 	n, err := c.nc.Write(p)
 	c.nwritten += uint64(n)

@@ -12,6 +12,13 @@
 // waiting for the client. A pipeline of N requests that arrives in one read
 // is answered with one write.
 //
+// A reply too large for the write buffer's free space (a 100-key multi-get
+// of 1 KiB values, one big item) is not copied into it: the codec hands its
+// values over by reference and the server sends the buffered bytes and those
+// values with one writev right after encoding it, before the Response they
+// belong to is reused (see Codec and conn.refValue). A value is then copied
+// once in user space, from the backend's read buffer into the Response.
+//
 // A Handler that also implements GetBatcher receives the text get requests
 // of a pipeline that are already buffered back to back in one call, so it
 // can fetch all their keys with one backend round trip; each still gets its

@@ -78,6 +78,10 @@ type ServerCodec struct {
 
 	r *bufio.Reader
 	w *bufio.Writer
+	// ref, if set (SetValueRef), sends a value without copying it into w;
+	// byRef says the reply being written uses it (see writeData).
+	ref   func(v []byte)
+	byRef bool
 
 	// line is the current command line without its terminator. It points
 	// into r's buffer, or into long for a line longer than r's buffer,
@@ -120,6 +124,12 @@ func NewServerCodec(l protocol.Limits) *ServerCodec {
 	l.EnsureDefaults()
 	return &ServerCodec{lim: l, now: time.Now}
 }
+
+// SetValueRef gives the codec a way to send a value without copying it into
+// the writer (see server.Codec): the values of a get reply too large for
+// the writer's free space then go out by reference (refWorthy). nil: every
+// value is copied.
+func (c *ServerCodec) SetValueRef(ref func(v []byte)) { c.ref = ref }
 
 // Reset lends the codec the connection's buffers for a burst of requests,
 // or takes them back (nil, nil) while the connection idles. Scratch that a

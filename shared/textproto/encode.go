@@ -8,7 +8,9 @@ import (
 
 // WriteResponse encodes resp as the reply to req into the writer (not
 // flushed). It never allocates on the get path: headers are built in a
-// reused scratch buffer and values are copied straight into the writer.
+// reused scratch buffer and values are copied straight into the writer,
+// or, in a reply too large for the writer's free space, handed to the
+// server by reference (SetValueRef, refWorthy) and not copied at all.
 func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Response) error {
 	if req.Opcode == opTooLarge {
 		if !req.Quiet {
@@ -25,6 +27,7 @@ func (c *ServerCodec) WriteResponse(req *protocol.Request, resp *protocol.Respon
 		// errors included.
 		c.writeText(req, resp)
 	}
+	c.byRef = false
 	// bufio.Writer's error is sticky: report it once the writes are done.
 	_, err := c.w.Write(nil)
 	return err
@@ -83,6 +86,7 @@ func (c *ServerCodec) writeText(req *protocol.Request, resp *protocol.Response) 
 			}
 			return
 		}
+		c.byRef = c.refWorthy(resp.ValueBytes())
 		if gi != nil {
 			c.writeGroup(req, resp, gi)
 			return
@@ -159,7 +163,25 @@ func (c *ServerCodec) writeValue(req *protocol.Request, h *protocol.Hit, withCAS
 	b = append(b, "\r\n"...)
 	c.hdr = b
 	c.w.Write(b)
-	c.w.Write(h.Value)
+	c.writeData(h.Value)
+}
+
+// refWorthy reports whether a reply of n value bytes is sent by reference
+// (see protocol.RefMinReply): it does not fit in what the writer has free,
+// so the writer would be written during it anyway.
+func (c *ServerCodec) refWorthy(n int) bool {
+	return c.ref != nil && n >= protocol.RefMinReply && n > c.w.Available()
+}
+
+// writeData writes a value and its "\r\n": by reference when the reply
+// is written so (byRef) and the value is large enough to be worth a writev
+// segment of its own, else copied into the writer.
+func (c *ServerCodec) writeData(v []byte) {
+	if c.byRef && len(v) >= protocol.RefMinValue {
+		c.ref(v)
+	} else {
+		c.w.Write(v)
+	}
 	c.w.WriteString("\r\n")
 }
 
@@ -302,8 +324,8 @@ func (c *ServerCodec) writeMG(req *protocol.Request, h *protocol.Hit) {
 	}
 	c.finish(b)
 	if withValue {
-		c.w.Write(h.Value)
-		c.w.WriteString("\r\n")
+		c.byRef = c.refWorthy(len(h.Value))
+		c.writeData(h.Value)
 	}
 }
 

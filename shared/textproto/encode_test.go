@@ -147,3 +147,68 @@ func TestWriteErrorIsReported(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// With SetValueRef, a get reply of at least protocol.RefMinReply value
+// bytes that does not fit in the writer's free space hands its values of at
+// least RefMinValue bytes to ref instead of writing them; the buffered bytes
+// with the referenced values spliced in where ref was called are exactly
+// the reply written without ref. Replies that fit reference nothing.
+func TestValuesByReference(t *testing.T) {
+	const size = 4 * protocol.RefMinReply // the writer's buffer
+	val := func(n int) []byte { return bytes.Repeat([]byte{byte('a' + n%26)}, n) }
+	small, mid, big := val(protocol.RefMinValue-1), val(protocol.RefMinValue), val(size)
+	for _, tc := range []struct {
+		req  string
+		hits []protocol.Hit
+		refs int // values referenced
+	}{
+		{"get a b c\r\n", hits(protocol.Hit{Index: 0, Value: small}, protocol.Hit{Index: 1, Value: mid}, protocol.Hit{Index: 2, Value: big}), 2},
+		{"gets a b\r\n", hits(protocol.Hit{Index: 0, Value: mid, CAS: 3}, protocol.Hit{Index: 1, Value: val(size / 2)}), 0},
+		{"get a a b\r\n", hits(protocol.Hit{Index: 0, Value: big}, protocol.Hit{Index: 2, Value: small}), 2}, // a repeated key: the group path
+		{"mg a v f\r\n", hits(protocol.Hit{Value: big, Flags: 5}), 1},
+		{"mg a v\r\n", hits(protocol.Hit{Value: val(size - 100)}), 0},
+		{"mg a s\r\n", hits(protocol.Hit{Value: big}), 0}, // no value asked for
+	} {
+		encode := func(withRef bool) (string, int) {
+			c := newTestCodec()
+			var out bytes.Buffer
+			bw := bufio.NewWriterSize(&out, size)
+			type ref struct {
+				at int
+				v  []byte
+			}
+			var refs []ref
+			if withRef {
+				c.SetValueRef(func(v []byte) { refs = append(refs, ref{bw.Buffered(), v}) })
+			}
+			c.Reset(bufio.NewReader(strings.NewReader(tc.req)), bw)
+			var req protocol.Request
+			if err := c.ReadRequest(&req); err != nil {
+				t.Fatalf("%q: %v", tc.req, err)
+			}
+			resp := protocol.Response{Hits: tc.hits}
+			if err := c.WriteResponse(&req, &resp); err != nil {
+				t.Fatal(err)
+			}
+			if withRef && out.Len() != 0 { // ref's offsets are into the unflushed buffer
+				t.Fatalf("%q: the writer was flushed", tc.req)
+			}
+			bw.Flush()
+			b := out.Bytes()
+			var s strings.Builder
+			at := 0
+			for _, r := range refs {
+				s.Write(b[at:r.at])
+				s.Write(r.v)
+				at = r.at
+			}
+			s.Write(b[at:])
+			return s.String(), len(refs)
+		}
+		want, _ := encode(false)
+		got, n := encode(true)
+		if got != want || n != tc.refs {
+			t.Errorf("%q: %d values referenced (want %d); reply equal to the copied one: %v", tc.req, n, tc.refs, got == want)
+		}
+	}
+}
