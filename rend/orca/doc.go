@@ -42,7 +42,8 @@
 //
 //  1. shared/server: conn.serve reads a burst of requests from the client
 //     connection and, per request, conn.answer calls the handler's Handle
-//     (a run of pipelined gets goes to HandleGets through conn.serveGets).
+//     (a run of pipelined gets goes to HandleGets, a run of pipelined sets
+//     to HandleSets, through conn.serveRun).
 //     In bin/rend the handler is cmd/rend's observed, which counts the
 //     request and passes it on.
 //  2. orca: Orca.Handle (or Orca.HandleGets) dispatches on the command, to
@@ -68,7 +69,8 @@
 //
 // Files: orca.go (Orca, Handle), config.go (Config, New), policy.go (the
 // mode table), read.go (get, HandleGets, lookup, fill), fill.go (fills
-// behind the reply), write.go (the write handlers), meta.go (reads only the
+// behind the reply), write.go (the write handlers), sets.go (HandleSets: a
+// run of pipelined sets, each step one burst for the run), meta.go (reads only the
 // record can answer), record.go (the record role), l2.go (the L2 client and
 // record), l1only.go (the L1 record), cache.go (take out, put back,
 // invalidate), pending.go, locks.go, stats.go, statsreply.go, metrics.go.
