@@ -449,15 +449,13 @@ func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []Heade
 			MarkState(out.AppendHit(f.Index, resp.Hits[0].Value[chunk.TokenSize:], f.Header.Flags, f.Header.Version, exp), f.Header.State)
 			continue
 		}
-		value := make([]byte, f.Header.Length)
+		// Assembled straight into out's pooled arena: no allocation and
+		// no buffer of its own (the reply is then sent from there).
+		hit := MarkState(out.AppendHitBuffer(f.Index, f.Header.Length, f.Header.Flags, f.Header.Version, exp), f.Header.State)
 		for c := range resp.Hits {
 			start, _ := f.Header.Span(c)
-			copy(value[start:], resp.Hits[c].Value[chunk.TokenSize:]) // checked above
+			copy(hit.Value[start:], resp.Hits[c].Value[chunk.TokenSize:]) // checked above
 		}
-		// The assembled value is handed to the response as is (no second
-		// copy): it was allocated for this hit and is owned by out from now.
-		hit := MarkState(out.AppendHit(f.Index, nil, f.Header.Flags, f.Header.Version, exp), f.Header.State)
-		hit.Value = value
 	}
 	return failed, nil
 }

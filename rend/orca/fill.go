@@ -3,6 +3,7 @@ package orca
 import (
 	"context"
 
+	"github.com/moneta-cache/moneta/rend/l1"
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
 
@@ -20,6 +21,39 @@ type fillJob struct {
 	keys    protocol.Request // keys.Keys[i] is the key of hits.Hits[i]
 	hits    *protocol.Response
 	stripes []int
+	buf     fillBuf
+}
+
+// fillBuf is fill's scratch: the items of one L1 batch.
+type fillBuf struct {
+	keys  [][]byte
+	items []l1.Item
+	sts   []protocol.Status
+}
+
+// reset drops the references to keys and values (they belong to the
+// request and response of the lookup or job).
+func (b *fillBuf) reset() {
+	clear(b.keys)
+	clear(b.items)
+	b.keys, b.items = b.keys[:0], b.items[:0]
+}
+
+// job returns a pooled fillJob (also lent to an inline fill for its
+// scratch); putJob gives it back.
+func (o *Orca) job() *fillJob {
+	if j, _ := o.jobs.Get().(*fillJob); j != nil {
+		return j
+	}
+	return new(fillJob)
+}
+
+func (o *Orca) putJob(j *fillJob) {
+	j.hits = nil
+	if cap(j.keys.Keys) <= 4096 && cap(j.buf.keys) <= 4096 {
+		j.keys.Reset()
+		o.jobs.Put(j)
+	}
 }
 
 // fillLater hands the L1 fill of hits (L2 hits for keys[hit.Index]) to a
@@ -41,10 +75,7 @@ func (o *Orca) fillLater(ctx context.Context, keys [][]byte, hits *protocol.Resp
 	default:
 		return false
 	}
-	j, _ := o.jobs.Get().(*fillJob)
-	if j == nil {
-		j = new(fillJob)
-	}
+	j := o.job()
 	for i := range hits.Hits {
 		h := &hits.Hits[i]
 		j.keys.AddKey(keys[h.Index])
@@ -57,14 +88,10 @@ func (o *Orca) fillLater(ctx context.Context, keys [][]byte, hits *protocol.Resp
 }
 
 func (o *Orca) runFill(ctx context.Context, j *fillJob) {
-	o.fill(ctx, j.keys.Keys, j.hits.Hits)
+	o.fill(ctx, j.keys.Keys, j.hits.Hits, &j.buf)
 	o.locks.runlock(j.stripes)
 	o.pool.PutResp(j.hits)
-	j.hits = nil
-	j.keys.Reset()
-	if len(j.keys.Keys) <= 4096 {
-		o.jobs.Put(j)
-	}
+	o.putJob(j)
 	<-o.fillSlots
 }
 

@@ -2,6 +2,8 @@ package orca
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,102 @@ func BenchmarkL2HitReply(b *testing.B) {
 				b.Fatal("no fills")
 			}
 		})
+	}
+}
+
+// TestFillBatch: the fills of one lookup are one L1 write; an add of a key
+// L1 already holds (a concurrent fill won) loses without replacing it,
+// chunked (decided by the header read, no chunk written) or inline, while
+// the others in the same batch land.
+func TestFillBatch(t *testing.T) {
+	r := newRig(t, true)
+	l1 := &counting{Backend: r.l1}
+	o, err := New(Config{Mode: L1L2, L1: l1, L2: r.l2, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"present-chunked", "cold-chunked", "present-inline", "cold-inline"}
+	vals := []string{value(3 * testChunk), value(2*testChunk + 5), "in", "line"}
+	for i, k := range keys {
+		do(t, o, op{cmd: protocol.CmdSet, keys: []string{k}, value: vals[i]})
+	}
+	// L1 keeps an older copy of the present keys: the fill must lose to it.
+	do(t, r.l1, op{cmd: protocol.CmdDelete, keys: []string{"cold-chunked"}})
+	do(t, r.l1, op{cmd: protocol.CmdDelete, keys: []string{"cold-inline"}})
+	hits := new(protocol.Response)
+	var kb [][]byte
+	for i, k := range keys {
+		kb = append(kb, []byte(k))
+		hits.AppendHit(i, []byte("new-"+vals[i]), 0, 99, 0)
+	}
+	fills, lost := o.Stats().L1Fills.Load(), o.Stats().L1FillsLost.Load()
+	l1.calls.Store(0)
+	var fb fillBuf
+	o.fill(context.Background(), kb, hits.Hits, &fb)
+	if n := l1.calls.Load(); n != 2 {
+		t.Errorf("fill of 4 keys: %d L1 round trips, want 2 (header read, one write)", n)
+	}
+	if f, l := o.Stats().L1Fills.Load()-fills, o.Stats().L1FillsLost.Load()-lost; f != 2 || l != 2 {
+		t.Errorf("fills %d lost %d, want 2 and 2", f, l)
+	}
+	for i, k := range keys {
+		h, ok := get1(t, o, k)
+		want := vals[i]
+		if strings.HasPrefix(k, "cold") {
+			want = "new-" + vals[i]
+		}
+		if !ok || string(h.Value) != want {
+			t.Errorf("%s: %q %v, want %q", k, h.Value, ok, want)
+		}
+	}
+}
+
+// BenchmarkColdMultiGet is a 100-key multi-get that misses L1 and hits L2
+// for every key, up to the end of its L1 fills (WaitFills): the fills of
+// one lookup are one L1 write (StoreMany), not one round trip per key.
+// Each iteration first deletes the keys from L1, outside the timer. Real
+// memcached as L1 and L2; 1 KiB values (inline at the default chunk size).
+func BenchmarkColdMultiGet(b *testing.B) {
+	conn := func(addr string) *mcclient.Client {
+		c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, ClassicGets: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	l1, l2 := conn(mctest.Start(b).Addr), conn(mctest.Start(b).Addr)
+	o, err := New(Config{Mode: L1L2, L1: l1, L2: l2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	get := &protocol.Request{Command: protocol.CmdGet}
+	var dels []*protocol.Request
+	var dresps []*protocol.Response
+	for i := range 100 {
+		k := []byte("cold" + strconv.Itoa(i))
+		set := &protocol.Request{Command: protocol.CmdSet, Value: make([]byte, 1024)}
+		set.AddKey(k)
+		if err := o.Handle(ctx, set, new(protocol.Response)); err != nil {
+			b.Fatal(err)
+		}
+		get.AddKey(k)
+		del := &protocol.Request{Command: protocol.CmdDelete}
+		del.AddKey(k)
+		dels, dresps = append(dels, del), append(dresps, new(protocol.Response))
+	}
+	resp := new(protocol.Response)
+	for b.Loop() {
+		b.StopTimer()
+		if err := l1.Do(ctx, dels, dresps); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		resp.Reset()
+		if err := o.Handle(ctx, get, resp); err != nil || len(resp.Hits) != 100 {
+			b.Fatal(err, len(resp.Hits))
+		}
+		o.WaitFills()
 	}
 }

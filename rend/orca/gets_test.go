@@ -139,3 +139,72 @@ func TestHandleGetsFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleGetsMetaAsOneByOne: plain mg lines pipelined with gets are
+// served together (one L1 lookup for the batch) and answer exactly what
+// they answer one at a time, also for a stale item, whose W token the
+// first mg takes and a later one sees as Z: in l1only (the header is the
+// record: recordRead after the lookup) and with L2 (an mg's L2 miss is
+// read as an mg, a get's as a get, in request order). CAS values differ
+// between the passes (each rewrites the item) and are not compared.
+func TestHandleGetsMetaAsOneByOne(t *testing.T) {
+	for _, withL2 := range []bool{false, true} {
+		r := newRig(t, withL2)
+		l1 := &counting{Backend: r.l1}
+		cfg := Config{Mode: L1Only, L1: l1, ChunkSize: testChunk}
+		if withL2 {
+			cfg.Mode, cfg.L2 = L1L2, r.l2
+		}
+		o, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs := func() []*protocol.Request {
+			var rs []*protocol.Request
+			for _, k := range []string{"stale", "plain", "stale", "chunked", "stale", "nope"} {
+				for _, meta := range []bool{true, false} {
+					q := &protocol.Request{Command: protocol.CmdGet}
+					q.AddKey([]byte(k))
+					if meta {
+						q.Mods.Meta = true
+						q.Want = protocol.WantValue | protocol.WantFlags | protocol.WantCAS
+					}
+					rs = append(rs, q)
+				}
+			}
+			return rs
+		}
+		prepare := func() {
+			do(t, o, op{cmd: protocol.CmdSet, keys: []string{"plain"}, value: "p"})
+			do(t, o, op{cmd: protocol.CmdSet, keys: []string{"chunked"}, value: value(3*testChunk + 1)})
+			do(t, o, op{cmd: protocol.CmdSet, keys: []string{"stale"}, value: value(2 * testChunk)})
+			metaReq(t, o, protocol.CmdDelete, "stale", func(r *protocol.Request) { r.Invalidate = true })
+			o.WaitFills()
+		}
+		noCAS := func(out []outcome) []outcome {
+			for i := range out {
+				for j := range out[i].hits {
+					out[i].hits[j].CAS = 0
+				}
+			}
+			return out
+		}
+		prepare()
+		want := noCAS(oneByOne(o, reqs()))
+		if len(want[0].hits) != 1 || !want[0].hits[0].Win || len(want[4].hits) != 1 || !want[4].hits[0].Won {
+			t.Fatalf("l2=%v: one by one, the first mg should win the stale item and the second see Z: %+v %+v", withL2, want[0], want[4])
+		}
+		prepare()
+		got := noCAS(batched(o, reqs()))
+		sameOutcomes(t, fmt.Sprintf("meta l2=%v", withL2), got, want)
+
+		// A batch of plain reads of items without state is one L1 lookup.
+		plain := reqs()[2:4] // mg plain, get plain
+		plain = append(plain, reqs()[6:8]...)
+		l1.calls.Store(0)
+		batched(o, plain)
+		if n := l1.calls.Load(); n != 2 { // headers, then the chunks of "chunked"
+			t.Errorf("l2=%v: a batch of mg and get: %d L1 round trips, want 2", withL2, n)
+		}
+	}
+}

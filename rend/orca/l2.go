@@ -98,6 +98,60 @@ func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Respon
 	return nil
 }
 
+// l2Run is a run of n consecutive keys of one getRuns call read as kind.
+type l2Run struct {
+	n    int
+	kind readKind
+}
+
+// getRuns is get for keys whose reads differ in kind (a pipeline of
+// classic gets and mg served together): runs cut keys, in order, into
+// runs of one kind, each one request of one pipelined burst (one write to
+// L2, which answers them in order, as it would have answered the client's
+// requests one by one). Hits land in resp as get's do, Index the position
+// in keys. One run is get itself.
+func (c *l2Client) getRuns(ctx context.Context, keys [][]byte, runs []l2Run, resp *protocol.Response) error {
+	if len(runs) == 1 {
+		return c.get(ctx, keys, resp, runs[0].kind)
+	}
+	reqs := make([]*protocol.Request, len(runs)) // mixed pipelines only
+	resps := make([]*protocol.Response, len(runs))
+	off := 0
+	for i, run := range runs {
+		r := c.pool.Req()
+		r.Command = protocol.CmdGet
+		r.Mods.ClassicRead = c.peer && run.kind != readMeta
+		r.Mods.NoBump = run.kind == readInternal
+		r.Keys = append(r.Keys, keys[off:off+run.n]...) // aliased: r lives only for this call
+		reqs[i], resps[i] = r, c.pool.Resp()
+		off += run.n
+	}
+	defer func() {
+		for i := range reqs {
+			clear(reqs[i].Keys)
+			c.pool.PutReq(reqs[i])
+			c.pool.PutResp(resps[i])
+		}
+	}()
+	if err := c.be.Do(ctx, reqs, resps); err != nil {
+		c.errs.Add(1)
+		return err
+	}
+	off = 0
+	for i, r := range resps {
+		if r.Status != protocol.StatusOK {
+			c.errs.Add(1)
+			return fmt.Errorf("orca: L2 answered a get with %v: %s", r.Status, r.Message)
+		}
+		for j := range r.Hits {
+			h := &r.Hits[j]
+			h.CopyMeta(resp.AppendHit(off+h.Index, h.Value, h.Flags, h.CAS, h.Exptime))
+		}
+		off += runs[i].n
+	}
+	return nil
+}
+
 // read sends a read (gat, or a meta read the record must answer) to L2 and
 // appends L2's hits to resp with their meta flags (W X Z, h, l and the t L2
 // showed, see mcclient's appendTTLMods), Index as in req.Keys. A status

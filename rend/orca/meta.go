@@ -35,21 +35,10 @@ func needsRecord(req *protocol.Request) bool {
 
 // anyNeedsRecord reports whether a batch of gets holds one that the record
 // must answer (recordRead); the batch is then served request by request.
+// A plain mg does not: HandleGets reads its L2 miss as an mg.
 func (o *Orca) anyNeedsRecord(reqs []*protocol.Request) bool {
 	for _, r := range reqs {
-		// Any mg alone: lookup reads a batch as classic gets, which take
-		// no W token from L2 (and in l1only mode an mg may need item).
-		if needsRecord(r) || r.Mods.Meta {
-			return true
-		}
-	}
-	return false
-}
-
-// anyState reports whether a hit shows meta state (l1only: l1.MarkState).
-func anyState(resp *protocol.Response) bool {
-	for i := range resp.Hits {
-		if hasMetaState(&resp.Hits[i]) {
+		if needsRecord(r) {
 			return true
 		}
 	}

@@ -448,6 +448,32 @@ func TestMultiGetRoundTrips(t *testing.T) {
 	if l2.calls.Load() != 1 || l1.calls.Load() != 1 {
 		t.Fatalf("misses: %d L2, %d L1 round trips", l2.calls.Load(), l1.calls.Load())
 	}
+	// A cold multi-get: all 100 keys miss L1, one L2 read, and the fills
+	// of all 100 L2 hits are one L1 write (plus one header read, since
+	// these adds are chunked: StoreMany).
+	for _, k := range keys {
+		do(t, r.l1, op{cmd: protocol.CmdDelete, keys: []string{k}})
+	}
+	fills := o.Stats().L1Fills.Load()
+	l1.calls.Store(0)
+	l2.calls.Store(0)
+	resp = do(t, o, op{cmd: protocol.CmdGet, keys: keys}) // do waits for the fills
+	if len(resp.Hits) != 100 || l2.calls.Load() != 1 || l1.calls.Load() != 1+2 {
+		t.Fatalf("cold multi-get: %d hits, %d L2 and %d L1 round trips (headers, fill)", len(resp.Hits), l2.calls.Load(), l1.calls.Load())
+	}
+	if n := o.Stats().L1Fills.Load() - fills; n != 100 {
+		t.Fatalf("%d fills, want 100", n)
+	}
+	l1.calls.Store(0)
+	resp = do(t, o, op{cmd: protocol.CmdGet, keys: keys})
+	if len(resp.Hits) != 100 || l1.calls.Load() != 2 {
+		t.Fatalf("after the fills: %d hits in %d L1 round trips", len(resp.Hits), l1.calls.Load())
+	}
+	for i, h := range resp.Hits {
+		if string(h.Value) != value(i*13) {
+			t.Fatalf("%s: filled value differs", keys[i])
+		}
+	}
 }
 
 // faulty fails every call while down is set, like an L1 that stopped

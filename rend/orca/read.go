@@ -12,8 +12,9 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	if needsRecord(req) {
 		return o.recordRead(ctx, req, resp) // see meta.go
 	}
-	layer, err := o.lookup(ctx, req.Keys, resp, !req.Mods.Meta)
-	if err == nil && o.pol.stateInL1 && req.Mods.Meta && anyState(resp) {
+	one := [1]*protocol.Request{req}
+	layer, err := o.lookup(ctx, req.Keys, resp, one[:])
+	if err == nil && o.needsState(req, resp.Hits) {
 		// An L1 item with meta state: the answer (and W) needs the
 		// record's item semantics.
 		resp.Reset()
@@ -27,12 +28,30 @@ func (o *Orca) get(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	return nil
 }
 
-// HandleGets serves several get/gets requests that a client pipelined
-// (server.GetBatcher) with one lookup of all their keys: one L1 multi-get
-// and one L2 batch instead of one of each per request. Each request gets
-// exactly what get would have given it alone, failures included: an L1
-// failure in l1only mode fails them all, a failed L2 read fails those that
-// had no L1 hit.
+// needsState reports whether req, a plain read whose lookup found hits,
+// must be answered by the record after all: an mg that found an L1 item
+// with meta state (l1only, where the chunk header is the record).
+func (o *Orca) needsState(req *protocol.Request, hits []protocol.Hit) bool {
+	if !o.pol.stateInL1 || !req.Mods.Meta {
+		return false
+	}
+	for i := range hits {
+		if hasMetaState(&hits[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// HandleGets serves several get/gets/mg requests that a client pipelined
+// (server.GetBatcher, RunBatcher for mg) with one lookup of all their
+// keys: one L1 multi-get and one L2 burst instead of one of each per
+// request. Each request gets exactly what get would have given it alone,
+// failures included: an L1 failure in l1only mode fails them all, a failed
+// L2 read fails those that had no L1 hit. A plain mg's L2 miss is read as
+// an mg (it may take a W token) and a classic read's as a classic one, in
+// request order (lookup). Only reads the record must answer (mg with h, l,
+// u, N or R: needsRecord) make the batch go request by request.
 func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
 	if len(reqs) == 1 || o.anyNeedsRecord(reqs) {
 		for i := range reqs {
@@ -52,7 +71,7 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 	// in the first one's arena (no copy; GetBatcher allows it). Failing a
 	// response resets only its lengths, so the arena stays intact.
 	first := resps[0]
-	layer, err := o.lookup(ctx, all.Keys, first, true) // anyNeedsRecord: no mg here
+	layer, err := o.lookup(ctx, all.Keys, first, reqs)
 	hits := first.Hits
 	h, off := 0, 0
 	for i, r := range reqs {
@@ -74,21 +93,44 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 		}
 		off = end
 	}
+	if err != nil && layer == "L1" {
+		return
+	}
+	// l1only: an mg that found state is answered by the record, as get
+	// does. It may change the item (take its W token), so from there on
+	// the batch is served one by one, as the client sent it: a later read
+	// of the key sees the change. (Rare: state exists only after md I or
+	// mg N.)
+	for i, r := range reqs {
+		if !o.needsState(r, resps[i].Hits) {
+			continue
+		}
+		// Values of the requests before i stay in resps[0]'s arena,
+		// which is reset only if i is 0, and then every request is
+		// answered again.
+		for j := i; j < len(reqs); j++ {
+			resp := resps[j]
+			resp.Reset()
+			if j == i {
+				errs[j] = o.recordRead(ctx, r, resp)
+			} else {
+				errs[j] = o.get(ctx, reqs[j], resp)
+			}
+		}
+		return
+	}
 }
 
 // lookup reads keys into resp: L1 first, then (with L2) the misses from L2
-// in one batch, filling L1 per the policy; resp.Hits end in key order.
-// classic says the reads are classic get/gets: L2 reads them without taking
-// a stale item's W token (protocol.Mods.ClassicRead), as memcached's get
-// leaves it for the next mg; an mg's L2 read takes it. A
+// in one burst, filling L1 per the policy; resp.Hits end in key order.
+// reqs are the client requests the keys come from, in order (their keys
+// are keys): a classic get/gets's keys are read from L2 without taking a
+// stale item's W token (protocol.Mods.ClassicRead), as memcached's get
+// leaves it for the next mg; a plain mg's take it. A
 // failure is returned with its layer, resp keeping what was found before
 // it: nothing after an L1 failure in l1only mode, the L1 hits after a
 // failed L2 read. The caller decides what the client sees.
-func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response, classic bool) (layer string, err error) {
-	kind := readMeta
-	if classic {
-		kind = readClassic
-	}
+func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response, reqs []*protocol.Request) (layer string, err error) {
 	o.stats.CmdGet.Add(uint64(len(keys)))
 	var l1err error
 	if o.pol.cache && !o.l1.Backend().Healthy() {
@@ -141,11 +183,29 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	l2req := o.pool.Req()
 	defer o.pool.PutReq(l2req)
 	l2req.Command = protocol.CmdGet
+	// The misses in key order, cut into runs of one read kind (one run
+	// unless classic reads and mg were pipelined together).
+	var runArr [4]l2Run
+	runs := runArr[:0]
+	ri, reqEnd := 0, len(reqs[0].Keys) // the request of key i, and its end
 	for i, k := range keys {
-		if !hit[i] {
-			missIdx = append(missIdx, i)
-			l2req.Keys = append(l2req.Keys, k)
+		if hit[i] {
+			continue
 		}
+		for i >= reqEnd {
+			ri++
+			reqEnd += len(reqs[ri].Keys)
+		}
+		kind := readClassic
+		if reqs[ri].Mods.Meta {
+			kind = readMeta
+		}
+		if len(runs) == 0 || runs[len(runs)-1].kind != kind {
+			runs = append(runs, l2Run{kind: kind})
+		}
+		runs[len(runs)-1].n++
+		missIdx = append(missIdx, i)
+		l2req.Keys = append(l2req.Keys, k)
 	}
 
 	// Hold the misses' stripes shared from the L2 read until the fills
@@ -164,7 +224,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 			o.pool.PutResp(l2resp)
 		}
 	}()
-	if err := o.l2.get(ctx, l2req.Keys, l2resp, kind); err != nil {
+	if err := o.l2.getRuns(ctx, l2req.Keys, runs, l2resp); err != nil {
 		return "L2", err
 	}
 	o.stats.L2Hits.Add(uint64(len(l2resp.Hits)))
@@ -177,17 +237,21 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 		// The hits are in resp already: fill behind the reply when we
 		// can (issue 13 item 3), inline when too many fills are running.
 		if handedOff = o.fillLater(ctx, l2req.Keys, l2resp, stripes); !handedOff {
-			o.fill(ctx, l2req.Keys, l2resp.Hits)
+			j := o.job()
+			o.fill(ctx, l2req.Keys, l2resp.Hits, &j.buf)
+			o.putJob(j)
 		}
 	}
 	return "", nil
 }
 
-// fill copies L2 hits into L1 with add (the caller, or the fill job that
-// took over from it, holds their stripes shared). add, not set: a concurrent fill of the same version may have won
-// already, and nothing newer can have been written since our L2 read
-// because writers need the stripe exclusively.
-func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
+// fill copies L2 hits into L1 with add, all of them in one L1 batch (the
+// caller, or the fill job that took over from it, holds their stripes
+// shared; fb is scratch). add, not set: a concurrent fill of the same
+// version may have won already, and nothing newer can have been written
+// since our L2 read because writers need the stripe exclusively.
+func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit, fb *fillBuf) {
+	defer fb.reset()
 	for i := range hits {
 		h := &hits[i]
 		if o.pending.suspect(keys[h.Index]) {
@@ -196,15 +260,28 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit) {
 		if hasMetaState(h) {
 			continue // see meta.go: such items live in L2 only
 		}
-		st, err := o.l1.Store(ctx, protocol.CmdAdd, keys[h.Index], l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS})
-		switch {
-		case err != nil:
-			o.stats.L1FillErrors.Add(1)
-			return // L1 trouble: the next read tries again
-		case st == protocol.StatusOK:
+		fb.keys = append(fb.keys, keys[h.Index])
+		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS})
+	}
+	if len(fb.keys) == 0 {
+		return
+	}
+	if cap(fb.sts) < len(fb.keys) {
+		fb.sts = make([]protocol.Status, len(fb.keys))
+	}
+	fb.sts = fb.sts[:len(fb.keys)]
+	if err := o.l1.StoreMany(ctx, protocol.CmdAdd, fb.keys, fb.items, fb.sts); err != nil {
+		o.stats.L1FillErrors.Add(1)
+		return // L1 trouble: the next read tries again
+	}
+	for _, st := range fb.sts {
+		switch st {
+		case protocol.StatusOK:
 			o.stats.L1Fills.Add(1)
-		default:
+		case protocol.StatusNotStored:
 			o.stats.L1FillsLost.Add(1)
+		default:
+			o.stats.L1FillErrors.Add(1)
 		}
 	}
 }

@@ -92,6 +92,38 @@ func (r *replyReader) readValue(n int) (v []byte, peeked bool, err error) {
 	return b[:n], false, nil
 }
 
+// readHit reads a data block of n bytes and its "\r\n" into a new hit of
+// resp for key index i. A block that fits the read buffer is peeked and
+// copied once, into the Response; a larger one is read straight into the
+// Response's own memory (AppendHitBuffer), with no scratch copy either. On
+// an error the hit is dropped again (the connection is failed anyway).
+func (r *replyReader) readHit(resp *protocol.Response, i, n int, flags uint32, cas uint64, exp int64) (*protocol.Hit, error) {
+	if n+2 <= r.br.Size() {
+		v, peeked, err := r.readValue(n)
+		if err != nil {
+			return nil, err
+		}
+		h := resp.AppendHit(i, v, flags, cas, exp)
+		r.release(n, peeked)
+		return h, nil
+	}
+	h := resp.AppendHitBuffer(i, n, flags, cas, exp)
+	if _, err := io.ReadFull(r.br, h.Value); err != nil {
+		resp.Hits = resp.Hits[:len(resp.Hits)-1]
+		return nil, err
+	}
+	end, err := r.br.Peek(2)
+	if err == nil && (end[0] != '\r' || end[1] != '\n') {
+		err = badReply("data block not ended by CRLF", end)
+	}
+	if err != nil {
+		resp.Hits = resp.Hits[:len(resp.Hits)-1]
+		return nil, err
+	}
+	r.br.Discard(2)
+	return h, nil
+}
+
 // release ends the life of a slice returned by readValue.
 func (r *replyReader) release(n int, peeked bool) {
 	if peeked {
@@ -351,12 +383,10 @@ func (r *replyReader) readGet(o *op, line []byte, resp *protocol.Response, now t
 			exp = now.Unix() + ttl
 		}
 	}
-	v, peeked, err := r.readValue(int(n))
+	h, err := r.readHit(resp, int(o.key), int(n), uint32(flags), cas, exp)
 	if err != nil {
 		return err
 	}
-	h := resp.AppendHit(int(o.key), v, uint32(flags), cas, exp)
-	r.release(int(n), peeked)
 	h.Win, h.Stale, h.Won = win, stale, won
 	h.Fetched = fetched
 	if access >= 0 {
@@ -411,15 +441,15 @@ func (r *replyReader) readGets(o *op, line []byte, resp *protocol.Response, keys
 				return err
 			}
 			callErr = errValueTooLarge
-		} else {
-			v, peeked, err := r.readValue(int(n))
+		} else if idx < 0 {
+			// Nobody asked for it: check and drop it.
+			_, peeked, err := r.readValue(int(n))
 			if err != nil {
 				return err
 			}
-			if idx >= 0 {
-				resp.AppendHit(idx, v, uint32(flags), cas, 0)
-			}
 			r.release(int(n), peeked)
+		} else if _, err := r.readHit(resp, idx, int(n), uint32(flags), cas, 0); err != nil {
+			return err
 		}
 		var err error
 		if line, err = r.readLine(); err != nil {

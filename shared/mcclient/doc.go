@@ -79,7 +79,8 @@
 // # Ownership
 //
 // Handle and Do read the Request only until they return. Hits are copied into
-// the Response (Response.AppendHit), so they stay valid until the Response is
-// Reset. Handle and Do Reset every Response they are given before filling it.
+// the Response (Response.AppendHit; a value larger than the read buffer is
+// read straight into it, AppendHitBuffer), so they stay valid until the
+// Response is Reset. Handle and Do Reset every Response they are given before filling it.
 // After a Go error a Response's contents are undefined.
 package mcclient

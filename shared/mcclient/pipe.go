@@ -127,7 +127,8 @@ type pipe struct {
 }
 
 // Buffer sizes. Reads: values up to readBufSize-2 bytes are copied once,
-// from the read buffer into the Response, and readBufSize is also the
+// from the read buffer into the Response (larger ones are read into the
+// Response directly, mostly by the kernel), and readBufSize is also the
 // longest reply line accepted. Writes: a batch is flushed when it reaches
 // flushSize even if more calls are queued, bounding latency and the buffer;
 // a buffer grown past maxWriteKeep by a large value is dropped.

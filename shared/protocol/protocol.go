@@ -367,26 +367,43 @@ func (r *Response) Retained() int {
 
 // AppendHit copies value into the response and records a hit for key index i.
 func (r *Response) AppendHit(i int, value []byte, flags uint32, cas uint64, exptime int64) *Hit {
-	var v []byte
-	if len(value) > 0 {
-		if cap(r.arena)-len(r.arena) < len(value) {
-			n := 2 * cap(r.arena)
-			if n < 4096 {
-				n = 4096
-			}
-			if n < len(value) {
-				n = len(value)
-			}
-			r.arena = make([]byte, 0, n)
-		}
-		start := len(r.arena)
-		r.arena = append(r.arena, value...)
-		v = r.arena[start:len(r.arena):len(r.arena)]
-	} else {
-		v = []byte{}
-	}
+	v := r.space(len(value))
+	copy(v, value)
 	r.Hits = append(r.Hits, Hit{Index: i, Value: v, Flags: flags, CAS: cas, Exptime: exptime})
 	return &r.Hits[len(r.Hits)-1]
+}
+
+// AppendHitBuffer records a hit for key index i whose Value is n bytes of
+// the response's own memory, for the caller to fill before anyone reads the
+// response: a value assembled from parts, or read straight from a
+// connection, without a copy through a buffer of its own. The bytes are
+// owned like AppendHit's (valid until the next Reset); their content is
+// undefined until filled.
+func (r *Response) AppendHitBuffer(i, n int, flags uint32, cas uint64, exptime int64) *Hit {
+	r.Hits = append(r.Hits, Hit{Index: i, Value: r.space(n), Flags: flags, CAS: cas, Exptime: exptime})
+	return &r.Hits[len(r.Hits)-1]
+}
+
+// space returns n bytes of the arena (a non-nil empty slice for n == 0).
+func (r *Response) space(n int) []byte {
+	if n == 0 {
+		return []byte{}
+	}
+	if cap(r.arena)-len(r.arena) < n {
+		// A fresh block rather than growing: earlier hits keep pointing
+		// at the old one, which stays alive through them.
+		c := 2 * cap(r.arena)
+		if c < 4096 {
+			c = 4096
+		}
+		if c < n {
+			c = n
+		}
+		r.arena = make([]byte, 0, c)
+	}
+	start := len(r.arena)
+	r.arena = r.arena[:start+n]
+	return r.arena[start : start+n : start+n]
 }
 
 // A codec given a way to send values by reference (see server.Codec's
