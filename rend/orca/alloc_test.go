@@ -61,8 +61,8 @@ func TestL1GetAllocs(t *testing.T) {
 	}
 }
 
-// TestL1BatchAllocs: a 16-key multi-get and 16 pipelined gets served
-// together (HandleGets) allocate nothing in orca either.
+// TestL1BatchAllocs: a 16-key multi-get and 16 pipelined gets and mg
+// served together (HandleGets) allocate nothing in orca either.
 func TestL1BatchAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts vary under the race detector")
@@ -82,6 +82,10 @@ func TestL1BatchAllocs(t *testing.T) {
 		multi.AddKey(k)
 		reqs[i] = &protocol.Request{Command: protocol.CmdGet}
 		reqs[i].AddKey(k)
+		if i%2 == 1 { // plain mg batch with the gets (RunBatcher)
+			reqs[i].Mods.Meta = true
+			reqs[i].Want = protocol.WantValue | protocol.WantFlags
+		}
 		resps[i] = new(protocol.Response)
 	}
 	resp := new(protocol.Response)

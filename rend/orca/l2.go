@@ -202,6 +202,35 @@ func (c *l2Client) write(ctx context.Context, req *protocol.Request, resp *proto
 	return nil
 }
 
+// storeRun sends a run of sets (reqs[i] with exptime exps[i]) to L2 in one
+// pipelined burst, applied by L2 in order, and copies each answer's status,
+// message and version into resps[i], as store does for one. An error
+// means the burst failed as a whole: any of the sets may or may not have
+// been applied.
+func (c *l2Client) storeRun(ctx context.Context, reqs []*protocol.Request, exps []int64, resps []*protocol.Response) error {
+	rs := make([]*protocol.Request, len(reqs)) // one allocation per run
+	out := make([]*protocol.Response, len(reqs))
+	for i, req := range reqs {
+		rs[i], out[i] = c.pool.Req(), c.pool.Resp()
+		l2Request(rs[i], req, exps[i])
+		rs[i].Mods.ClassicRead = rs[i].Mods.ClassicRead && c.peer
+	}
+	defer func() {
+		for i := range rs {
+			c.pool.PutReq(rs[i])
+			c.pool.PutResp(out[i])
+		}
+	}()
+	if err := c.be.Do(ctx, rs, out); err != nil {
+		c.errs.Add(1)
+		return err
+	}
+	for i, r := range out {
+		resps[i].Status, resps[i].Message, resps[i].CAS = r.Status, r.Message, r.CAS
+	}
+	return nil
+}
+
 // modify sends append/prepend/incr/decr, then reads the item back: rend
 // does not know the new value (append) or its flags and expiry (incr).
 // The caller holds the key's stripe exclusively, so no rend write of this

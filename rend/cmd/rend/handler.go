@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/moneta-cache/moneta/rend/orca"
 	"github.com/moneta-cache/moneta/shared/metrics"
@@ -27,11 +28,25 @@ type runObserved struct{ metrics.BatchObserved }
 
 var _ server.RunBatcher = (*runObserved)(nil)
 
-// HandleSets answers a run of pipelined sets one by one, in order, exactly
-// as Handle answers each (every write holds its key's stripe for its own
-// L1-L2-L1 sequence).
+// setBatcher is the orchestrator's HandleSets (server.RunBatcher's).
+type setBatcher interface {
+	HandleSets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error)
+}
+
+// HandleSets passes a run of pipelined sets to the orchestrator (in the
+// L2 modes one L1 take-out, one L2 burst and one L1 put-back for the run)
+// and counts each request as Handle does.
 func (h *runObserved) HandleSets(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, errs []error) {
+	sb, ok := h.Next.(setBatcher)
+	if !ok {
+		for i, req := range reqs {
+			errs[i] = h.Handle(ctx, req, resps[i])
+		}
+		return
+	}
+	start := time.Now()
+	sb.HandleSets(ctx, reqs, resps, errs)
 	for i, req := range reqs {
-		errs[i] = h.Handle(ctx, req, resps[i])
+		h.Commands.Request(req, resps[i], errs[i], start)
 	}
 }
