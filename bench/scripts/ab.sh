@@ -2,7 +2,8 @@
 # ab.sh A_REND B_REND ROUNDS SCENARIO [rend args...]: an A/B of two rend
 # binaries in front of one shared memcached L1 (unix socket), L1-only, taken
 # alternately (A, B, A, B, ...) so that both see the same machine load.
-# SCENARIO is depth1, depth16 or multiget (the workloads of budget.sh). Each
+# SCENARIO is depth1, depth16 or multiget (the workloads of budget.sh), or
+# custom (mcload arguments in ARGS, keys per request in PER). Each
 # run is bench/scripts/perop.sh over rend and the L1 memcached: per-request
 # CPU, syscalls and context switches, counted by the kernel. Extra arguments
 # go to both rends (AARGS / BARGS add arguments to one side only).
@@ -57,6 +58,7 @@ pa=${pids[-1]}
 start "$b" $((base + 1)) "$@" "${bargs[@]}"
 pb=${pids[-1]}
 case $scen in
+custom) per=${PER:-1} args="$ARGS" ;; # any mcload workload: ARGS, PER keys per request
 depth1) per=1 args="-conns 50 -depth 1 -keys 100000 -value-size 1024 -mix get=0.9,set=0.1" ;;
 depth16) per=1 args="-conns 50 -depth 16 -keys 100000 -value-size 1024 -mix get=0.9,set=0.1" ;;
 multiget) per=100 args="-conns 20 -depth 1 -multiget 100 -keys 100000 -value-size 1024 -mix get=1" ;;

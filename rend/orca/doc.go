@@ -25,8 +25,12 @@
 //	delete, touch            take out, L2; nothing put back
 //	gat/gats                 take out, L2 gat (the record); put back the
 //	                         items (regular port) or the ones L1 had (batch)
-//	get/gets                 one L1 multi-get; the misses in one L2 batch; the
-//	                         regular port fills L1 with add, behind the reply
+//	get/gets/mg              one L1 multi-get; the misses in one L2 batch; the
+//	                         regular port fills L1 with add, behind the reply,
+//	                         all fills of a lookup in one L1 batch (pipelined
+//	                         gets and plain mg: one lookup, HandleGets)
+//	pipelined plain sets     one take-out batch, one L2 burst, one put-back
+//	                         batch for the run (HandleSets, sets.go)
 //	flush_all                L1, L2, L1 again
 //	stats/version/verbosity  answered by rend
 //
@@ -68,8 +72,8 @@
 //
 // Files: orca.go (Orca, Handle), config.go (Config, New), policy.go (the
 // mode table), read.go (get, HandleGets, lookup, fill), fill.go (fills
-// behind the reply), write.go (the write handlers), meta.go (reads only the
-// record can answer), record.go (the record role), l2.go (the L2 client and
+// behind the reply), write.go (the write handlers), sets.go (runs of
+// pipelined sets), meta.go (reads only the record can answer), record.go (the record role), l2.go (the L2 client and
 // record), l1only.go (the L1 record), cache.go (take out, put back,
 // invalidate), pending.go, locks.go, stats.go, statsreply.go, metrics.go.
 // The chunked L1 client and its pools are package rend/l1.
