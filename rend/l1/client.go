@@ -393,6 +393,14 @@ func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []Heade
 			r.Flags = 0
 			r.Exptime, r.HasExptime = newExp, true
 		}
+		// And the fetch that gat is, counted by memcached on each new
+		// header item (see Touch); after every header, so the indexes
+		// above stay as they are.
+		for i := range toAssemble {
+			r := b.add(protocol.CmdTouch)
+			AddKey(r, keys[toAssemble[i].Index])
+			r.Exptime, r.HasExptime = newExp, true
+		}
 	}
 	if err := l.do(ctx, b); err != nil {
 		return nil, err
@@ -635,11 +643,17 @@ func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, err
 	}
 	h.Exptime = max(newExp, 0)
 	// touch is a fetch (memcached bumps the item); the rewritten header
-	// starts a new item in memcached, so the bit travels in its state.
+	// starts a new item in memcached, so the bit travels in its state, and
+	// a touch of the new header item, in the same batch, makes memcached
+	// count that fetch too: the next one then moves its last access, as
+	// it would have without the rewrite.
 	h.State |= uint8(mcitem.Fetched)
 	r := b.add(protocol.CmdSet)
 	AddKey(r, key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
+	r.Exptime, r.HasExptime = newExp, true
+	r = b.add(protocol.CmdTouch)
+	AddKey(r, key)
 	r.Exptime, r.HasExptime = newExp, true
 	if err := l.do(ctx, b); err != nil {
 		return false, err

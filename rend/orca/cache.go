@@ -87,6 +87,13 @@ func (o *Orca) takeOutKeys(ctx context.Context, keys [][]byte) l1Copies {
 		return l1Copies{hot: []bool{c.hot}, out: c.out}
 	}
 	hot := make([]bool, len(keys))
+	return l1Copies{hot: hot, out: o.takeOutInto(ctx, keys, hot)}
+}
+
+// takeOutInto is takeOutKeys into the caller's hot (len(keys), false on
+// entry; a run of sets passes pooled scratch). It reports out: false if
+// the batch failed and every key is pending.
+func (o *Orca) takeOutInto(ctx context.Context, keys [][]byte, hot []bool) bool {
 	var err error = errL1Down
 	if o.l1.Backend().Healthy() {
 		err = o.l1.DeleteKeys(ctx, keys, hot)
@@ -96,9 +103,9 @@ func (o *Orca) takeOutKeys(ctx context.Context, keys [][]byte) l1Copies {
 			o.stats.L1InvalidationErrors.Add(1)
 			o.pending.add(k)
 		}
-		return l1Copies{hot: hot}
+		return false
 	}
-	return l1Copies{hot: hot, out: true}
+	return true
 }
 
 // putBack puts the result of a write the record accepted into L1 (takeOut

@@ -46,7 +46,8 @@
 //
 //  1. shared/server: conn.serve reads a burst of requests from the client
 //     connection and, per request, conn.answer calls the handler's Handle
-//     (a run of pipelined gets goes to HandleGets through conn.serveGets).
+//     (a run of pipelined gets goes to HandleGets, a run of pipelined sets
+//     to HandleSets, through conn.serveRun).
 //     In bin/rend the handler is cmd/rend's observed, which counts the
 //     request and passes it on.
 //  2. orca: Orca.Handle (or Orca.HandleGets) dispatches on the command, to

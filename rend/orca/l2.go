@@ -206,10 +206,10 @@ func (c *l2Client) write(ctx context.Context, req *protocol.Request, resp *proto
 // pipelined burst, applied by L2 in order, and copies each answer's status,
 // message and version into resps[i], as store does for one. An error
 // means the burst failed as a whole: any of the sets may or may not have
-// been applied.
-func (c *l2Client) storeRun(ctx context.Context, reqs []*protocol.Request, exps []int64, resps []*protocol.Response) error {
-	rs := make([]*protocol.Request, len(reqs)) // one allocation per run
-	out := make([]*protocol.Response, len(reqs))
+// been applied. rs and out are the caller's scratch (len(reqs), nil on
+// entry and on return), so a run allocates nothing here.
+func (c *l2Client) storeRun(ctx context.Context, reqs []*protocol.Request, exps []int64, resps []*protocol.Response,
+	rs []*protocol.Request, out []*protocol.Response) error {
 	for i, req := range reqs {
 		rs[i], out[i] = c.pool.Req(), c.pool.Resp()
 		l2Request(rs[i], req, exps[i])
@@ -220,6 +220,8 @@ func (c *l2Client) storeRun(ctx context.Context, reqs []*protocol.Request, exps 
 			c.pool.PutReq(rs[i])
 			c.pool.PutResp(out[i])
 		}
+		clear(rs)
+		clear(out)
 	}()
 	if err := c.be.Do(ctx, rs, out); err != nil {
 		c.errs.Add(1)

@@ -35,8 +35,9 @@ type Orca struct {
 	// fillSlots holds a token per L1 fill running behind its reply
 	// (fillLater); waitMu serialises WaitFills.
 	fillSlots chan struct{}
-	// jobs recycles *fillJob.
+	// jobs recycles *fillJob; runs recycles *setScratch (sets.go).
 	jobs   sync.Pool
+	runs   sync.Pool
 	waitMu sync.Mutex
 }
 

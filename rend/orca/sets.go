@@ -28,38 +28,41 @@ func (o *Orca) HandleSets(ctx context.Context, reqs []*protocol.Request, resps [
 		return
 	}
 	o.stats.CmdSet.Add(uint64(len(reqs)))
-	keys := make([][]byte, len(reqs)) // a run of pipelined sets: one allocation per run
+	sc := o.setScratch(len(reqs))
+	defer o.putSetScratch(sc)
+	keys := sc.keys
 	for i, r := range reqs {
 		keys[i] = r.Key()
 	}
-	stripes := o.lockKeys(make([]int, 0, len(keys)), keys)
-	defer o.locks.unlock(stripes)
+	sc.stripes = o.lockKeys(sc.stripes[:0], keys)
+	defer o.locks.unlock(sc.stripes)
 
-	c := o.takeOutKeys(ctx, keys)
+	out := o.takeOutInto(ctx, keys, sc.hot)
 	now := time.Now()
-	exps := make([]int64, len(reqs))
 	for i, r := range reqs {
-		exps[i] = memcExp(r.Exptime, now)
+		sc.exps[i] = memcExp(r.Exptime, now)
 	}
-	if err := o.l2.storeRun(ctx, reqs, exps, resps); err != nil {
+	if err := o.l2.storeRun(ctx, reqs, sc.exps, resps, sc.l2reqs, sc.l2resps); err != nil {
 		for i := range reqs {
 			errs[i] = o.recordFailed(resps[i], keys[i:i+1], err)
 		}
 		return
 	}
-	if !c.out {
+	if !out {
 		return // the take-out failed: the keys are pending, L1 is left alone
 	}
 	// Put back the last set of each key, if L2 accepted it.
-	var put [][]byte
-	var items []l1.Item
+	put, items := sc.put[:0], sc.items[:0]
 	for i, r := range reqs {
 		if resps[i].Status != protocol.StatusOK || laterSetOf(keys, i) {
 			continue
 		}
 		if o.pol.l1Write == protocol.CmdReplace {
-			o.stats.replaced(c.hot[i])
-			if !c.hot[i] {
+			// Whether L1 had the key before the run: its first take-out
+			// says (a later one of the same key finds nothing).
+			hot := sc.hot[firstSetOf(keys, i)]
+			o.stats.replaced(hot)
+			if !hot {
 				continue
 			}
 		}
@@ -67,18 +70,62 @@ func (o *Orca) HandleSets(ctx context.Context, reqs []*protocol.Request, resps [
 			continue // see putBack
 		}
 		put = append(put, keys[i])
-		items = append(items, l1.Item{Value: r.Value, Flags: r.Flags, Exp: exps[i], Version: resps[i].CAS})
+		items = append(items, l1.Item{Value: r.Value, Flags: r.Flags, Exp: sc.exps[i], Version: resps[i].CAS})
 	}
+	sc.put, sc.items = put, items
 	if len(put) == 0 {
 		return
 	}
-	sts := make([]protocol.Status, len(put))
+	sts := sc.sts[:len(put)]
 	err := o.l1.StoreMany(ctx, protocol.CmdSet, put, items, sts)
 	for i, k := range put {
 		if err != nil || sts[i] != protocol.StatusOK {
 			o.invalidate(ctx, k) // see putBack
 		}
 	}
+}
+
+// setScratch is the per-run state of HandleSets, pooled in Orca.runs so
+// that a run allocates nothing: every slice has the run's length (put and
+// items its capacity) and holds no pointer between runs.
+type setScratch struct {
+	keys    [][]byte
+	stripes []int
+	hot     []bool
+	exps    []int64
+	l2reqs  []*protocol.Request
+	l2resps []*protocol.Response
+	put     [][]byte
+	items   []l1.Item
+	sts     []protocol.Status
+}
+
+// setScratch returns pooled scratch sized for a run of n sets.
+func (o *Orca) setScratch(n int) *setScratch {
+	sc, _ := o.runs.Get().(*setScratch)
+	if sc == nil {
+		sc = new(setScratch)
+	}
+	if cap(sc.keys) < n {
+		*sc = setScratch{stripes: sc.stripes,
+			keys: make([][]byte, n), hot: make([]bool, n), exps: make([]int64, n),
+			l2reqs: make([]*protocol.Request, n), l2resps: make([]*protocol.Response, n),
+			put: make([][]byte, 0, n), items: make([]l1.Item, 0, n), sts: make([]protocol.Status, n)}
+	}
+	sc.keys, sc.hot, sc.exps = sc.keys[:n], sc.hot[:n], sc.exps[:n]
+	sc.l2reqs, sc.l2resps, sc.sts = sc.l2reqs[:n], sc.l2resps[:n], sc.sts[:n]
+	return sc
+}
+
+// putSetScratch drops what sc points at (the client's keys and values)
+// and pools it.
+func (o *Orca) putSetScratch(sc *setScratch) {
+	clear(sc.keys)
+	clear(sc.hot)
+	clear(sc.put)
+	clear(sc.items)
+	sc.put, sc.items = sc.put[:0], sc.items[:0]
+	o.runs.Put(sc)
 }
 
 // plainSets reports whether every request of a run is a plain set: no
@@ -91,6 +138,17 @@ func plainSets(reqs []*protocol.Request) bool {
 		}
 	}
 	return true
+}
+
+// firstSetOf is the index of the first request of the run that sets
+// keys[i].
+func firstSetOf(keys [][]byte, i int) int {
+	for j, k := range keys[:i] {
+		if string(k) == string(keys[i]) {
+			return j
+		}
+	}
+	return i
 }
 
 // laterSetOf reports whether a request after i in the run sets keys[i].

@@ -242,3 +242,41 @@ func BenchmarkLargeMultiGet(b *testing.B) {
 		run()
 	}
 }
+
+// A client that leaves while a reply is being sent by reference (the writev
+// fails part way) costs the server only that connection: the references
+// are dropped with it and the next client is served.
+func TestReferencedReplyToVanishedClient(t *testing.T) {
+	network, addr := startServerOn(t, "tcp", memstore.New(memstore.Options{}))
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	big := refValue(1 << 20)
+	fmt.Fprintf(c, "set big 0 0 %d\r\n%s\r\n", len(big), big)
+	r := bufio.NewReader(c)
+	if line, err := r.ReadString('\n'); err != nil || line != "STORED\r\n" {
+		t.Fatalf("set: %q, %v", line, err)
+	}
+	// Eight 1 MiB values: more than the socket buffers hold, so the
+	// server is still writing when the connection goes.
+	io.WriteString(c, "get big big big big big big big big\r\n")
+	if _, err := io.ReadFull(r, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).SetLinger(0) // reset, not a polite close
+	c.Close()
+
+	c2, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c2, "get big\r\nquit\r\n")
+	all, err := io.ReadAll(c2)
+	if err != nil || string(all) != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(big), big) {
+		t.Fatalf("next client: %d bytes, %v", len(all), err)
+	}
+}
