@@ -138,11 +138,16 @@ func (o *Orca) putBack(ctx context.Context, key []byte, it l1.Item, c l1Copy) {
 // key: on the regular port all of them (a key L1 did not have counts as a
 // fill), on the batch port those L1 had (both ports give L1 the new
 // expiry; Rend's batch port left L1 copies at their old one, immortal ones
-// included). An item with meta state stays out (see meta.go).
+// included). An item with meta state stays out (see meta.go). All of
+// them go in one L1 batch (StoreMany).
 func (o *Orca) putBackHits(ctx context.Context, keys [][]byte, resp *protocol.Response, exp int64, c l1Copies) {
 	if !c.out {
 		return
 	}
+	j := o.job() // its fillBuf: one L1 batch for all the items
+	defer o.putJob(j)
+	fb := &j.buf
+	defer fb.reset()
 	for i := range resp.Hits {
 		h := &resp.Hits[i]
 		if (!o.pol.fill && !c.hot[h.Index]) || hasMetaState(h) {
@@ -152,9 +157,19 @@ func (o *Orca) putBackHits(ctx context.Context, keys [][]byte, resp *protocol.Re
 		if o.pending.suspect(key) {
 			continue
 		}
-		if _, err := o.l1.Store(ctx, protocol.CmdSet, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: exp, Version: h.CAS}); err != nil {
-			o.invalidate(ctx, key)
-		} else if !c.hot[h.Index] {
+		fb.keys = append(fb.keys, key)
+		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: exp, Version: h.CAS})
+		fb.hot = append(fb.hot, c.hot[h.Index])
+	}
+	if len(fb.keys) == 0 {
+		return
+	}
+	err := o.l1.StoreMany(ctx, protocol.CmdSet, fb.keys, fb.items, fb.statuses())
+	for i, k := range fb.keys {
+		switch {
+		case err != nil || fb.sts[i] != protocol.StatusOK:
+			o.invalidate(ctx, k)
+		case !fb.hot[i]:
 			o.stats.L1Fills.Add(1)
 		}
 	}

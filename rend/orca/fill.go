@@ -29,6 +29,16 @@ type fillBuf struct {
 	keys  [][]byte
 	items []l1.Item
 	sts   []protocol.Status
+	hot   []bool // putBackHits: L1 had the key before
+}
+
+// statuses returns sts sized for the items.
+func (b *fillBuf) statuses() []protocol.Status {
+	if cap(b.sts) < len(b.keys) {
+		b.sts = make([]protocol.Status, len(b.keys))
+	}
+	b.sts = b.sts[:len(b.keys)]
+	return b.sts
 }
 
 // reset drops the references to keys and values (they belong to the
@@ -36,7 +46,7 @@ type fillBuf struct {
 func (b *fillBuf) reset() {
 	clear(b.keys)
 	clear(b.items)
-	b.keys, b.items = b.keys[:0], b.items[:0]
+	b.keys, b.items, b.hot = b.keys[:0], b.items[:0], b.hot[:0]
 }
 
 // job returns a pooled fillJob (also lent to an inline fill for its

@@ -266,11 +266,7 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit, fb 
 	if len(fb.keys) == 0 {
 		return
 	}
-	if cap(fb.sts) < len(fb.keys) {
-		fb.sts = make([]protocol.Status, len(fb.keys))
-	}
-	fb.sts = fb.sts[:len(fb.keys)]
-	if err := o.l1.StoreMany(ctx, protocol.CmdAdd, fb.keys, fb.items, fb.sts); err != nil {
+	if err := o.l1.StoreMany(ctx, protocol.CmdAdd, fb.keys, fb.items, fb.statuses()); err != nil {
 		o.stats.L1FillErrors.Add(1)
 		return // L1 trouble: the next read tries again
 	}
