@@ -56,28 +56,11 @@ func (l *Client) StoreMany(ctx context.Context, cmd protocol.Command, keys [][]b
 	defer b.release()
 	vbuf := l.pool.Buf()
 	defer l.pool.PutBuf(vbuf)
-	var kb [chunk.MaxChunkKeyLen]byte
 	for i := range hdrs {
-		f := &hdrs[i]
 		if sts[i] == protocol.StatusNotStored {
 			continue // decided without writing (skipDecided)
 		}
-		h, it := &f.Header, &items[i]
-		if h.Chunks > 0 {
-			base := chunk.KeyBase(keys[i], &h.Token)
-			for c := 0; c < h.Chunks; c++ {
-				r := b.add(protocol.CmdSet)
-				r.AddKey(chunk.AppendChunkKey(kb[:0], &base, c))
-				*vbuf = chunk.AppendChunk((*vbuf)[:0], h, it.Value, c)
-				r.Value = r.CopyBytes(*vbuf)
-				r.Exptime, r.HasExptime = it.Exp, true
-			}
-		}
-		r := b.add(cmd)
-		AddKey(r, keys[i])
-		*vbuf = chunk.AppendHeader((*vbuf)[:0], h)
-		r.Value = r.CopyBytes(*vbuf)
-		r.Exptime, r.HasExptime = it.Exp, true
+		addItemWrites(b, cmd, keys[i], &hdrs[i].Header, &items[i], vbuf)
 	}
 	if err := l.do(ctx, b); err != nil {
 		return err
@@ -151,4 +134,27 @@ func (l *Client) skipDecided(ctx context.Context, cmd protocol.Command, keys [][
 		}
 	}
 	return nil
+}
+
+// addItemWrites appends to b the writes of one item: its chunks (plain
+// sets: a chunk is only reachable through the header's token) and then the
+// header under cmd, which decides the item's outcome. vbuf is scratch
+// space for encoding; each request keeps its own copy of the bytes.
+func addItemWrites(b *batch, cmd protocol.Command, key []byte, h *chunk.Header, it *Item, vbuf *[]byte) {
+	if h.Chunks > 0 {
+		base := chunk.KeyBase(key, &h.Token)
+		var kb [chunk.MaxChunkKeyLen]byte
+		for c := 0; c < h.Chunks; c++ {
+			r := b.add(protocol.CmdSet)
+			r.AddKey(chunk.AppendChunkKey(kb[:0], &base, c))
+			*vbuf = chunk.AppendChunk((*vbuf)[:0], h, it.Value, c)
+			r.Value = r.CopyBytes(*vbuf)
+			r.Exptime, r.HasExptime = it.Exp, true
+		}
+	}
+	r := b.add(cmd)
+	AddKey(r, key)
+	*vbuf = chunk.AppendHeader((*vbuf)[:0], h)
+	r.Value = r.CopyBytes(*vbuf)
+	r.Exptime, r.HasExptime = it.Exp, true
 }

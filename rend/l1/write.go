@@ -1,0 +1,213 @@
+package l1
+
+import (
+	"context"
+
+	"github.com/moneta-cache/moneta/rend/chunk"
+	mcitem "github.com/moneta-cache/moneta/shared/item"
+	"github.com/moneta-cache/moneta/shared/protocol"
+)
+
+// Store writes it under key with memcached semantics cmd (CmdSet, CmdAdd or
+// CmdReplace): chunks first, header last, in one pipelined batch. It returns
+// StatusOK or StatusNotStored; any other outcome is an error (the caller
+// then treats L1 as failed for this key).
+func (l *Client) Store(ctx context.Context, cmd protocol.Command, key []byte, it Item) (protocol.Status, error) {
+	h := chunk.NewHeader(it.Value, it.Flags, max(it.Exp, 0), it.Version, l.chunkSize)
+	h.State = it.State
+	if it.Exp < 0 {
+		// Already expired (negative exptime, or an absolute time past):
+		// memcached stores such an item as immediately expired, which
+		// gives add/replace/set their exact outcome and removes an older
+		// copy. A bare header is enough: nobody will read its chunks.
+		h = chunk.NewHeader(nil, it.Flags, 0, it.Version, l.chunkSize)
+	}
+	if h.Chunks > 0 && cmd != protocol.CmdSet {
+		// add/replace of a chunked value: ask first whether the header is
+		// there, so a bulk replace of a cold key (the batch port) or an add
+		// of a present one does not write megabytes of chunks only to lose
+		// at the header. The answer can go stale before the header write;
+		// the header's add/replace still decides, and a loser deletes its
+		// chunks below.
+		hdrs, hresp, err := l.Headers(ctx, [][]byte{key}, nil)
+		if err != nil {
+			return 0, err
+		}
+		l.pool.PutResp(hresp)
+		if present := len(hdrs) > 0; present == (cmd == protocol.CmdAdd) {
+			return protocol.StatusNotStored, nil
+		}
+	}
+	b := l.pool.batch()
+	defer b.release()
+	vbuf := l.pool.Buf()
+	defer l.pool.PutBuf(vbuf)
+	addItemWrites(b, cmd, key, &h, &it, vbuf)
+	if err := l.do(ctx, b); err != nil {
+		return 0, err
+	}
+	chunksOK := true
+	for i := 0; i < h.Chunks; i++ {
+		if b.resps[i].Status != protocol.StatusOK {
+			chunksOK = false
+		}
+	}
+	st := b.resps[h.Chunks].Status
+	switch {
+	case st == protocol.StatusOK && chunksOK:
+		return protocol.StatusOK, nil
+	case st == protocol.StatusOK:
+		// The header went in but a chunk did not (L1 out of memory): the
+		// item would read as a chunk miss forever and block add-fills, so
+		// take the header out again (guarded by its CAS).
+		l.repair(ctx, key, b.resps[h.Chunks].CAS)
+		l.counters.L1Errors.Add(1)
+		return 0, errStatus
+	case st == protocol.StatusNotStored:
+		l.dropChunks(ctx, key, &h)
+		return protocol.StatusNotStored, nil
+	default:
+		l.dropChunks(ctx, key, &h)
+		l.counters.L1Errors.Add(1)
+		return 0, errStatus
+	}
+}
+
+// dropChunks deletes the chunks of a header that never made it (best
+// effort: they carry the item's expiry and are unreachable anyway).
+func (l *Client) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
+	if h.Chunks == 0 {
+		return
+	}
+	b := l.pool.batch()
+	defer b.release()
+	base := chunk.KeyBase(key, &h.Token)
+	var kbuf []byte
+	for c := 0; c < h.Chunks; c++ {
+		kbuf = chunk.AppendChunkKey(kbuf[:0], &base, c)
+		b.add(protocol.CmdDelete).AddKey(kbuf)
+	}
+	_ = l.do(ctx, b)
+}
+
+// Delete removes key's header (its chunks become unreachable and expire or
+// are evicted; reading the header first to delete them would cost every
+// Delete a round trip). Reports whether the key was there.
+func (l *Client) Delete(ctx context.Context, key []byte) (bool, error) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
+	resp := l.pool.Resp()
+	defer l.pool.PutResp(resp)
+	req.Command = protocol.CmdDelete
+	AddKey(req, key)
+	if err := l.Handle(ctx, req, resp); err != nil {
+		return false, err
+	}
+	switch resp.Status {
+	case protocol.StatusOK:
+		return true, nil
+	case protocol.StatusNotFound:
+		return false, nil
+	}
+	l.counters.L1Errors.Add(1)
+	return false, errStatus
+}
+
+// DeleteKeys deletes the headers of keys in one pipelined batch and sets
+// had[i] for each key that was there. Any failure is an error.
+func (l *Client) DeleteKeys(ctx context.Context, keys [][]byte, had []bool) error {
+	b := l.pool.batch()
+	defer b.release()
+	for _, k := range keys {
+		AddKey(b.add(protocol.CmdDelete), k)
+	}
+	if err := l.do(ctx, b); err != nil {
+		return err
+	}
+	for i, r := range b.resps {
+		switch r.Status {
+		case protocol.StatusOK:
+			had[i] = true
+		case protocol.StatusNotFound:
+		default:
+			l.counters.L1Errors.Add(1)
+			return errStatus
+		}
+	}
+	return nil
+}
+
+// Touch sets a new expiry on key: header read, then one batch that touches
+// every chunk and rewrites the header (whose expiry field must stay right,
+// since hits report it). Reports whether the key was there.
+func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, error) {
+	hdrs, hresp, err := l.Headers(ctx, [][]byte{key}, nil)
+	if err != nil {
+		return false, err
+	}
+	defer l.pool.PutResp(hresp)
+	if len(hdrs) == 0 {
+		return false, nil
+	}
+	h := hdrs[0].Header
+	b := l.pool.batch()
+	defer b.release()
+	if h.Chunks > 0 {
+		base := chunk.KeyBase(key, &h.Token)
+		var kbuf []byte
+		for c := 0; c < h.Chunks; c++ {
+			r := b.add(protocol.CmdTouch)
+			kbuf = chunk.AppendChunkKey(kbuf[:0], &base, c)
+			r.AddKey(kbuf)
+			r.Exptime, r.HasExptime = newExp, true
+		}
+	}
+	h.Exptime = max(newExp, 0)
+	// touch is a fetch (memcached bumps the item); the rewritten header
+	// starts a new item in memcached, so the bit travels in its state, and
+	// a touch of the new header item, in the same batch, makes memcached
+	// count that fetch too: the next one then moves its last access, as
+	// it would have without the rewrite.
+	h.State |= uint8(mcitem.Fetched)
+	r := b.add(protocol.CmdSet)
+	AddKey(r, key)
+	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
+	r.Exptime, r.HasExptime = newExp, true
+	r = b.add(protocol.CmdTouch)
+	AddKey(r, key)
+	r.Exptime, r.HasExptime = newExp, true
+	if err := l.do(ctx, b); err != nil {
+		return false, err
+	}
+	for i := 0; i < h.Chunks; i++ {
+		if b.resps[i].Status != protocol.StatusOK {
+			// A chunk was already gone: the item is broken; the header
+			// we just rewrote would keep blocking fills, so drop it.
+			l.repair(ctx, key, b.resps[h.Chunks].CAS)
+			l.counters.ChunkMisses.Add(1)
+			return false, nil
+		}
+	}
+	if st := b.resps[h.Chunks].Status; st != protocol.StatusOK {
+		l.counters.L1Errors.Add(1)
+		return false, errStatus
+	}
+	return true, nil
+}
+
+// Flush sends flush_all (with the client's delay) to L1.
+func (l *Client) Flush(ctx context.Context, req *protocol.Request) error {
+	r := l.pool.Req()
+	defer l.pool.PutReq(r)
+	resp := l.pool.Resp()
+	defer l.pool.PutResp(resp)
+	r.Command = protocol.CmdFlushAll
+	r.Exptime, r.HasExptime = req.Exptime, req.HasExptime
+	if err := l.Handle(ctx, r, resp); err != nil {
+		return err
+	}
+	if resp.Status != protocol.StatusOK {
+		return errStatus
+	}
+	return nil
+}
