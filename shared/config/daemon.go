@@ -190,3 +190,20 @@ func (d *Daemon) Check() []error {
 		Need(d.ShutdownTimeout >= 0, "shutdown_timeout", d.ShutdownTimeout, "want 0 or more"),
 	}, CheckLog(d.LogLevel, d.LogFormat)...)
 }
+
+// Serve holds the keys of where a daemon serves and how large a value it
+// takes: listen, admin and max_item_size. Both daemons have them, with
+// their own defaults and their own words for what listen serves.
+type Serve struct {
+	Listen      string `toml:"listen"`
+	Admin       string `toml:"admin"`
+	MaxItemSize int    `toml:"max_item_size"`
+}
+
+// BindFlags defines -listen, -admin and -max-item-size on fs, writing into
+// s, with s's current values as the defaults -h shows.
+func (s *Serve) BindFlags(fs *flag.FlagSet, listenHelp, adminHelp string) {
+	fs.StringVar(&s.Listen, "listen", s.Listen, listenHelp)
+	fs.StringVar(&s.Admin, "admin", s.Admin, adminHelp)
+	fs.IntVar(&s.MaxItemSize, "max-item-size", s.MaxItemSize, "largest value accepted, in bytes")
+}

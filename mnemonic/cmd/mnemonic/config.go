@@ -15,16 +15,15 @@ import (
 // Config is mnemonic's configuration: the TOML file's keys, and the flags
 // of the same names with dashes. Zero values mean "the default".
 type Config struct {
-	Listen string `toml:"listen"`
+	// Serve: listen, admin, max_item_size.
+	config.Serve
 	Data   string `toml:"data"`
 	Shards int    `toml:"shards"`
-	Admin  string `toml:"admin"`
 
 	MaxDiskBytes         int64   `toml:"max_disk_bytes"`
 	SyncWrites           bool    `toml:"sync_writes"`
 	BlockCacheBytes      int64   `toml:"block_cache_bytes"`
 	RateLimitBytesPerSec int64   `toml:"rate_limit_bytes_per_sec"`
-	MaxItemSize          int     `toml:"max_item_size"`
 	CompactionStyle      string  `toml:"compaction_style"`
 	BlobFiles            bool    `toml:"blob_files"`
 	MinBlobSize          int     `toml:"min_blob_size"`
@@ -47,14 +46,13 @@ type Config struct {
 // flag (DESIGN §10).
 func defaultConfig() Config {
 	c := Config{
-		Listen:          "unix:./var/mnemonic.sock",
+		Serve: config.Serve{Listen: "unix:./var/mnemonic.sock", Admin: "127.0.0.1:11298",
+			MaxItemSize: store.DefaultMaxItemSize},
 		Data:            "./var/mnemonic",
 		Shards:          4,
-		Admin:           "127.0.0.1:11298",
 		MaxDiskBytes:    store.DefaultMaxDiskBytes,
 		CompactionStyle: store.DefaultCompactionStyle,
 		Compression:     store.DefaultCompression,
-		MaxItemSize:     store.DefaultMaxItemSize,
 		// The store's constant defaults are spelled out (rather than left
 		// 0 for the store to fill) so that deploy/mnemonic.toml and
 		// `stats settings` show real numbers.
@@ -145,15 +143,14 @@ func (c Config) Validate() error {
 // bindFlags defines one flag per config key on fs, writing into c, with c's
 // current values as the defaults -h shows.
 func bindFlags(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve memcached protocols on: unix:/path or host:port")
+	c.Serve.BindFlags(fs, "address to serve memcached protocols on: unix:/path or host:port",
+		"admin HTTP address for /healthz, /metrics, /debug/pprof (empty: off)")
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (one RocksDB per shard below it)")
 	fs.IntVar(&c.Shards, "shards", c.Shards, "number of RocksDB shards (fixed when the data directory is created)")
-	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP address for /healthz, /metrics, /debug/pprof (empty: off)")
 	fs.Int64Var(&c.MaxDiskBytes, "max-disk-bytes", c.MaxDiskBytes, "disk budget; past it the oldest data is evicted (fifo only; 0 with leveled/universal)")
 	fs.BoolVar(&c.SyncWrites, "sync-writes", c.SyncWrites, "fsync the WAL before acknowledging each write")
 	fs.Int64Var(&c.BlockCacheBytes, "block-cache-bytes", c.BlockCacheBytes, "shared block cache size (0: 256 MiB)")
 	fs.Int64Var(&c.RateLimitBytesPerSec, "rate-limit-bytes-per-sec", c.RateLimitBytesPerSec, "flush+compaction write rate limit for all shards")
-	fs.IntVar(&c.MaxItemSize, "max-item-size", c.MaxItemSize, "largest value accepted, in bytes")
 	fs.StringVar(&c.CompactionStyle, "compaction-style", c.CompactionStyle, "fifo, leveled or universal")
 	fs.BoolVar(&c.BlobFiles, "blob-files", c.BlobFiles, "key-value separation into blob files (leveled/universal only)")
 	fs.IntVar(&c.MinBlobSize, "min-blob-size", c.MinBlobSize, "smallest value put in a blob file")

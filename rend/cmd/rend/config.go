@@ -17,13 +17,12 @@ import (
 // then the flags the operator set. TOML keys are the flag names with
 // underscores (DESIGN §10).
 type Config struct {
-	Listen      string `toml:"listen"`
+	// Serve: listen (the regular port), admin, max_item_size.
+	config.Serve
 	BatchListen string `toml:"batch_listen"`
 	L1          string `toml:"l1"`
 	L2          string `toml:"l2"`
-	Admin       string `toml:"admin"`
 	ChunkSize   int    `toml:"chunk_size"`
-	MaxItemSize int    `toml:"max_item_size"`
 
 	// Daemon: max_conns (over both ports), max_value_bytes, idle_timeout,
 	// shutdown_timeout, log_level, log_format.
@@ -48,12 +47,11 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		Listen:          "127.0.0.1:11211",
+		Serve: config.Serve{Listen: "127.0.0.1:11211", Admin: "127.0.0.1:11299",
+			MaxItemSize: orca.DefaultMaxItemSize},
 		BatchListen:     "127.0.0.1:11212",
 		L1:              "unix:./var/memcached.sock",
-		Admin:           "127.0.0.1:11299",
 		ChunkSize:       chunk.DefaultChunkSize,
-		MaxItemSize:     orca.DefaultMaxItemSize,
 		Daemon:          config.DefaultDaemon(),
 		L1Conns:         2,
 		L2Conns:         4,
@@ -117,13 +115,12 @@ func autoMaxProcs(cpus int) int {
 }
 
 func bindFlags(fs *flag.FlagSet, o *Config) {
-	fs.StringVar(&o.Listen, "listen", o.Listen, "regular port: host:port or unix:/path (text, meta and binary)")
+	o.Serve.BindFlags(fs, "regular port: host:port or unix:/path (text, meta and binary)",
+		"admin HTTP address: /metrics, /metrics.json, /healthz, /stats, /debug/pprof/ (empty: off)")
 	fs.StringVar(&o.BatchListen, "batch-listen", o.BatchListen, "batch port (only with -l2; empty: off)")
 	fs.StringVar(&o.L1, "l1", o.L1, "L1 memcached address")
 	fs.StringVar(&o.L2, "l2", o.L2, "L2 mnemonic address (empty: L1-only mode)")
-	fs.StringVar(&o.Admin, "admin", o.Admin, "admin HTTP address: /metrics, /metrics.json, /healthz, /stats, /debug/pprof/ (empty: off)")
 	fs.IntVar(&o.ChunkSize, "chunk-size", o.ChunkSize, "data bytes per L1 chunk")
-	fs.IntVar(&o.MaxItemSize, "max-item-size", o.MaxItemSize, "largest value accepted, in bytes")
 	o.Daemon.BindFlags(fs)
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
