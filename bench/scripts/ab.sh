@@ -16,19 +16,7 @@
 set -euo pipefail
 a=$1 b=$2 rounds=$3 scen=$4
 shift 4
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-work=$(mktemp -d)
-pids=()
-stop() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	# mnemonic writes its data directory while it shuts down
-	for p in "${pids[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; done
-	rm -rf "$work"
-}
-trap stop EXIT
-user=(); [ "$(id -u)" = 0 ] && user=(-u root)
-base=$((20000 + RANDOM % 20000))
+. "$(cd "$(dirname "$0")" && pwd)/procs.sh"
 memcached "${user[@]}" -s "$work/l1.sock" -a 0700 -m 1024 -t 2 -c 4096 >/dev/null 2>&1 &
 l1=$!
 pids+=("$l1")

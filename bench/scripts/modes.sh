@@ -10,20 +10,9 @@
 # everything it started.
 set -euo pipefail
 a=$1 b=$2 rounds=$3 scen=$4
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-work=$(mktemp -d)
+. "$(cd "$(dirname "$0")" && pwd)/procs.sh"
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-pids=()
-stop() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; done
-	rm -rf "$work"
-}
-trap stop EXIT
-user=(); [ "$(id -u)" = 0 ] && user=(-u root)
-base=$((20000 + RANDOM % 20000))
 memcached "${user[@]}" -s "$work/l1a.sock" -a 0700 -m 1024 -t 2 -c 4096 >/dev/null 2>&1 & pids+=("$!"); l1a=$!
 memcached "${user[@]}" -s "$work/l1b.sock" -a 0700 -m 1024 -t 2 -c 4096 >/dev/null 2>&1 & pids+=("$!"); l1b=$!
 "$root/bin/mnemonic" -listen "unix:$work/l2.sock" -data "$work/data" -admin "" -max-item-size 20971520 >/dev/null 2>&1 & pids+=("$!"); mn=$!

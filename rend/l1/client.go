@@ -387,14 +387,7 @@ func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []Heade
 
 // repair deletes a broken header if it is still the one we read.
 func (l *Client) repair(ctx context.Context, key []byte, hdrCAS uint64) {
-	req := l.pool.Req()
-	defer l.pool.PutReq(req)
-	resp := l.pool.Resp()
-	defer l.pool.PutResp(resp)
-	req.Command = protocol.CmdDelete
-	AddKey(req, key)
-	req.CAS = hdrCAS
-	_ = l.Handle(ctx, req, resp)
+	_, _ = l.deleteHeader(ctx, key, hdrCAS)
 }
 
 // MarkState shows a header's meta state on its hit: X for a stale item, Z

@@ -94,16 +94,11 @@ func (l *Client) dropChunks(ctx context.Context, key []byte, h *chunk.Header) {
 // are evicted; reading the header first to delete them would cost every
 // Delete a round trip). Reports whether the key was there.
 func (l *Client) Delete(ctx context.Context, key []byte) (bool, error) {
-	req := l.pool.Req()
-	defer l.pool.PutReq(req)
-	resp := l.pool.Resp()
-	defer l.pool.PutResp(resp)
-	req.Command = protocol.CmdDelete
-	AddKey(req, key)
-	if err := l.Handle(ctx, req, resp); err != nil {
+	st, err := l.deleteHeader(ctx, key, 0)
+	if err != nil {
 		return false, err
 	}
-	switch resp.Status {
+	switch st {
 	case protocol.StatusOK:
 		return true, nil
 	case protocol.StatusNotFound:
@@ -210,4 +205,20 @@ func (l *Client) Flush(ctx context.Context, req *protocol.Request) error {
 		return errStatus
 	}
 	return nil
+}
+
+// deleteHeader deletes key's header item, only if its CAS is still cas
+// when cas is not 0, and returns L1's status.
+func (l *Client) deleteHeader(ctx context.Context, key []byte, cas uint64) (protocol.Status, error) {
+	req := l.pool.Req()
+	defer l.pool.PutReq(req)
+	resp := l.pool.Resp()
+	defer l.pool.PutResp(resp)
+	req.Command = protocol.CmdDelete
+	AddKey(req, key)
+	req.CAS = cas
+	if err := l.Handle(ctx, req, resp); err != nil {
+		return 0, err
+	}
+	return resp.Status, nil
 }
