@@ -60,29 +60,11 @@ func (c *ServerCodec) parseText(req *protocol.Request, cmd []byte) error {
 	case "flush_all":
 		return c.parseFlushAll(req)
 	case "verbosity":
-		if n != 2 && n != 3 {
-			return c.replyError(req, msgError)
-		}
-		c.setNoreply(req)
-		if _, ok := safeStrtoul(c.tok(1)); !ok {
-			return c.replyError(req, msgBadFormat)
-		}
-		req.Command = protocol.CmdVerbosity
-		req.Args = req.CopyBytes(c.tok(1))
-		return nil
+		return c.parseNumberArg(req, n, protocol.CmdVerbosity, msgBadFormat)
 	case "cache_memlimit":
 		// memcached: "cache_memlimit <MB> [noreply]"; anything else,
 		// a number it cannot read included, is ERROR.
-		if n != 2 && n != 3 {
-			return c.replyError(req, msgError)
-		}
-		c.setNoreply(req)
-		if _, ok := safeStrtoul(c.tok(1)); !ok {
-			return c.replyError(req, msgError)
-		}
-		req.Command = protocol.CmdCacheMemlimit
-		req.Args = req.CopyBytes(c.tok(1))
-		return nil
+		return c.parseNumberArg(req, n, protocol.CmdCacheMemlimit, msgError)
 	case "stats":
 		req.Command = protocol.CmdStats
 		if n > 1 {
@@ -150,6 +132,22 @@ func collapseSpaces(b []byte) []byte {
 // setNoreply applies memcached's set_noreply_maybe: the last token decides,
 // whatever the command's arity, so "set k 0 0 noreply" is a quiet request
 // with a bad length.
+// parseNumberArg parses "<command> <number> [noreply]" (n tokens) into cmd
+// with the number in req.Args; a number memcached cannot read is answered
+// with bad, which differs per command.
+func (c *ServerCodec) parseNumberArg(req *protocol.Request, n int, cmd protocol.Command, bad string) error {
+	if n != 2 && n != 3 {
+		return c.replyError(req, msgError)
+	}
+	c.setNoreply(req)
+	if _, ok := safeStrtoul(c.tok(1)); !ok {
+		return c.replyError(req, bad)
+	}
+	req.Command = cmd
+	req.Args = req.CopyBytes(c.tok(1))
+	return nil
+}
+
 func (c *ServerCodec) setNoreply(req *protocol.Request) {
 	if c.ntok >= 2 && c.ntok <= maxTokens && string(c.tok(c.ntok-1)) == "noreply" {
 		req.Quiet = true
