@@ -108,19 +108,26 @@ func (l *Client) Headers(ctx context.Context, keys [][]byte, dst []HeaderHit) ([
 	}
 	now := time.Now().Unix()
 	for _, hit := range resp.Hits {
-		h, err := chunk.Decode(hit.Value, l.maxItem)
-		if err != nil {
-			l.counters.BadHeaders.Add(1)
-			continue
-		}
-		// memcached expires the header itself (it carries the same expiry);
-		// this check only covers clock skew at the second boundary.
-		if h.Exptime != 0 && h.Exptime <= now {
+		h, ok := l.liveHeader(hit.Value, now)
+		if !ok {
 			continue
 		}
 		dst = append(dst, HeaderHit{Index: hit.Index, HeaderCAS: hit.CAS, Header: h})
 	}
 	return dst, resp, nil
+}
+
+// liveHeader decodes a header item's value; an undecodable one (counted)
+// or one expired at now is a miss.
+func (l *Client) liveHeader(v []byte, now int64) (chunk.Header, bool) {
+	h, err := chunk.Decode(v, l.maxItem)
+	if err != nil {
+		l.counters.BadHeaders.Add(1)
+		return h, false
+	}
+	// memcached expires the header itself (it carries the same expiry);
+	// this check only covers clock skew at the second boundary.
+	return h, h.Exptime == 0 || h.Exptime > now
 }
 
 // headersInto fetches the header items of keys in one round trip straight
@@ -157,14 +164,8 @@ func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.R
 	now := time.Now().Unix()
 	kept := out.Hits[:0]
 	for _, hit := range out.Hits { // kept never overtakes this loop
-		h, err := chunk.Decode(hit.Value, l.maxItem)
-		if err != nil {
-			l.counters.BadHeaders.Add(1)
-			continue
-		}
-		// memcached expires the header itself (it carries the same expiry);
-		// this check only covers clock skew at the second boundary.
-		if h.Exptime != 0 && h.Exptime <= now {
+		h, ok := l.liveHeader(hit.Value, now)
+		if !ok {
 			continue
 		}
 		if h.Chunks > 0 || hasExp {
