@@ -22,19 +22,7 @@ func BenchmarkL2HitReply(b *testing.B) {
 		behind bool
 	}{{"inline", false}, {"behind", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			conn := func(addr string) *mcclient.Client {
-				c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { c.Close() })
-				return c
-			}
-			l1, l2 := conn(mctest.Start(b).Addr), conn(mctest.Start(b).Addr)
-			o, err := New(Config{Mode: L1L2, L1: l1, L2: l2})
-			if err != nil {
-				b.Fatal(err)
-			}
+			o, l1, l2 := memcachedL1L2(b, false)
 			if !tc.behind {
 				o.fillSlots = make(chan struct{}) // no slot: every fill inline
 			}
@@ -119,19 +107,7 @@ func TestFillBatch(t *testing.T) {
 // Each iteration first deletes the keys from L1, outside the timer. Real
 // memcached as L1 and L2; 1 KiB values (inline at the default chunk size).
 func BenchmarkColdMultiGet(b *testing.B) {
-	conn := func(addr string) *mcclient.Client {
-		c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, ClassicGets: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { c.Close() })
-		return c
-	}
-	l1, l2 := conn(mctest.Start(b).Addr), conn(mctest.Start(b).Addr)
-	o, err := New(Config{Mode: L1L2, L1: l1, L2: l2})
-	if err != nil {
-		b.Fatal(err)
-	}
+	o, l1, _ := memcachedL1L2(b, true)
 	ctx := context.Background()
 	get := &protocol.Request{Command: protocol.CmdGet}
 	var dels []*protocol.Request
@@ -161,4 +137,23 @@ func BenchmarkColdMultiGet(b *testing.B) {
 		}
 		o.WaitFills()
 	}
+}
+
+// memcachedL1L2 is an l1l2 Orca over two real memcached processes (the
+// second standing in for mnemonic), with its two backend clients.
+func memcachedL1L2(tb testing.TB, classicGets bool) (*Orca, *mcclient.Client, *mcclient.Client) {
+	conn := func(addr string) *mcclient.Client {
+		c, err := mcclient.New(mcclient.Config{Addr: addr, RequestTimeout: 5 * time.Second, ClassicGets: classicGets})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		return c
+	}
+	l1, l2 := conn(mctest.Start(tb).Addr), conn(mctest.Start(tb).Addr)
+	o, err := New(Config{Mode: L1L2, L1: l1, L2: l2})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return o, l1, l2
 }

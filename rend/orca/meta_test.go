@@ -66,14 +66,8 @@ func TestL1OnlyModifyAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts vary under the race detector")
 	}
-	o := l1OnlyMem(t)
+	o, incr, resp := l1OnlyIncr(t)
 	ctx := context.Background()
-	set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("100")}
-	set.AddKey([]byte("n"))
-	o.Handle(ctx, set, new(protocol.Response))
-	incr := &protocol.Request{Command: protocol.CmdIncr, Delta: 1}
-	incr.AddKey([]byte("n"))
-	resp := new(protocol.Response)
 	n := testing.AllocsPerRun(200, func() {
 		resp.Reset()
 		o.Handle(ctx, incr, resp)
@@ -84,17 +78,23 @@ func TestL1OnlyModifyAllocs(t *testing.T) {
 }
 
 func BenchmarkL1OnlyIncr(b *testing.B) {
-	o := l1OnlyMem(b)
+	o, incr, resp := l1OnlyIncr(b)
 	ctx := context.Background()
-	set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("100")}
-	set.AddKey([]byte("n"))
-	o.Handle(ctx, set, new(protocol.Response))
-	incr := &protocol.Request{Command: protocol.CmdIncr, Delta: 1}
-	incr.AddKey([]byte("n"))
-	resp := new(protocol.Response)
 	b.ReportAllocs()
 	for b.Loop() {
 		resp.Reset()
 		o.Handle(ctx, incr, resp)
 	}
+}
+
+// l1OnlyIncr is an l1only Orca over memstore holding n=100, and an incr of
+// n with its response, for the allocation test and benchmark.
+func l1OnlyIncr(tb testing.TB) (*Orca, *protocol.Request, *protocol.Response) {
+	o := l1OnlyMem(tb)
+	set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("100")}
+	set.AddKey([]byte("n"))
+	o.Handle(context.Background(), set, new(protocol.Response))
+	incr := &protocol.Request{Command: protocol.CmdIncr, Delta: 1}
+	incr.AddKey([]byte("n"))
+	return o, incr, new(protocol.Response)
 }
