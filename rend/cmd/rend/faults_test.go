@@ -155,13 +155,7 @@ func TestL2StallLeavesNoStaleL1(t *testing.T) {
 	writes[len(writes)-1].req = fmt.Sprintf("cas st-cas 0 0 2 %d\r\nv2\r\n", cas)
 
 	pid := s.mn.Pid()
-	sigstop(t, pid)
-	resumed := false
-	defer func() {
-		if !resumed {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := sigstop(t, pid)
 	stoppedAt := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range writes {
@@ -181,10 +175,7 @@ func TestL2StallLeavesNoStaleL1(t *testing.T) {
 	if l := c.line(); l != "SERVER_ERROR L2 unavailable" {
 		t.Fatalf("read of a key whose write timed out, L2 stopped: %q", l)
 	}
-	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 
 	// mnemonic applies the writes it had queued. (If it did not, the test
 	// would prove nothing: fail loudly.)
@@ -208,12 +199,27 @@ func TestL2StallLeavesNoStaleL1(t *testing.T) {
 
 // sigstop stops pid and waits until the kernel reports it stopped (every
 // thread of a process has to reach the stop).
-func sigstop(t *testing.T, pid int) {
+// sigstop stops pid and returns the function that resumes it (once); the
+// test's cleanup resumes it too if the test fails before it does, ahead
+// of the harness's own cleanup, which runs later (registered earlier).
+func sigstop(t *testing.T, pid int) (resume func()) {
 	t.Helper()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	resumed := false
+	resume = func() {
+		if resumed {
+			return
+		}
+		resumed = true
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Errorf("resuming %d: %v", pid, err)
+		}
+	}
+	t.Cleanup(resume)
 	eventually(t, 10*time.Second, "process to stop", func() bool { return mctest.ProcState(pid) == 'T' })
+	return resume
 }
 
 // TestKillRendMidWrite (issue 11 item 4): rend killed with SIGKILL while
@@ -303,13 +309,7 @@ func TestFrozenL1FallsBackToL2(t *testing.T) {
 		c.get(k) // hot in L1
 	}
 	pid := s.mc.Pid()
-	sigstop(t, pid)
-	resumed := false
-	defer func() {
-		if !resumed {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := sigstop(t, pid)
 	start := time.Now()
 	for _, k := range keys {
 		c.set(k, []byte("during"), 0, 0)
@@ -328,8 +328,7 @@ func TestFrozenL1FallsBackToL2(t *testing.T) {
 		t.Fatalf("metrics: state %v opens %v", m[`rend_backend_breaker_state{layer="l1"}`], m[`rend_backend_breaker_opens_total{layer="l1"}`])
 	}
 
-	syscall.Kill(pid, syscall.SIGCONT)
-	resumed = true
+	resume()
 	eventually(t, 10*time.Second, "L1's breaker to close", func() bool {
 		code, body := healthz(t, s.rend.admin)
 		return code == 200 && strings.Contains(body, `"breaker":"closed"`)

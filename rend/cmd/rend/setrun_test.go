@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -122,13 +121,7 @@ func TestSetRunL2StallLeavesNoStaleL1(t *testing.T) {
 		}
 	}
 	pid := s.mn.Pid()
-	sigstop(t, pid)
-	resumed := false
-	defer func() {
-		if !resumed {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := sigstop(t, pid)
 	var run strings.Builder
 	for _, k := range append(keys, keys[0]) {
 		fmt.Fprintf(&run, "set %s 0 0 2\r\nv2\r\n", k)
@@ -144,10 +137,7 @@ func TestSetRunL2StallLeavesNoStaleL1(t *testing.T) {
 			t.Errorf("%s: L1 kept its copy through a run that timed out", k)
 		}
 	}
-	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	eventually(t, 10*time.Second, "mnemonic to apply the queued run", func() bool {
 		for _, k := range keys {
 			if v, _ := s.l2Value(t, k); v != "v2" {
