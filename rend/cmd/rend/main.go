@@ -167,7 +167,8 @@ func (p *daemon) start(errc chan<- error) error {
 		return err
 	}
 	if o.L2 != "" {
-		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt, Writes: writes,
+		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, StoreConns: o.L2StoreConns,
+			RequestTimeout: bt, Writes: writes,
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2"),
 			// mnemonic takes every binary key of up to 250 bytes in base64
 			// (protocol.Limits.MaxBase64KeyLen); memcached (L1) does not,
