@@ -171,7 +171,8 @@ func (p *daemon) start(errc chan<- error) error {
 			BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	}
 	newL2 := func(port string) (*mcclient.Client, error) {
-		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt, Writes: writes,
+		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, StoreConns: o.L2StoreConns,
+			RequestTimeout: bt, Writes: writes,
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2", "port", port),
 			// mnemonic takes every binary key of up to 250 bytes in base64
 			// (protocol.Limits.MaxBase64KeyLen); memcached (L1) does not,
