@@ -37,8 +37,9 @@
 //     writes its record back only as Persist says: for a change of Bits (a
 //     W token, a stale mark, the first fetch) or when Access moves by at
 //     least UpdateInterval (60 s); smaller moves are kept in memory
-//     (mnemonic/store/access.go), so l is exact while a key read over and
-//     over costs one write a minute.
+//     (mnemonic/store/access.go) and written out at Close, so l is exact
+//     (a crash may lose them) while a key read over and over costs one
+//     write a minute.
 //   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS
 //     and Bits (in its kind byte); memcached itself counts the fetches and
 //     last access of the header item, which rend's reads for clients are,
