@@ -166,12 +166,12 @@ func (p *daemon) start(errc chan<- error) error {
 		return err
 	}
 	newL1 := func(port string) (*mcclient.Client, error) {
-		return mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt, Writes: writes,
+		return mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, WriteConns: o.L1WriteConns, RequestTimeout: bt, Writes: writes,
 			MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1", "port", port),
 			BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	}
 	newL2 := func(port string) (*mcclient.Client, error) {
-		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, StoreConns: o.L2StoreConns,
+		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, WriteConns: o.L2WriteConns,
 			RequestTimeout: bt, Writes: writes,
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2", "port", port),
 			// mnemonic takes every binary key of up to 250 bytes in base64
