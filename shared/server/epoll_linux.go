@@ -22,8 +22,10 @@ import (
 // its own. The loop instead waits for all its connections with one epoll
 // set, reads a connection only when epoll says it is readable, and answers
 // the single get (get, gets, mg) each ready connection sent with one
-// HandleGets call for all of them: one backend round trip, one park of the
-// loop, for every client that was ready at once.
+// HandleGets call for all of them, on one goroutine per batch: one backend
+// round trip, one park and one wake-up, for every client that was ready at
+// once. The connection side (hand-offs, non-blocking writes) is in
+// epoll_conn_linux.go.
 //
 // Anything else (a set, a pipeline or a multi-get too long for the 64-byte
 // head, a reply the socket will not take at once) is handed to a goroutine
@@ -86,14 +88,8 @@ type netLoop struct {
 	mu    sync.Mutex
 	conns []*conn // by file descriptor; guarded by mu
 
-	// The batch being served: the connections read and the arguments of
-	// the HandleGets call, reused.
-	batch []*conn
-	done  int   // batch[:done] are answered and no longer the loop's
-	cur   *conn // the connection take is reading
-	list  []*protocol.Request
-	lresp []*protocol.Response
-	errs  []error
+	cur  *conn        // the connection take is reading
+	free []*loopBatch // guarded by mu
 }
 
 // loopSupported: this platform has the event loop.
@@ -222,6 +218,11 @@ func (l *netLoop) run() {
 			return
 		}
 		l.serveEvents()
+		// Let the batch just started, and the goroutines it wakes, run
+		// before the next epoll_wait: its backend request goes out at
+		// once, and the clients answered meanwhile have sent their next
+		// requests, so the next batch is larger and the loop parks less.
+		runtime.Gosched()
 	}
 }
 
@@ -238,50 +239,142 @@ func (l *netLoop) wait(fd uintptr) bool {
 	}
 }
 
-// serveEvents serves one epoll_wait's ready connections as one batch.
+// serveEvents reads one epoll_wait's ready connections and hands the
+// single gets among them, as one batch, to a goroutine (loopBatch.serve).
+// The loop does not wait for the batch's backend round trip: it goes on
+// reading the connections that become ready meanwhile, so the backend
+// works on one batch while rend reads the next, as it does with a
+// goroutine per connection.
 func (l *netLoop) serveEvents() {
-	batch := l.batch[:0]
+	b := l.getBatch()
+	conns := b.conns[:0]
 	l.mu.Lock()
 	for _, ev := range l.events[:l.nev] {
 		if fd := int(ev.Fd); fd < len(l.conns) && l.conns[fd] != nil {
-			batch = append(batch, l.conns[fd])
+			conns = append(conns, l.conns[fd])
 		}
 	}
 	l.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
-			// A handler or codec panic: close what the loop owns.
-			if l.cur != nil {
-				l.cur.panicked(r)
-				l.cur.close()
+			// A codec panic: close the connection being read, and
+			// those read before it.
+			for _, c := range append(b.conns, l.cur) {
+				if c != nil {
+					c.panicked(r)
+					c.close()
+				}
 			}
-			for _, c := range l.batch[l.done:] {
-				c.panicked(r)
-				c.close()
-			}
+			l.cur = nil
+			l.putBatch(b)
 		}
-		l.cur = nil
-		clear(batch)
-		l.batch, l.done = batch[:0], 0
 	}()
 	// Claim and read each. A connection that did not send exactly one
 	// whole get is dropped from the batch (take disposed of it).
 	n := 0
-	for _, c := range batch {
+	for _, c := range conns {
 		c.edge.Store(true)
 		if !c.state.CompareAndSwap(stateLoop, stateActive) {
 			continue // busy on its goroutine, or closed: see looped
 		}
 		c.edge.Store(false)
+		b.conns = conns[:n]
 		l.cur = c
 		if l.take(c) {
-			batch[n] = c
+			conns[n] = c
 			n++
 		}
 		l.cur = nil
 	}
-	l.batch = batch[:n]
-	l.answer()
+	clear(conns[n:])
+	b.conns = conns[:n]
+	if n == 0 {
+		l.putBatch(b)
+		return
+	}
+	go b.run()
+}
+
+// loopBatch is one HandleGets call of a loop's connections, served on a
+// goroutine of its own; pooled by the loop with its slices.
+type loopBatch struct {
+	l     *netLoop
+	conns []*conn
+	list  []*protocol.Request
+	lresp []*protocol.Response
+	errs  []error
+	done  int    // conns[:done] are finished, no longer the batch's
+	run   func() // serve, bound once
+}
+
+func (l *netLoop) getBatch() *loopBatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	b := &loopBatch{l: l}
+	b.run = b.serve
+	return b
+}
+
+func (l *netLoop) putBatch(b *loopBatch) {
+	clear(b.conns)
+	b.conns, b.done = b.conns[:0], 0
+	l.mu.Lock()
+	l.free = append(l.free, b)
+	l.mu.Unlock()
+}
+
+// serve runs the batch's gets through one HandleGets call, writes each
+// reply and hands each connection on (finish).
+func (b *loopBatch) serve() {
+	s := b.l.srv
+	defer func() {
+		if r := recover(); r != nil {
+			for _, c := range b.conns[b.done:] {
+				c.panicked(r)
+				c.close()
+			}
+		}
+		b.l.putBatch(b)
+	}()
+	list, lresp := b.list[:0], b.lresp[:0]
+	for _, c := range b.conns {
+		list, lresp = append(list, &c.b.req), append(lresp, &c.b.resp)
+		c.b.resp.Reset()
+	}
+	if cap(b.errs) < len(list) {
+		b.errs = make([]error, maxEvents)
+	}
+	errs := b.errs[:len(list)]
+	clear(errs)
+	s.gets.HandleGets(s.ctx, list, lresp, errs)
+	// Every reply is encoded before any burst goes back to the pool: a
+	// response's hits may point into the first response's arena.
+	for i, c := range b.conns {
+		if errs[i] != nil {
+			c.handlerFailed(list[i], lresp[i], errs[i])
+		}
+		c.adaptGroup(len(list[i].Keys), hitBytes(lresp[i]))
+		if !c.writeResponse(list[i], lresp[i]) && c.werr == nil {
+			c.werr = errEncode
+		}
+	}
+	for _, c := range b.conns {
+		b.done++
+		if c.werr != nil {
+			c.close()
+			continue
+		}
+		c.finishTurn()
+	}
+	clear(list)
+	clear(lresp)
+	clear(errs)
+	b.list, b.lresp = list[:0], lresp[:0]
 }
 
 // take reads what c's client sent. It reports true if that is one whole
@@ -324,7 +417,7 @@ func (l *netLoop) take(c *conn) bool {
 		// The codec answered a malformed line itself, or the stream is
 		// lost. Nothing else of this connection is in the batch.
 		if c.requestError(err) {
-			l.finish(c)
+			c.finishTurn()
 		} else {
 			c.flush()
 			c.close()
@@ -337,240 +430,4 @@ func (l *netLoop) take(c *conn) bool {
 		return false
 	}
 	return true
-}
-
-// answer runs the batch's gets through one HandleGets call and writes
-// each reply.
-func (l *netLoop) answer() {
-	if len(l.batch) == 0 {
-		return
-	}
-	s := l.srv
-	list, lresp := l.list[:0], l.lresp[:0]
-	for _, c := range l.batch {
-		list, lresp = append(list, &c.b.req), append(lresp, &c.b.resp)
-		c.b.resp.Reset()
-	}
-	if cap(l.errs) < len(list) {
-		l.errs = make([]error, maxEvents)
-	}
-	errs := l.errs[:len(list)]
-	clear(errs)
-	s.gets.HandleGets(s.ctx, list, lresp, errs)
-	// Every reply is encoded before any burst goes back to the pool: a
-	// response's hits may point into the first response's arena.
-	for i, c := range l.batch {
-		if errs[i] != nil {
-			c.handlerFailed(list[i], lresp[i], errs[i])
-		}
-		c.adaptGroup(len(list[i].Keys), hitBytes(lresp[i]))
-		if !c.writeResponse(list[i], lresp[i]) && c.werr == nil {
-			c.werr = errEncode
-		}
-	}
-	for _, c := range l.batch {
-		l.done++
-		if c.werr != nil {
-			c.close()
-			continue
-		}
-		l.finish(c)
-	}
-	clear(list)
-	clear(lresp)
-	clear(errs)
-	l.list, l.lresp, l.errs = list[:0], lresp[:0], errs[:0]
-}
-
-// errEncode marks a connection whose reply could not be encoded.
-var errEncode = errors.New("server: reply not encoded")
-
-// finish ends the loop's turn with c, whose requests so far are answered
-// (into its write buffer): flush and back to the loop, or on to a
-// goroutine if more is buffered or owed.
-func (l *netLoop) finish(c *conn) {
-	s := l.srv
-	switch {
-	case s.shutting.Load():
-		c.flush()
-		c.close()
-	case !c.drained() || len(c.pend) > 0:
-		c.handOff(loopBurst)
-	case !c.flush():
-		c.close()
-	case len(c.pend) > 0:
-		c.handOff(loopBurst)
-	default:
-		c.loopIO = false
-		c.release()
-		c.toLoop()
-	}
-}
-
-// toLoop hands the idle connection to its loop (or closes it when the
-// server is shutting down). The caller owns c and holds no burst.
-func (c *conn) toLoop() {
-	c.state.Store(stateLoop)
-	if c.srv.shutting.Load() && c.state.CompareAndSwap(stateLoop, stateActive) {
-		c.close()
-	}
-}
-
-// backToLoop hands the idle connection to its loop, and takes it back at
-// once if an event came while its goroutine owned it (see looped): then
-// the client sent something, which the caller now serves.
-func (c *conn) backToLoop() (reclaimed bool) {
-	c.toLoop()
-	if !c.edge.Load() || !c.state.CompareAndSwap(stateLoop, stateActive) {
-		return false
-	}
-	c.edge.Store(false)
-	return true
-}
-
-// Where serveLooped starts: a burst borrowed with requests (or replies)
-// in it; that and a parsed request to answer first; or a connection just
-// taken back from the loop (backToLoop), with nothing read yet.
-const (
-	loopBurst = iota
-	loopAnswer
-	loopReclaimed
-)
-
-// handOff runs c on a goroutine from where the loop left it.
-func (c *conn) handOff(from int) {
-	c.from = from
-	go c.goFn()
-}
-
-func (c *conn) runLooped() { c.serveLooped(c.from) }
-
-// serveLooped serves a connection of a loop on a goroutine, from where
-// the loop left it (from), until it is idle again, then gives it back to
-// the loop.
-func (c *conn) serveLooped(from int) {
-	closeIt := true
-	defer func() {
-		if r := recover(); r != nil {
-			c.panicked(r)
-		}
-		if closeIt {
-			c.close()
-		}
-	}()
-	c.loopIO = false
-	if len(c.pend) > 0 {
-		_, err := c.Write(c.pend)
-		c.pend = c.pend[:0]
-		if cap(c.pend) > 64<<10 {
-			c.pend = nil
-		}
-		if err != nil {
-			return
-		}
-	}
-	if from == loopAnswer && !c.answer(&c.b.req, &c.b.resp) {
-		c.flush()
-		return
-	}
-	reclaimed := from == loopReclaimed
-	for {
-		if c.b != nil {
-			seq := c.reqSeq
-			if c.drained() {
-				if !c.flush() {
-					return
-				}
-			} else if !c.serveBurst() {
-				return
-			}
-			c.release()
-			if c.reqSeq-seq > 1 {
-				// A pipelining client: its next requests are likely on
-				// their way. Let the runnable goroutines go first (as
-				// waitRequest does), then look once more before the loop
-				// gets the connection back: a hand-off each way per burst
-				// cost more than this read.
-				runtime.Gosched()
-				c.full = true
-			}
-		}
-		if c.srv.idleTimeout.Load() > 0 {
-			// The loop keeps no clock: wait on this goroutine.
-			c.loop.forget(c)
-			c.raw.Control(func(fd uintptr) {
-				syscall.EpollCtl(c.loop.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-			})
-			c.loop = nil
-			for c.waitRequest() {
-				c.acquire()
-				if !c.serveBurst() {
-					return
-				}
-				c.release()
-			}
-			return
-		}
-		if !reclaimed && !c.full && !c.backToLoop() {
-			closeIt = false // the loop's now (or closed by toLoop)
-			return
-		}
-		reclaimed = false
-		n, err, wait := c.rawRead(c.head[:headSize])
-		switch {
-		case err != nil:
-			c.readFailed(err)
-			return
-		case wait:
-			c.full = false // drained: an edge announces what comes next
-		default:
-			c.headOff, c.headLen = 0, uint8(n)
-			c.acquire()
-		}
-	}
-}
-
-// writeNow is Write while the loop owns the connection: one non-blocking
-// write; what the socket does not take is kept in pend, for the goroutine
-// the connection is then handed to (finish).
-func (c *conn) writeNow(p []byte) (int, error) {
-	if len(c.pend) > 0 {
-		c.pend = append(c.pend, p...)
-		return len(p), nil
-	}
-	c.rawP = p
-	err := c.raw.Write(c.wFn)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// WriteTimeout's deadline, set on a goroutine, passed while the
-		// connection idled in the loop (see take).
-		c.writeDeadline = time.Time{}
-		c.nc.SetWriteDeadline(c.writeDeadline)
-		err = c.raw.Write(c.wFn)
-	}
-	n, serr := c.rawN, c.rawErr
-	c.rawP, c.rawErr = nil, nil
-	if err == nil && serr != nil && serr != syscall.EAGAIN {
-		err = serr
-	}
-	if err != nil {
-		c.werr = err
-		c.srv.stats.WriteErrors.Add(1)
-		return 0, err
-	}
-	n = max(n, 0)
-	c.nwritten += uint64(n)
-	if n < len(p) {
-		c.pend = append(c.pend, p[n:]...)
-	}
-	return len(p), nil
-}
-
-// writeOnce is writeNow's raw.Write callback: one write of rawP.
-func (c *conn) writeOnce(fd uintptr) bool {
-	for {
-		c.rawN, c.rawErr = syscall.Write(int(fd), c.rawP)
-		if c.rawErr != syscall.EINTR {
-			return true
-		}
-	}
 }

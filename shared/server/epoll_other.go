@@ -10,6 +10,7 @@ const loopSupported = false
 type looped struct {
 	loop   *netLoop
 	loopIO bool
+	full   bool
 }
 
 type netLoop struct{}

@@ -274,3 +274,38 @@ func TestEpollStaleDeadlines(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEpollGet is one client's gets through the loop (take, a batch
+// of one, the reply written by the batch's goroutine); it should allocate
+// nothing per request.
+func BenchmarkEpollGet(b *testing.B) {
+	s, err := New(Config{NetLoop: NetLoopEpoll, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		&memBatcher{Store: memstore.New(memstore.Options{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "set k 0 0 5\r\nhello\r\n")
+	buf := make([]byte, 64)
+	if n, err := io.ReadAtLeast(c, buf, len("STORED\r\n")); err != nil || string(buf[:n]) != "STORED\r\n" {
+		b.Fatalf("set: %q %v", buf[:n], err)
+	}
+	req, want := []byte("get k\r\n"), "VALUE k 0 5\r\nhello\r\nEND\r\n"
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Write(req)
+		if _, err := io.ReadFull(c, buf[:len(want)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
