@@ -1,7 +1,10 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	mcitem "github.com/moneta-cache/moneta/shared/item"
 )
@@ -17,9 +20,10 @@ import (
 // costs one record write a minute, not one per read.
 //
 // An entry belongs to one version of the item (its CAS), so a later write
-// makes it stale without any bookkeeping. It is memory only: after a
-// restart, or for a key whose stripe was emptied (the bound), l may read up
-// to UpdateInterval seconds too large.
+// makes it stale without any bookkeeping. It is memory only until Close,
+// which writes the moves out (persistRecent), so a clean restart keeps l
+// exact; after a crash (kill -9), or for a key whose stripe was emptied
+// (the bound), l may read up to UpdateInterval seconds too large.
 
 const (
 	accessStripes   = 64
@@ -91,4 +95,96 @@ func (r *recentAccess) settle(hk uint64, key []byte, o *mcitem.Outcome, cur *mci
 		r.note(hk, key, cur.CAS, o.Next.Access)
 	}
 	return false
+}
+
+// take empties the table and returns what it held.
+func (r *recentAccess) take() map[string]*accessEntry {
+	all := make(map[string]*accessEntry)
+	for i := range r.stripes {
+		st := &r.stripes[i]
+		st.mu.Lock()
+		for k, e := range st.m {
+			all[k] = e
+		}
+		st.m = nil
+		st.mu.Unlock()
+	}
+	return all
+}
+
+// recentBatch is how many records persistRecent writes per WriteBatch.
+const recentBatch = 256
+
+// persistRecent writes the last-access moves the table holds into their
+// records (a state-only write, as a read's; a large item's into its side
+// record), for Close: a clean shutdown then loses none of them. An entry
+// whose version is gone, or that the record already covers, is dropped.
+// The caller holds life exclusively, so no request runs meanwhile and the
+// writes need no stripe locks. Writes go in batches per shard; errors are
+// returned together, each key's write being best effort as a read's is.
+func (s *Store) persistRecent(now time.Time) error {
+	moves := s.recent.take()
+	if len(moves) == 0 {
+		return nil
+	}
+	type staged struct {
+		w   *writeScratch
+		its []item // values staged in w, released after its write
+	}
+	byShard := make(map[*shard]*staged)
+	var errs []error
+	flush := func(sh *shard, st *staged) {
+		if err := s.commitWrites(sh, st.w); err != nil {
+			errs = append(errs, fmt.Errorf("persist last access on %s: %w", sh.dir, err))
+		}
+		for i := range st.its {
+			st.its[i].release()
+		}
+		st.its = st.its[:0]
+		st.w.reset()
+	}
+	var kb [sideKeyLen]byte
+	for k, e := range moves {
+		key := []byte(k)
+		sh := s.shardFor(hashKey(key))
+		if sh.db == nil || sh.readOnly || sh.fault() != nil {
+			continue
+		}
+		it, ok, err := s.lookup(sh, key, now)
+		if err != nil || !ok {
+			continue
+		}
+		m := it.model()
+		side := hasSideState(len(it.data))
+		if side {
+			s.mergeSide(sh, key, &m, now)
+		}
+		if m.CAS != e.cas || e.access <= m.Access || !s.guard.take(writeCost(len(key), 0)) {
+			it.release()
+			continue
+		}
+		m.Access = e.access
+		st := byShard[sh]
+		if st == nil {
+			st = &staged{w: s.getWrite()}
+			byShard[sh] = st
+		}
+		if side {
+			h := header{cas: m.CAS, stamp: it.h.stamp, expiry: clampExpiry(m.Exptime), bits: uint8(m.Bits),
+				access: uint32(max(m.Access, 1))}
+			st.w.addPut(sideKey(kb[:0], key), h, nil)
+			it.release()
+		} else {
+			st.w.addPut(key, recordHeader(&m, it.h.stamp), it.data)
+			st.its = append(st.its, it)
+		}
+		if len(st.w.ops) >= recentBatch {
+			flush(sh, st)
+		}
+	}
+	for sh, st := range byShard {
+		flush(sh, st)
+		s.putWrite(st.w)
+	}
+	return errors.Join(errs...)
 }

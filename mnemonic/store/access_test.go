@@ -106,3 +106,40 @@ func TestAccessBoundedWrites(t *testing.T) {
 		t.Fatalf("%d writes after a read a minute on, want 2", w)
 	}
 }
+
+// TestAccessPersistedAtClose: a last-access move kept in memory is written
+// out by Close, so a clean restart reads it; the version it belongs to
+// decides (a key rewritten since keeps its new write's time).
+func TestAccessPersistedAtClose(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, testOptions(dir))
+	clock := time.Now()
+	at := func(r *protocol.Request) *protocol.Response { // a request at clock
+		t.Helper()
+		var resp protocol.Response
+		s.life.RLock()
+		defer s.life.RUnlock()
+		if err := s.handle(r, &resp, clock); err != nil {
+			t.Fatal(err)
+		}
+		return &resp
+	}
+	set(t, s, protocol.CmdSet, "k", "v", 0, 0)
+	set(t, s, protocol.CmdSet, "big", strings.Repeat("b", sideStateMin+1), 0, 0)
+	at(req(protocol.CmdGet, "k", "big")) // first fetch: written
+	clock = clock.Add(20 * time.Second)
+	w0 := s.stats.writeOps.Load()
+	at(req(protocol.CmdGet, "k", "big")) // moved 20 s: memory only
+	if w := s.stats.writeOps.Load() - w0; w != 0 {
+		t.Fatalf("a 20 s move wrote %d records", w)
+	}
+	s.Close()
+
+	s = openTest(t, testOptions(dir))
+	for _, k := range []string{"k", "big"} {
+		f, acc := mgState(t, s, k)
+		if !f || acc != clock.Unix() {
+			t.Fatalf("%s after a clean restart: fetched %v, last access %d, want %d", k, f, acc, clock.Unix())
+		}
+	}
+}

@@ -210,8 +210,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.vers.close()
 	var errs []error
+	// Before the memtables are flushed: the last-access moves kept only
+	// in memory (access.go) go into their records.
+	if err := s.persistRecent(time.Now()); err != nil {
+		errs = append(errs, err)
+	}
+	s.vers.close()
 	fo := grocksdb.NewDefaultFlushOptions()
 	fo.SetWait(true)
 	for _, sh := range s.shards {

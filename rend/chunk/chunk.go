@@ -24,6 +24,13 @@
 //	36     16   token (random per write)
 //	52     ...  inline value (kind 0 only; exactly "length" bytes)
 //
+// Format version 2 is version 1 with 8 more bytes after the token (the
+// inline value follows them): the item's last access, unix seconds (big
+// endian), for an L1-only header rewritten while keeping an older last
+// access than the rewrite (Header.Access). Only such rewrites write it;
+// every other header is version 1, so the hot path's headers are as
+// before and headers written before version 2 existed still decode.
+//
 // Chunk i of a chunked item lives under the key AppendChunkKey(KeyBase(key,
 // token), i), "~" + a 22-byte hash of key and token + "." + i in base 36, and
 // its value is the 16-byte token followed by the data bytes
@@ -63,13 +70,16 @@ import (
 const (
 	// TokenSize is the length of the random token in a header and in every chunk.
 	TokenSize = 16
-	// HeaderSize is the encoded header length without an inline value.
+	// HeaderSize is the encoded header length without an inline value
+	// (format version 1; a version 2 header is accessSize longer).
 	HeaderSize = 52
+	accessSize = 8
 	// MaxChunkKeyLen is the longest key ChunkKey produces.
 	MaxChunkKeyLen = 1 + 22 + 1 + 8
 
 	magic0, magic1 = 'R', 'C'
 	formatVersion  = 1
+	formatAccess   = 2 // version 1 plus Access (see the package doc)
 
 	kindInline  = 0
 	kindChunked = 1
@@ -108,7 +118,14 @@ type Header struct {
 	// State is the item's meta state (shared/item.Bits, 4 bits), kept in
 	// L1-only mode where the header is the record.
 	State uint8
-	Token Token
+	// Access is, for a header rewritten in L1-only mode while the item's
+	// last access stays older than the rewrite (md I, a first fetch by
+	// touch or gat), that last access in unix seconds; 0 for every other
+	// header. memcached starts the rewritten header item's own count over,
+	// so until memcached counts a fetch of it this is the item's (see
+	// rend/orca/l1only.go).
+	Access int64
+	Token  Token
 	// Inline is the value of an inline item (Decode: points into the
 	// decoded buffer; valid as long as that buffer).
 	Inline []byte
@@ -165,7 +182,11 @@ func AppendHeader(dst []byte, h *Header) []byte {
 	if h.Chunks == 0 {
 		kind = kindInline
 	}
-	dst = append(dst, magic0, magic1, formatVersion, kind|h.State<<4)
+	ver := byte(formatVersion)
+	if h.Access != 0 {
+		ver = formatAccess
+	}
+	dst = append(dst, magic0, magic1, ver, kind|h.State<<4)
 	dst = binary.BigEndian.AppendUint32(dst, h.Flags)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(h.Length))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(h.ChunkSize))
@@ -173,6 +194,9 @@ func AppendHeader(dst []byte, h *Header) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.Exptime))
 	dst = binary.BigEndian.AppendUint64(dst, h.Version)
 	dst = append(dst, h.Token[:]...)
+	if h.Access != 0 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(h.Access))
+	}
 	if kind == kindInline {
 		dst = append(dst, h.Inline...)
 	}
@@ -201,7 +225,7 @@ var (
 // item size. The returned Header's Inline aliases b.
 func Decode(b []byte, maxLength int) (Header, error) {
 	var h Header
-	if len(b) < HeaderSize || b[0] != magic0 || b[1] != magic1 || b[2] != formatVersion {
+	if len(b) < HeaderSize || b[0] != magic0 || b[1] != magic1 || (b[2] != formatVersion && b[2] != formatAccess) {
 		return h, ErrNotHeader
 	}
 	kind := b[3] & 0x0f
@@ -220,6 +244,16 @@ func Decode(b []byte, maxLength int) (Header, error) {
 	h.ChunkSize = int(size)
 	h.Chunks = int(count)
 	rest := b[HeaderSize:]
+	if b[2] == formatAccess {
+		if len(rest) < accessSize {
+			return h, ErrCorrupt
+		}
+		h.Access = int64(binary.BigEndian.Uint64(rest))
+		rest = rest[accessSize:]
+		if h.Access <= 0 {
+			return h, ErrCorrupt
+		}
+	}
 	switch kind {
 	case kindInline:
 		if count != 0 || len(rest) != h.Length {

@@ -249,3 +249,42 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// A header with Access is format version 2; one without stays version 1,
+// byte for byte as before, so headers written before version 2 decode.
+func TestAccessField(t *testing.T) {
+	for _, n := range []int{0, 5, 500} {
+		h := NewHeader(bytes.Repeat([]byte("v"), n), 3, 0, 42, 64)
+		h.State = 5
+		v1 := AppendHeader(nil, &h)
+		if v1[2] != formatVersion || len(v1) != HeaderSize+len(h.Inline) {
+			t.Fatalf("n=%d: v1 header version %d len %d", n, v1[2], len(v1))
+		}
+		h.Access = 1_700_000_000
+		v2 := AppendHeader(nil, &h)
+		if v2[2] != formatAccess || len(v2) != len(v1)+accessSize {
+			t.Fatalf("n=%d: v2 header version %d len %d", n, v2[2], len(v2))
+		}
+		for _, b := range [][]byte{v1, v2} {
+			d, err := Decode(b, 1<<20)
+			if err != nil {
+				t.Fatalf("n=%d: %v", n, err)
+			}
+			want := int64(0)
+			if b[2] == formatAccess {
+				want = h.Access
+			}
+			if d.Access != want || d.State != 5 || d.Version != 42 || !bytes.Equal(d.Inline, h.Inline) {
+				t.Fatalf("n=%d: decoded %+v", n, d)
+			}
+		}
+		if _, err := Decode(v2[:HeaderSize+accessSize-1], 1<<20); err == nil && n == 0 {
+			t.Fatalf("n=%d: short v2 decoded", n)
+		}
+		bad := append([]byte(nil), v2...)
+		clear(bad[HeaderSize : HeaderSize+accessSize])
+		if _, err := Decode(bad, 1<<20); err == nil {
+			t.Fatalf("n=%d: v2 with access 0 decoded", n)
+		}
+	}
+}

@@ -24,6 +24,11 @@ type Item struct {
 	Exp     int64 // memcached exptime to send: 0 never, -1 expired, else absolute unix seconds
 	Version uint64
 	State   uint8 // meta state (orca's l1only mode: the header is the record)
+	// Access is, in l1only mode, the item's last access (unix seconds)
+	// when it is older than this write (chunk.Header.Access); 0 means now.
+	// With Access 0 and State fetched, Store makes memcached count a
+	// fetch of the new header item too (see countFetch).
+	Access int64
 }
 
 // Client stores client items in a stock memcached as chunk headers plus
@@ -80,6 +85,25 @@ type HeaderHit struct {
 	// fetches of its copy itself. Only HeaderState fills them.
 	Fetched  bool
 	Accessed int64
+}
+
+// LastAccess is the item's last access as the header and memcached's
+// count of the header item say together: a header rewritten while the
+// item kept an older last access carries it (chunk.Header.Access), and it
+// holds until memcached counts a fetch of the new header item; from then
+// on memcached's own time is the item's (see rend/orca/l1only.go).
+func (h *HeaderHit) LastAccess() int64 {
+	if h.Header.Access != 0 && !h.Fetched {
+		return h.Header.Access
+	}
+	return h.Accessed
+}
+
+// FetchedBefore reports whether the item was fetched before this read:
+// memcached counted a fetch of the header item, or a rewritten header
+// carries the bit.
+func (h *HeaderHit) FetchedBefore() bool {
+	return h.Fetched || h.Header.State&uint8(mcitem.Fetched) != 0
 }
 
 // Headers fetches the header items of keys in one round trip. It returns the
@@ -144,6 +168,12 @@ func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.R
 	defer l.pool.PutReq(req)
 	req.Command = protocol.CmdGet
 	req.Mods.NoBump = !bump
+	if hasExp {
+		// A gat rewrites the headers: it needs the fetched bit and last
+		// access memcached kept for them (see rewriteFetched).
+		req.Mods.Meta = true
+		req.Want = protocol.WantValue | protocol.WantFlags | protocol.WantCAS | protocol.WantFetched | protocol.WantAccess
+	}
 	for _, k := range keys {
 		if hashedName(k) {
 			AddKey(req, k) // see hashPrefix
@@ -169,7 +199,8 @@ func (l *Client) headersInto(ctx context.Context, keys [][]byte, out *protocol.R
 			continue
 		}
 		if h.Chunks > 0 || hasExp {
-			dst = append(dst, HeaderHit{Index: hit.Index, HeaderCAS: hit.CAS, Header: h})
+			dst = append(dst, HeaderHit{Index: hit.Index, HeaderCAS: hit.CAS, Header: h,
+				Fetched: hit.Fetched, Accessed: hit.Accessed})
 			continue
 		}
 		v := h.Inline
@@ -311,7 +342,7 @@ func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []Heade
 		for i := range toAssemble {
 			h := toAssemble[i].Header
 			h.Exptime = max(newExp, 0)
-			h.State |= uint8(mcitem.Fetched) // gat is a fetch (see Touch)
+			rewriteFetched(&toAssemble[i], &h) // gat is a fetch (see Touch)
 			*hdrBuf = chunk.AppendHeader((*hdrBuf)[:0], &h)
 			r := b.add(protocol.CmdSet)
 			AddKey(r, keys[toAssemble[i].Index])
@@ -320,12 +351,12 @@ func (l *Client) assemble(ctx context.Context, keys [][]byte, toAssemble []Heade
 			r.Exptime, r.HasExptime = newExp, true
 		}
 		// And the fetch that gat is, counted by memcached on each new
-		// header item (see Touch); after every header, so the indexes
-		// above stay as they are.
+		// header item of an item fetched before (see Touch); after every
+		// header, so the indexes above stay as they are.
 		for i := range toAssemble {
-			r := b.add(protocol.CmdTouch)
-			AddKey(r, keys[toAssemble[i].Index])
-			r.Exptime, r.HasExptime = newExp, true
+			if toAssemble[i].FetchedBefore() {
+				countFetch(b, keys[toAssemble[i].Index], newExp)
+			}
 		}
 	}
 	if err := l.do(ctx, b); err != nil {

@@ -14,7 +14,7 @@ import (
 // then treats L1 as failed for this key).
 func (l *Client) Store(ctx context.Context, cmd protocol.Command, key []byte, it Item) (protocol.Status, error) {
 	h := chunk.NewHeader(it.Value, it.Flags, max(it.Exp, 0), it.Version, l.chunkSize)
-	h.State = it.State
+	h.State, h.Access = it.State, it.Access
 	if it.Exp < 0 {
 		// Already expired (negative exptime, or an absolute time past):
 		// memcached stores such an item as immediately expired, which
@@ -43,6 +43,9 @@ func (l *Client) Store(ctx context.Context, cmd protocol.Command, key []byte, it
 	vbuf := l.pool.Buf()
 	defer l.pool.PutBuf(vbuf)
 	addItemWrites(b, cmd, key, &h, &it, vbuf)
+	if it.Exp >= 0 && it.Access == 0 && it.State&uint8(mcitem.Fetched) != 0 {
+		countFetch(b, key, it.Exp) // after the header: its index stays
+	}
 	if err := l.do(ctx, b); err != nil {
 		return 0, err
 	}
@@ -132,19 +135,20 @@ func (l *Client) DeleteKeys(ctx context.Context, keys [][]byte, had []bool) erro
 	return nil
 }
 
-// Touch sets a new expiry on key: header read, then one batch that touches
-// every chunk and rewrites the header (whose expiry field must stay right,
-// since hits report it). Reports whether the key was there.
+// Touch sets a new expiry on key: header read (with memcached's state of
+// the header item), then one batch that touches every chunk and rewrites
+// the header (whose expiry field must stay right, since hits report it).
+// Reports whether the key was there.
 func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, error) {
-	hdrs, hresp, err := l.Headers(ctx, [][]byte{key}, nil)
+	hh, hresp, found, err := l.HeaderState(ctx, key, false)
 	if err != nil {
 		return false, err
 	}
 	defer l.pool.PutResp(hresp)
-	if len(hdrs) == 0 {
+	if !found {
 		return false, nil
 	}
-	h := hdrs[0].Header
+	h := hh.Header
 	b := l.pool.batch()
 	defer b.release()
 	if h.Chunks > 0 {
@@ -158,19 +162,14 @@ func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, err
 		}
 	}
 	h.Exptime = max(newExp, 0)
-	// touch is a fetch (memcached bumps the item); the rewritten header
-	// starts a new item in memcached, so the bit travels in its state, and
-	// a touch of the new header item, in the same batch, makes memcached
-	// count that fetch too: the next one then moves its last access, as
-	// it would have without the rewrite.
-	h.State |= uint8(mcitem.Fetched)
+	rewriteFetched(&hh, &h)
 	r := b.add(protocol.CmdSet)
 	AddKey(r, key)
 	r.Value = r.CopyBytes(chunk.AppendHeader(nil, &h))
 	r.Exptime, r.HasExptime = newExp, true
-	r = b.add(protocol.CmdTouch)
-	AddKey(r, key)
-	r.Exptime, r.HasExptime = newExp, true
+	if hh.FetchedBefore() {
+		countFetch(b, key, newExp)
+	}
 	if err := l.do(ctx, b); err != nil {
 		return false, err
 	}
@@ -188,6 +187,61 @@ func (l *Client) Touch(ctx context.Context, key []byte, newExp int64) (bool, err
 		return false, errStatus
 	}
 	return true, nil
+}
+
+// RewriteHeader sets key's header to h (same token: its chunks stay
+// valid), with h's expiry. For an item fetched before whose last access is
+// now (h.Access 0), memcached also counts a fetch of the new header item
+// (countFetch).
+func (l *Client) RewriteHeader(ctx context.Context, key []byte, h *chunk.Header) error {
+	b := l.pool.batch()
+	defer b.release()
+	buf := l.pool.Buf()
+	defer l.pool.PutBuf(buf)
+	*buf = chunk.AppendHeader((*buf)[:0], h)
+	r := b.add(protocol.CmdSet)
+	AddKey(r, key)
+	r.Value = r.CopyBytes(*buf)
+	r.Exptime, r.HasExptime = h.Exptime, true
+	if h.Access == 0 && h.State&uint8(mcitem.Fetched) != 0 {
+		countFetch(b, key, h.Exptime)
+	}
+	if err := l.do(ctx, b); err != nil {
+		return err
+	}
+	if b.resps[0].Status != protocol.StatusOK {
+		l.counters.L1Errors.Add(1)
+		return errStatus
+	}
+	return nil
+}
+
+// rewriteFetched prepares h, the new header of a touch or gat (a fetch)
+// of the item whose header read was hh, as package item's fetch would
+// leave the item. A rewritten header starts a new item in memcached, so
+// what memcached kept of the old one travels in the header: the fetched
+// bit in its state, and, for a first fetch (which does not move the last
+// access), the last access in h.Access. For a later fetch (the last access
+// is now, which the new header item's own time is) the caller makes
+// memcached count a fetch of the new header item (countFetch), so that the
+// next one moves its last access as it would have moved the old one's.
+func rewriteFetched(hh *HeaderHit, h *chunk.Header) {
+	h.Access = 0
+	if !hh.FetchedBefore() {
+		h.Access = hh.LastAccess()
+	}
+	h.State |= uint8(mcitem.Fetched)
+}
+
+// countFetch adds to b a fetch of key's header item that memcached counts
+// (a touch with the expiry exp it already has): after a rewrite of the
+// header of an item fetched before, memcached's first fetch of the new
+// header item would only set its fetched bit, where the item's next fetch
+// must move its last access.
+func countFetch(b *batch, key []byte, exp int64) {
+	r := b.add(protocol.CmdTouch)
+	AddKey(r, key)
+	r.Exptime, r.HasExptime = exp, true
 }
 
 // Flush sends flush_all (with the client's delay) to L1.

@@ -149,7 +149,7 @@ func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *pro
 	var cur *mcitem.Item
 	cr := rec.pool.Resp()
 	defer rec.pool.PutResp(cr)
-	ci, _, ok, err := rec.item(ctx, key, withValue, false, cr)
+	ci, _, _, ok, err := rec.item(ctx, key, withValue, false, false, cr)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *pro
 		if cur == nil {
 			cmd = protocol.CmdAdd
 		}
-		st, err := rec.c.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags, Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
+		st, err := rec.c.Store(ctx, cmd, key, l1ItemOf(n, now))
 		if err != nil {
 			return err
 		}
@@ -200,6 +200,20 @@ func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *pro
 // that needs the state (N, R, h, l, or a hit whose header shows state)
 // runs through package item here; persistL1 decides what is written back.
 // A classic get serves the value, stale or not, as it is.
+//
+// The last access across a header rewrite (md I, a W token, touch, gat,
+// incr in place): memcached starts the new header item's count over
+// (unfetched, accessed now). When the item's last access after the
+// request is now, that is right, and for an item fetched before rend makes
+// memcached count one fetch of the new header item (l1.countFetch) so
+// that the next fetch moves the time as it would have. When the last
+// access stays older (md I, a W token or touch that is a first fetch), the
+// header carries it (chunk.Header.Access) and memcached's fetched bit of
+// the new header item says whether it still holds: until memcached counts
+// a fetch, it does (l1.HeaderHit.LastAccess). An mg that is that first
+// fetch writes the header again (persistL1), so mg l stays exact; a
+// classic get that is, rend does not see (it reads no state), and until
+// the next fetch mg l then counts from the rewrite (README).
 
 // item reads key's item from L1 as package item sees it: header fields
 // and state, and the value when withValue (into r). ok is false on a miss.
@@ -207,20 +221,36 @@ func (rec *l1Record) apply(ctx context.Context, req *protocol.Request, resp *pro
 // (it counts the fetches rend makes for clients), plus the fetched bit a
 // rewritten header carries in its state; bump says whether this read is a
 // client's fetch (an mg) or rend's look before a write, which is none.
-func (rec *l1Record) item(ctx context.Context, key []byte, withValue, bump bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, ok bool, err error) {
+//
+// carried says the last access came from the header (chunk.Header.Access)
+// and memcached has counted no fetch of it since: a fetch now makes the
+// header's copy void, so the item must be written back (persistL1).
+//
+// looked says the client's fetch was already made, by the lookup of a
+// plain mg that found state (orca's get, needsState): memcached counted it
+// on the header item, so this read does not fetch again, and a header that
+// carries the last access is taken to have had no other fetch since it was
+// written (the lookup reads no state; a classic get in between, which rend
+// does not see, is the README's remaining difference).
+func (rec *l1Record) item(ctx context.Context, key []byte, withValue, bump, looked bool, r *protocol.Response) (it mcitem.Item, h chunk.Header, carried, ok bool, err error) {
 	hh, hresp, found, err := rec.c.HeaderState(ctx, key, bump)
 	if err != nil {
-		return it, h, false, err
+		return it, h, false, false, err
 	}
 	if !found {
 		rec.pool.PutResp(hresp)
-		return it, h, false, nil
+		return it, h, false, false, nil
 	}
 	h = hh.Header
-	it = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version, Bits: mcitem.Bits(h.State), Access: hh.Accessed}
+	it = mcitem.Item{Flags: h.Flags, Exptime: h.Exptime, CAS: h.Version, Bits: mcitem.Bits(h.State), Access: hh.LastAccess()}
+	if looked && h.Access != 0 {
+		hh.Fetched = false // the lookup's fetch is this request's
+		it.Access = hh.LastAccess()
+	}
 	if hh.Fetched {
 		it.Bits |= mcitem.Fetched
 	}
+	carried = h.Access != 0 && !hh.Fetched
 	if withValue && h.Chunks == 0 {
 		// Inline: the value came with the header (one round trip).
 		r.AppendHit(0, h.Inline, h.Flags, h.Version, h.Exptime)
@@ -229,19 +259,19 @@ func (rec *l1Record) item(ctx context.Context, key []byte, withValue, bump bool,
 	rec.pool.PutResp(hresp)
 	h.Inline = nil // it aliased the released response
 	if !withValue || h.Chunks == 0 {
-		return it, h, true, nil
+		return it, h, carried, true, nil
 	}
 	// The header's fetch, if any, was HeaderState's: read the chunks
 	// without a second one.
 	if err := rec.c.GetNoBump(ctx, [][]byte{key}, r); err != nil {
-		return it, h, false, err
+		return it, h, false, false, err
 	}
 	if len(r.Hits) == 0 || r.Hits[0].CAS != h.Version {
 		// Gone (or broken) between the two reads: a miss.
-		return it, h, false, nil
+		return it, h, false, false, nil
 	}
 	it.Value = r.Hits[0].Value
-	return it, h, true, nil
+	return it, h, carried, true, nil
 }
 
 // metaRead serves an mg: each key is read, package item decides, and a
@@ -251,9 +281,12 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 	now := time.Now().Unix()
 	r := rec.pool.Resp()
 	defer rec.pool.PutResp(r)
+	// A plain mg comes here only after its lookup found state (orca's
+	// get): the lookup made its fetch.
+	looked := req.Command == protocol.CmdGet && !needsRecord(req)
 	for i, key := range req.Keys {
 		r.Reset()
-		cur, h, ok, err := rec.item(ctx, key, true, !req.Mods.NoBump, r)
+		cur, h, carried, ok, err := rec.item(ctx, key, true, !req.Mods.NoBump && !looked, looked, r)
 		if err != nil {
 			return err
 		}
@@ -265,8 +298,8 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 		if out.NeedCAS && out.Status == protocol.StatusOK {
 			out.SetCAS(rec.nextVersion())
 		}
-		if persistL1(&out, cp) {
-			if err := rec.commit(ctx, key, cp, &h, &out); err != nil {
+		if persistL1(&out, cp, carried) {
+			if err := rec.commit(ctx, key, cp, &h, &out, now); err != nil {
 				return err
 			}
 		}
@@ -279,18 +312,31 @@ func (rec *l1Record) metaRead(ctx context.Context, req *protocol.Request, resp *
 
 // persistL1 is item.Persist for L1's headers: L1 (memcached) tracks the
 // fetches and last access of the header item itself (see headerState), so
-// only the other bits and real changes are written back.
-func persistL1(o *mcitem.Outcome, cur *mcitem.Item) bool {
+// only the other bits and real changes are written back, and a fetch of a
+// header that carried the last access (item's carried), which memcached
+// has now counted.
+func persistL1(o *mcitem.Outcome, cur *mcitem.Item, carried bool) bool {
 	if o.Action == mcitem.Put && o.StateOnly && cur != nil {
-		return (o.Next.Bits^cur.Bits)&^mcitem.Fetched != 0
+		return carried || (o.Next.Bits^cur.Bits)&^mcitem.Fetched != 0
 	}
 	return mcitem.Persist(o, cur, 0)
+}
+
+// l1ItemOf is the L1 item that stores n, package item's outcome of a
+// request at now: a last access older than now travels in the header (see
+// "The last access across a header rewrite").
+func l1ItemOf(n *mcitem.Item, now int64) l1.Item {
+	it := l1.Item{Value: n.Value, Flags: n.Flags, Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)}
+	if n.Access > 0 && n.Access < now {
+		it.Access = n.Access
+	}
+	return it
 }
 
 // commit writes a read's outcome back to L1. A change of state only
 // rewrites the header with the same token (its chunks stay valid); a new
 // expiry or a created item is a full store.
-func (rec *l1Record) commit(ctx context.Context, key []byte, cur *mcitem.Item, h *chunk.Header, out *mcitem.Outcome) error {
+func (rec *l1Record) commit(ctx context.Context, key []byte, cur *mcitem.Item, h *chunk.Header, out *mcitem.Outcome, now int64) error {
 	n := &out.Next
 	switch {
 	case out.Action == mcitem.Delete:
@@ -299,32 +345,18 @@ func (rec *l1Record) commit(ctx context.Context, key []byte, cur *mcitem.Item, h
 	case out.Action != mcitem.Put:
 		return nil
 	case out.StateOnly && cur != nil:
-		if n.Bits == cur.Bits {
-			return nil // only the access time moved, which L1 does not keep
-		}
 		nh := *h
 		nh.State = uint8(n.Bits)
+		nh.Access = l1ItemOf(n, now).Access
 		if nh.Chunks == 0 {
 			nh.Inline = cur.Value
 		}
-		buf := rec.pool.Buf()
-		defer rec.pool.PutBuf(buf)
-		*buf = chunk.AppendHeader((*buf)[:0], &nh)
-		req := rec.pool.Req()
-		defer rec.pool.PutReq(req)
-		resp := rec.pool.Resp()
-		defer rec.pool.PutResp(resp)
-		req.Command = protocol.CmdSet
-		req.AddKey(key)
-		req.Value = req.CopyBytes(*buf)
-		req.Exptime, req.HasExptime = nh.Exptime, true
-		return rec.c.Handle(ctx, req, resp)
+		return rec.c.RewriteHeader(ctx, key, &nh)
 	}
 	cmd := protocol.CmdSet
 	if cur == nil {
 		cmd = protocol.CmdAdd
 	}
-	_, err := rec.c.Store(ctx, cmd, key, l1.Item{Value: n.Value, Flags: n.Flags,
-		Exp: min(n.Exptime, math.MaxInt32), Version: n.CAS, State: uint8(n.Bits)})
+	_, err := rec.c.Store(ctx, cmd, key, l1ItemOf(n, now))
 	return err
 }

@@ -215,7 +215,9 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	// waits for the fill, then overwrites (or deletes) it.
 	var stripeBuf [16]int
 	stripes := o.locks.set(stripeBuf[:0], l2req.Keys)
-	o.locks.rlock(stripes)
+	if o.locks.rlockCounted(stripes) > 0 {
+		o.stats.ReadLockWaits.Add(1)
+	}
 	l2resp := o.pool.Resp()
 	handedOff := false // the fill job owns stripes and l2resp
 	defer func() {

@@ -28,6 +28,10 @@ type Stats struct {
 	// L2Fallbacks counts reads that went to L2 for every key because L1
 	// was down or failed the lookup.
 	L2Fallbacks atomic.Uint64
+	// ReadLockWaits counts reads that missed L1 and found a key stripe
+	// held by a write (the same key, or another one hashing to the
+	// stripe), so their L2 read waited for that write to finish.
+	ReadLockWaits atomic.Uint64
 	// BatchReplaces counts batch-port writes that refreshed a key already
 	// in L1; BatchReplaceSkips those that left a cold key out of L1.
 	BatchReplaces, BatchReplaceSkips atomic.Uint64
@@ -87,6 +91,8 @@ var Fields = append(append(metrics.Fields[*Stats]{
 		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1FillErrors.Load()) }},
 	{Stat: "l2_fallbacks", Metric: "l2_fallbacks_total", Help: "Reads that went to L2 for every key because L1 was down or failed.",
 		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L2Fallbacks.Load()) }},
+	{Stat: "read_lock_waits", Metric: "read_lock_waits_total", Help: "Reads that missed L1 and waited for a write holding their key's lock stripe.",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.ReadLockWaits.Load()) }},
 	{Stat: "batch_replaces", Metric: "batch_replaces_total", Labels: prometheus.Labels{"result": "replaced"},
 		Help: "Batch-port writes reflected into L1 by replace: replaced (key was hot) or skipped (cold, left out of L1).",
 		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.BatchReplaces.Load()) }},

@@ -37,14 +37,18 @@
 //     writes its record back only as Persist says: for a change of Bits (a
 //     W token, a stale mark, the first fetch) or when Access moves by at
 //     least UpdateInterval (60 s); smaller moves are kept in memory
-//     (mnemonic/store/access.go), so l is exact while a key read over and
-//     over costs one write a minute.
+//     (mnemonic/store/access.go) and written out at Close, so l is exact
+//     (a crash may lose them) while a key read over and over costs one
+//     write a minute.
 //   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS
 //     and Bits (in its kind byte); memcached itself counts the fetches and
 //     last access of the header item, which rend's reads for clients are,
 //     and rend reads those (mg h l, with u before a write) when an mg asks.
-//     A header rewrite (md I, a W token, touch, gat) starts memcached's
-//     count over: Fetched travels in the header's Bits, Access does not.
+//     A header rewrite (md I, a W token, touch, gat, incr in place) starts
+//     memcached's count over: Fetched travels in the header's Bits, and an
+//     Access older than the rewrite in the header's Access field, which
+//     holds until memcached counts a fetch of the new header item
+//     (rend/orca/l1only.go).
 //   - rend, l1l2 and l1l2batch: the record is L2 (mnemonic), which applies
 //     this package. L1 holds only items without Stale or WinSent: an mg
 //     with N, R, u, h or l reads L2 (recordRead), an L2 hit showing W, X or

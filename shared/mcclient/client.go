@@ -182,11 +182,20 @@ func (c *Client) call(ctx context.Context, cl *call, reqs []*protocol.Request, r
 	return err
 }
 
-// send queues cl on the least loaded live connection. A connection that dies
-// before the call is queued sent nothing, so trying another is safe.
+// send queues cl on the least loaded live connection (of the first
+// Config.WriteConns for a call that is not a read). A connection that dies before the
+// call is queued sent nothing, so trying another is safe.
 func (c *Client) send(ctx context.Context, cl *call) error {
+	n := len(c.slots)
+	if s := c.cfg.WriteConns; s > 0 && s < n && !cl.reqs[cl.ops[0].req].Command.IsRead() {
+		n = s
+	}
 	for range len(c.slots) + 1 {
-		p := c.pick()
+		p := c.pick(n)
+		if p == nil && n < len(c.slots) {
+			n = len(c.slots) // the write connections are down: any will do
+			p = c.pick(n)
+		}
 		if p == nil {
 			break
 		}
@@ -269,14 +278,14 @@ func (c *Client) countErr(err error) {
 	}
 }
 
-// pick returns the live connection with the fewest calls in flight, starting
-// the scan at a rotating index so that ties spread round-robin.
-func (c *Client) pick() *pipe {
-	n := uint32(len(c.slots))
+// pick returns the live connection with the fewest calls in flight among
+// the first n, starting the scan at a rotating index so that ties spread
+// round-robin.
+func (c *Client) pick(n int) *pipe {
 	start := c.rr.Add(1)
 	var best *pipe
-	for i := range n {
-		p := c.slots[(start+i)%n].pipe.Load()
+	for i := range uint32(n) {
+		p := c.slots[(start+i)%uint32(n)].pipe.Load()
 		if p == nil || p.isDead() {
 			continue
 		}

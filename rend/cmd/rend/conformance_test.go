@@ -24,8 +24,6 @@ var skip = map[string]string{
 // "Differences from memcached").
 var l1onlySkip = map[string]string{
 	"quirks/binary-unknown-body": skip["quirks/binary-unknown-body"],
-	"ttl/last-access-stale": "l1only: md I rewrites the chunk header, and memcached starts the " +
-		"rewritten header item's last access over (the header has no field for it)",
 }
 
 // l1onlyNotDeclared are further groups the l1only mode does not declare

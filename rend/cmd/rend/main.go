@@ -81,14 +81,19 @@ func setMaxProcs(n int, log *slog.Logger) {
 
 // proc is one running rend: backends, orchestrators, listeners.
 type daemon struct {
-	opts    Config
-	log     *slog.Logger
-	l1, l2  *mcclient.Client
-	stats   *orca.Stats
-	conns   *server.Stats
-	servers []*server.Server
-	orcas   []*orca.Orca // one per listener
-	admin   *http.Server
+	opts   Config
+	log    *slog.Logger
+	l1, l2 *mcclient.Client
+	// bl1, bl2 are the batch port's own connections to L1 and L2 (nil
+	// without a batch port): a bulk load's pipelined sets then never sit
+	// in front of a regular-port read on a backend connection, in rend's
+	// queue or in the backend's per-connection order.
+	bl1, bl2 *mcclient.Client
+	stats    *orca.Stats
+	conns    *server.Stats
+	servers  []*server.Server
+	orcas    []*orca.Orca // one per listener
+	admin    *http.Server
 	// ctx ends background work (the invalidation retry loop) at exit.
 	ctx context.Context
 
@@ -160,22 +165,38 @@ func (p *daemon) start(errc chan<- error) error {
 	if err != nil {
 		return err
 	}
-	p.l1, err = mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt, Writes: writes,
-		MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1"),
-		BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
-	if err != nil {
-		return err
+	newL1 := func(port string) (*mcclient.Client, error) {
+		return mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, WriteConns: o.L1WriteConns, RequestTimeout: bt, Writes: writes,
+			MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1", "port", port),
+			BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	}
-	if o.L2 != "" {
-		p.l2, err = mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, RequestTimeout: bt, Writes: writes,
-			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2"),
+	newL2 := func(port string) (*mcclient.Client, error) {
+		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, WriteConns: o.L2WriteConns,
+			RequestTimeout: bt, Writes: writes,
+			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2", "port", port),
 			// mnemonic takes every binary key of up to 250 bytes in base64
 			// (protocol.Limits.MaxBase64KeyLen); memcached (L1) does not,
 			// which orca handles with hashed L1 names.
 			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen),
 			BreakerFailures: breakerFailures, BreakerOpen: time.Duration(o.BreakerOpen)})
-		if err != nil {
+	}
+	if p.l1, err = newL1("regular"); err != nil {
+		return err
+	}
+	if o.L2 != "" {
+		if p.l2, err = newL2("regular"); err != nil {
 			return err
+		}
+		if o.BatchListen != "" {
+			// The batch port's own connections (daemon.bl1): under a
+			// bulk load through the batch port, regular-port reads
+			// queued behind its runs of sets on shared connections.
+			if p.bl1, err = newL1("batch"); err != nil {
+				return err
+			}
+			if p.bl2, err = newL2("batch"); err != nil {
+				return err
+			}
 		}
 	}
 	locks := orca.NewLocks(o.LockStripes)
@@ -183,10 +204,18 @@ func (p *daemon) start(errc chan<- error) error {
 	p.registerMetrics(pending)
 	// Every backend call, the orchestrators' and the retry loop's, is
 	// counted per layer.
-	l1 := orca.Instrument(p.l1, metrics.NewCommands(p.reg, metricsNS, "l1"))
-	var l2 orca.Backend
+	l1cmds := metrics.NewCommands(p.reg, metricsNS, "l1")
+	l1 := orca.Instrument(p.l1, l1cmds)
+	var l2, bl1, bl2 orca.Backend
+	if p.bl1 != nil {
+		bl1 = orca.Instrument(p.bl1, l1cmds)
+	}
 	if p.l2 != nil {
-		l2 = orca.Instrument(p.l2, metrics.NewCommands(p.reg, metricsNS, "l2"))
+		l2cmds := metrics.NewCommands(p.reg, metricsNS, "l2")
+		l2 = orca.Instrument(p.l2, l2cmds)
+		if p.bl2 != nil {
+			bl2 = orca.Instrument(p.bl2, l2cmds)
+		}
 		// Retry the L1 invalidations that failed (see orca.Pending).
 		go pending.Run(p.ctx, l1, 100*time.Millisecond, p.log)
 		// Release keys held after ambiguous L2 writes once L2 settles.
@@ -198,6 +227,9 @@ func (p *daemon) start(errc chan<- error) error {
 			Started: p.started, Logger: p.log}
 		if mode != orca.L1Only {
 			cfg.L2, cfg.L2Peer = l2, true
+		}
+		if mode == orca.L1L2Batch {
+			cfg.L1, cfg.L2 = bl1, bl2
 		}
 		return orca.New(cfg)
 	}
@@ -292,8 +324,10 @@ func (p *daemon) closeBackends() {
 	if p.l1 != nil {
 		p.l1.Close()
 	}
-	if p.l2 != nil {
-		p.l2.Close()
+	for _, c := range []*mcclient.Client{p.l2, p.bl1, p.bl2} {
+		if c != nil {
+			c.Close()
+		}
 	}
 }
 

@@ -38,6 +38,9 @@ func (p *daemon) registerMetrics(pending *orca.Pending) {
 	if p.l2 != nil {
 		p.reg.MustRegister(poolCollector("l2", p.l2))
 	}
+	if p.bl1 != nil {
+		p.reg.MustRegister(poolCollector("l1_batch", p.bl1), poolCollector("l2_batch", p.bl2))
+	}
 }
 
 // poolCollector exports one backend's connection pool (mcclient.PoolFields),
@@ -91,6 +94,8 @@ func (p *daemon) extraStats(dst []protocol.Stat) []protocol.Stat {
 	}
 	pool("l1", p.l1)
 	pool("l2", p.l2)
+	pool("l1_batch", p.bl1)
+	pool("l2_batch", p.bl2)
 	return dst
 }
 
