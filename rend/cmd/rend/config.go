@@ -30,7 +30,8 @@ type Config struct {
 	L1Conns int `toml:"l1_conns"`
 	L2Conns int `toml:"l2_conns"`
 	// L1WriteConns and L2WriteConns are how many of each backend's
-	// connections carry its writes (the first ones; reads use all): a
+	// regular-port connections carry its writes (the first ones; reads
+	// use all; the batch port's runs use all of its own): a
 	// backend then finds concurrent writes together, several per socket
 	// read, reply and (mnemonic) RocksDB commit, which cost fewer syscalls
 	// and wake-ups per set than one per connection (bench/results/
