@@ -303,13 +303,17 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 			cur = &cm
 		}
 		o := mcitem.Read(req, cur, unix)
+		// reread holds the item read again under the key's stripe (it
+		// aliases it) until the hit is appended.
+		var reread *mgScratch
 		if s.recent.settle(hk, key, &o, cur, recAccess) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
-			it, ok, err = s.lookup(sh, key, now)
+			reread, it, ok, err = s.lookupOne(key, now)
 			if err != nil {
 				mu.Unlock()
+				s.putScratch(reread)
 				return err
 			}
 			cur = nil
@@ -335,6 +339,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 			mu.Unlock()
 			if err != nil {
 				it.release()
+				s.putScratch(reread)
 				return err
 			}
 		}
@@ -343,15 +348,17 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 			if touch {
 				s.stats.touchMisses.Add(1)
 			}
-			it.release()
-			continue
+		} else {
+			s.stats.getHits.Add(1)
+			if touch {
+				s.stats.touchHits.Add(1)
+			}
+			o.AppendHit(resp, i)
 		}
-		s.stats.getHits.Add(1)
-		if touch {
-			s.stats.touchHits.Add(1)
-		}
-		o.AppendHit(resp, i)
 		it.release()
+		if reread != nil {
+			s.putScratch(reread)
+		}
 	}
 	resp.Status = protocol.StatusOK
 	return nil

@@ -117,6 +117,21 @@ func (s *Store) prefetched(sc *mgScratch, i, keyLen int, now time.Time) (item, b
 	return item{h: h, data: data}, true
 }
 
+// lookupOne is lookup through the shim (one cgo call, no allocation, where
+// grocksdb's Get makes two and allocates): the re-read of a key under its
+// stripe before a read's state write (readPrefetched). The item aliases
+// sc, which the caller puts back (putScratch) once done with the item,
+// also on an error.
+func (s *Store) lookupOne(key []byte, now time.Time) (*mgScratch, item, bool, error) {
+	sc := mgPool.Get().(*mgScratch)
+	sc.keys = append(sc.keys[:0], key)
+	if err := s.lookupMany(sc.keys, sc); err != nil {
+		return sc, item{}, false, err
+	}
+	it, ok := s.prefetched(sc, 0, len(key), now)
+	return sc, it, ok, nil
+}
+
 func (s *Store) putScratch(sc *mgScratch) {
 	// What RocksDB holds for us goes once the hits are appended
 	// (AppendHit copies each value).

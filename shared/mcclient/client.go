@@ -183,17 +183,17 @@ func (c *Client) call(ctx context.Context, cl *call, reqs []*protocol.Request, r
 }
 
 // send queues cl on the least loaded live connection (of the first
-// Config.StoreConns for a storage call). A connection that dies before the
+// Config.WriteConns for a call that is not a read). A connection that dies before the
 // call is queued sent nothing, so trying another is safe.
 func (c *Client) send(ctx context.Context, cl *call) error {
 	n := len(c.slots)
-	if s := c.cfg.StoreConns; s > 0 && s < n && cl.reqs[cl.ops[0].req].Command.IsStorage() {
+	if s := c.cfg.WriteConns; s > 0 && s < n && !cl.reqs[cl.ops[0].req].Command.IsRead() {
 		n = s
 	}
 	for range len(c.slots) + 1 {
 		p := c.pick(n)
 		if p == nil && n < len(c.slots) {
-			n = len(c.slots) // the storage connections are down: any will do
+			n = len(c.slots) // the write connections are down: any will do
 			p = c.pick(n)
 		}
 		if p == nil {

@@ -36,14 +36,15 @@ type Config struct {
 	Addr string
 	// Conns is the number of connections kept to the server.
 	Conns int
-	// StoreConns, if between 1 and Conns, sends every call that starts
-	// with a storage command (set, add, replace, append, prepend, cas) on
-	// the first StoreConns connections only (the least loaded of them); other
-	// calls use all of them. A server that commits the writes it reads
-	// together in one batch (mnemonic: one WriteBatch per run of sets)
-	// then finds several in each read instead of one per connection. If
-	// none of those connections is up, a storage call uses any. 0: all.
-	StoreConns int
+	// WriteConns, if between 1 and Conns, sends every call that starts
+	// with a command other than a read (get, gets, gat, gats, mg) on the
+	// first WriteConns connections only (the least loaded of them); reads
+	// use all of them. The server then finds the concurrent writes
+	// together, several per socket read and reply: mnemonic commits a run
+	// of sets as one WriteBatch per shard, and memcached serves a write run
+	// in one worker thread's pass while its other threads keep the reads.
+	// If none of those connections is up, a write uses any. 0: all.
+	WriteConns int
 	// MaxInFlight bounds the calls (a Handle, or a whole Do batch) queued or
 	// awaiting a reply on one connection. Callers block, bounded by their
 	// context and RequestTimeout, while every connection is full.
@@ -182,8 +183,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Conns < 0 || c.Conns > maxConns:
 		return fmt.Errorf("mcclient: Conns %d out of range 1..%d", c.Conns, maxConns)
-	case c.StoreConns < 0:
-		return fmt.Errorf("mcclient: negative StoreConns %d", c.StoreConns)
+	case c.WriteConns < 0:
+		return fmt.Errorf("mcclient: negative WriteConns %d", c.WriteConns)
 	case c.MaxInFlight < 0 || c.MaxInFlight > maxMaxInFlight:
 		return fmt.Errorf("mcclient: MaxInFlight %d out of range 1..%d", c.MaxInFlight, maxMaxInFlight)
 	case c.DialTimeout < 0:

@@ -607,8 +607,11 @@ func TestPipelinedRunsSurviveKill9(t *testing.T) {
 		}
 	}
 	calls, keys := statNum(t, c, "rocksdb_read_calls"), statNum(t, c, "rocksdb_read_keys")
-	if keys != n || calls*4 > keys {
-		t.Errorf("%d mg lines in %d RocksDB lookups of %d keys: not batched", n, calls, keys)
+	// Each "mg keyN" is its item's first fetch, whose state write reads
+	// the key again under its stripe: one more one-key lookup per line.
+	rereads := uint64(n / 2)
+	if keys != uint64(n)+rereads || (calls-rereads)*4 > uint64(n) {
+		t.Errorf("%d mg lines in %d RocksDB lookups of %d keys (%d of them re-reads before a state write): not batched", n, calls, keys, rereads)
 	}
 	t.Logf("%d mg keys: %d RocksDB lookups", keys, calls)
 }

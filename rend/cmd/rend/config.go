@@ -29,12 +29,15 @@ type Config struct {
 	config.Daemon
 	L1Conns int `toml:"l1_conns"`
 	L2Conns int `toml:"l2_conns"`
-	// L2StoreConns is how many of the L2 connections carry its sets (the
-	// first ones; reads use all): mnemonic commits the sets it reads
-	// together as one WriteBatch per shard, so concentrated sets cost it
-	// fewer reads, commits and WAL writes (bench/results/l2path.md,
-	// "Fourth round"). 0: all L2Conns.
-	L2StoreConns int `toml:"l2_store_conns"`
+	// L1WriteConns and L2WriteConns are how many of each backend's
+	// regular-port connections carry its writes (the first ones; reads
+	// use all; the batch port's runs use all of its own): a
+	// backend then finds concurrent writes together, several per socket
+	// read, reply and (mnemonic) RocksDB commit, which cost fewer syscalls
+	// and wake-ups per set than one per connection (bench/results/
+	// l2path.md, "Fourth round"). 0: all of them.
+	L1WriteConns int `toml:"l1_write_conns"`
+	L2WriteConns int `toml:"l2_write_conns"`
 	// BackendWrites is who writes a backend connection's requests:
 	// "combine" (the calling goroutines, the first for all) or "handoff"
 	// (a writer goroutine per connection); see mcclient.WriteMode.
@@ -61,7 +64,8 @@ func defaultConfig() Config {
 		Daemon:          config.DefaultDaemon(),
 		L1Conns:         2,
 		L2Conns:         4,
-		L2StoreConns:    1,
+		L1WriteConns:    1,
+		L2WriteConns:    1,
 		BackendWrites:   "combine",
 		BackendTimeout:  config.Duration(2 * time.Second),
 		BreakerFailures: 3,
@@ -96,7 +100,8 @@ func (o *Config) Validate() error {
 		config.Need(o.L1StallTimeout > 0, "l1_stall_timeout", o.L1StallTimeout, "want more than 0"),
 		config.Need(o.L1Conns >= 1, "l1_conns", o.L1Conns, "want at least 1"),
 		config.Need(o.L2Conns >= 1, "l2_conns", o.L2Conns, "want at least 1"),
-		config.Need(o.L2StoreConns >= 0 && o.L2StoreConns <= o.L2Conns, "l2_store_conns", o.L2StoreConns, "want 0..l2_conns"),
+		config.Need(o.L1WriteConns >= 0 && o.L1WriteConns <= o.L1Conns, "l1_write_conns", o.L1WriteConns, "want 0..l1_conns"),
+		config.Need(o.L2WriteConns >= 0 && o.L2WriteConns <= o.L2Conns, "l2_write_conns", o.L2WriteConns, "want 0..l2_conns"),
 		config.Need(validWrites(o.BackendWrites), "backend_writes", fmt.Sprintf("%q", o.BackendWrites), "want combine or handoff"),
 		config.Need(o.LockStripes >= 1, "lock_stripes", o.LockStripes, "want at least 1"),
 		config.Need(o.GoMaxProcs >= 0, "gomaxprocs", o.GoMaxProcs, "want 0 (automatic) or more"),
@@ -132,7 +137,8 @@ func bindFlags(fs *flag.FlagSet, o *Config) {
 	o.Daemon.BindFlags(fs)
 	fs.IntVar(&o.L1Conns, "l1-conns", o.L1Conns, "pipelined connections to L1")
 	fs.IntVar(&o.L2Conns, "l2-conns", o.L2Conns, "pipelined connections to L2")
-	fs.IntVar(&o.L2StoreConns, "l2-store-conns", o.L2StoreConns, "of the L2 connections, how many carry sets (0: all)")
+	fs.IntVar(&o.L1WriteConns, "l1-write-conns", o.L1WriteConns, "of the L1 connections, how many carry writes (0: all)")
+	fs.IntVar(&o.L2WriteConns, "l2-write-conns", o.L2WriteConns, "of the L2 connections, how many carry writes (0: all)")
 	fs.StringVar(&o.BackendWrites, "backend-writes", o.BackendWrites, "who writes backend requests: combine (the callers, the first for all) or handoff (a writer goroutine per connection)")
 	fs.Var(&o.BackendTimeout, "backend-timeout", "how long one backend call may take")
 	fs.IntVar(&o.BreakerFailures, "breaker-failures", o.BreakerFailures, "consecutive timed-out calls that open a backend's circuit breaker (0: breakers off)")

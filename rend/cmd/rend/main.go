@@ -165,13 +165,17 @@ func (p *daemon) start(errc chan<- error) error {
 	if err != nil {
 		return err
 	}
-	newL1 := func(port string) (*mcclient.Client, error) {
-		return mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, RequestTimeout: bt, Writes: writes,
+	// writeConns is how many connections carry writes: the regular port
+	// concentrates its lone sets (l1/l2_write_conns); the batch port's
+	// runs are pipelined bursts already and use every connection, so a
+	// bulk load is not served by one mnemonic connection goroutine.
+	newL1 := func(port string, writeConns int) (*mcclient.Client, error) {
+		return mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, WriteConns: writeConns, RequestTimeout: bt, Writes: writes,
 			MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1", "port", port),
 			BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	}
-	newL2 := func(port string) (*mcclient.Client, error) {
-		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, StoreConns: o.L2StoreConns,
+	newL2 := func(port string, writeConns int) (*mcclient.Client, error) {
+		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, WriteConns: writeConns,
 			RequestTimeout: bt, Writes: writes,
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2", "port", port),
 			// mnemonic takes every binary key of up to 250 bytes in base64
@@ -180,21 +184,21 @@ func (p *daemon) start(errc chan<- error) error {
 			MaxBase64KeyLen: base64.StdEncoding.EncodedLen(protocol.DefaultMaxKeyLen),
 			BreakerFailures: breakerFailures, BreakerOpen: time.Duration(o.BreakerOpen)})
 	}
-	if p.l1, err = newL1("regular"); err != nil {
+	if p.l1, err = newL1("regular", o.L1WriteConns); err != nil {
 		return err
 	}
 	if o.L2 != "" {
-		if p.l2, err = newL2("regular"); err != nil {
+		if p.l2, err = newL2("regular", o.L2WriteConns); err != nil {
 			return err
 		}
 		if o.BatchListen != "" {
 			// The batch port's own connections (daemon.bl1): under a
 			// bulk load through the batch port, regular-port reads
 			// queued behind its runs of sets on shared connections.
-			if p.bl1, err = newL1("batch"); err != nil {
+			if p.bl1, err = newL1("batch", 0); err != nil {
 				return err
 			}
-			if p.bl2, err = newL2("batch"); err != nil {
+			if p.bl2, err = newL2("batch", 0); err != nil {
 				return err
 			}
 		}

@@ -22,11 +22,11 @@ func sentPerSlot(c *Client) []uint64 {
 	return n
 }
 
-// TestStoreConnsCarrySets: with StoreConns 1 every set, from many
-// goroutines at once, goes on the first connection; gets still spread over
-// all of them and read what the sets wrote.
-func TestStoreConnsCarrySets(t *testing.T) {
-	c := newClient(t, mctest.Start(t).Addr, func(cfg *Config) { cfg.Conns, cfg.StoreConns = 3, 1 })
+// TestWriteConnsCarryWrites: with WriteConns 1 every set and delete, from
+// many goroutines at once, goes on the first connection; gets still spread
+// over all of them and read what the sets wrote.
+func TestWriteConnsCarryWrites(t *testing.T) {
+	c := newClient(t, mctest.Start(t).Addr, func(cfg *Config) { cfg.Conns, cfg.WriteConns = 3, 1 })
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -35,13 +35,16 @@ func TestStoreConnsCarrySets(t *testing.T) {
 				if err := c.Handle(context.Background(), rq(protocol.CmdSet, "v"+k, k), &protocol.Response{}); err != nil {
 					t.Errorf("set %s: %v", k, err)
 				}
+				if err := c.Handle(context.Background(), rq(protocol.CmdDelete, "", "gone"+k), &protocol.Response{}); err != nil {
+					t.Errorf("delete %s: %v", k, err)
+				}
 			}
 		})
 	}
 	wg.Wait()
 	sent := sentPerSlot(c)
-	if sent[0] != 400 || sent[1] != 0 || sent[2] != 0 {
-		t.Fatalf("calls per connection after 400 sets: %v, want all on the first", sent)
+	if sent[0] != 800 || sent[1] != 0 || sent[2] != 0 {
+		t.Fatalf("calls per connection after 400 sets and 400 deletes: %v, want all on the first", sent)
 	}
 	for g := range 8 {
 		wg.Go(func() {
@@ -62,10 +65,10 @@ func TestStoreConnsCarrySets(t *testing.T) {
 	}
 }
 
-// TestStoreConnsFallBack: when the store connection is down, a set goes on
+// TestWriteConnsFallBack: when the write connection is down, a set goes on
 // another connection instead of failing.
-func TestStoreConnsFallBack(t *testing.T) {
-	c := newClient(t, mctest.Start(t).Addr, func(cfg *Config) { cfg.Conns, cfg.StoreConns = 2, 1 })
+func TestWriteConnsFallBack(t *testing.T) {
+	c := newClient(t, mctest.Start(t).Addr, func(cfg *Config) { cfg.Conns, cfg.WriteConns = 2, 1 })
 	p := c.slots[0].pipe.Load()
 	p.fail(errors.New("test: first connection dropped"))
 	<-p.dead
@@ -74,9 +77,9 @@ func TestStoreConnsFallBack(t *testing.T) {
 	}
 }
 
-func TestStoreConnsValidate(t *testing.T) {
-	cfg := Config{Addr: "unix:/tmp/x.sock", StoreConns: -1}
+func TestWriteConnsValidate(t *testing.T) {
+	cfg := Config{Addr: "unix:/tmp/x.sock", WriteConns: -1}
 	if err := cfg.Validate(); err == nil {
-		t.Fatal("StoreConns -1 accepted")
+		t.Fatal("WriteConns -1 accepted")
 	}
 }
