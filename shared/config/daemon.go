@@ -161,13 +161,15 @@ type Daemon struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	LogLevel        string   `toml:"log_level"`
 	LogFormat       string   `toml:"log_format"`
+	// NetLoop is server.Config.NetLoop: "goroutine" or "epoll".
+	NetLoop string `toml:"net_loop"`
 }
 
 // DefaultDaemon is what a daemon runs with when neither file nor flag sets
 // these keys: the server's connection limit (max_conns 0), no idle
 // timeout, 10 s to drain at SIGTERM, info-level text logs.
 func DefaultDaemon() Daemon {
-	return Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text"}
+	return Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text", NetLoop: "goroutine"}
 }
 
 // BindFlags defines the flags of d's keys on fs, writing into d, with d's
@@ -179,6 +181,7 @@ func (d *Daemon) BindFlags(fs *flag.FlagSet) {
 	fs.Var(&d.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
 	fs.StringVar(&d.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
 	fs.StringVar(&d.LogFormat, "log-format", d.LogFormat, "text or json")
+	fs.StringVar(&d.NetLoop, "net-loop", d.NetLoop, "how client connections wait: goroutine (one each) or epoll (Linux: event loops that batch the gets of all ready clients)")
 }
 
 // Check returns the Bad error of each of d's keys that cannot work, for a
@@ -188,6 +191,7 @@ func (d *Daemon) Check() []error {
 		Need(d.MaxConns >= 0, "max_conns", d.MaxConns, "want 0 (the default limit) or more"),
 		Need(d.IdleTimeout >= 0, "idle_timeout", d.IdleTimeout, "want 0 (never) or more"),
 		Need(d.ShutdownTimeout >= 0, "shutdown_timeout", d.ShutdownTimeout, "want 0 or more"),
+		Need(d.NetLoop == "goroutine" || d.NetLoop == "epoll", "net_loop", d.NetLoop, "want goroutine or epoll"),
 	}, CheckLog(d.LogLevel, d.LogFormat)...)
 }
 

@@ -91,7 +91,20 @@ type Config struct {
 
 	// Name labels this server in logs ("regular", "batch"). Optional.
 	Name string
+
+	// NetLoop is how client connections wait for requests:
+	// NetLoopGoroutine (the default: a goroutine per connection, parked in
+	// the runtime's netpoller) or NetLoopEpoll (Linux: event loops that
+	// answer the single gets of all ready connections with one HandleGets
+	// call, handing anything else to a goroutine; epoll_linux.go).
+	NetLoop string
 }
+
+// NetLoop values.
+const (
+	NetLoopGoroutine = "goroutine"
+	NetLoopEpoll     = "epoll"
+)
 
 // EnsureDefaults fills zero fields with their defaults.
 func (c *Config) EnsureDefaults() {
@@ -119,6 +132,9 @@ func (c *Config) EnsureDefaults() {
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = DefaultMaxValueBytes
 	}
+	if c.NetLoop == "" {
+		c.NetLoop = NetLoopGoroutine
+	}
 	if c.GetGroupBytes <= 0 {
 		c.GetGroupBytes = DefaultGetGroupBytes
 	}
@@ -139,6 +155,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: write buffer size %d: must be at least %d", c.WriteBufferSize, minBufferSize)
 	case c.SocketMode&^os.ModePerm != 0:
 		return fmt.Errorf("server: socket mode %v: only permission bits allowed", c.SocketMode)
+	case c.NetLoop != NetLoopGoroutine && c.NetLoop != NetLoopEpoll:
+		return fmt.Errorf("server: net loop %q: want %q or %q", c.NetLoop, NetLoopGoroutine, NetLoopEpoll)
+	case c.NetLoop == NetLoopEpoll && !loopSupported:
+		return fmt.Errorf("server: net loop %q: Linux only", c.NetLoop)
 	case c.Limits.MaxKeyLen < 1 || c.Limits.MaxItemSize < 1 || c.Limits.MaxKeys < 1 || c.Limits.MaxLineLen < 1:
 		return fmt.Errorf("server: limits %+v: every limit must be positive", c.Limits)
 	}

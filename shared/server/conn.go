@@ -21,6 +21,7 @@ const (
 	stateActive int32 = iota // reading, handling or answering requests
 	stateIdle                // waiting for the first byte of the next request
 	stateClosed              // closed by Shutdown while idle
+	stateLoop                // idle, waited for by an event loop (epoll_linux.go)
 )
 
 // headSize is the buffer an idle connection waits in. A request that
@@ -133,6 +134,8 @@ type conn struct {
 	// werr is the first write error. bufio.Writer is sticky too; werr
 	// additionally tells a read failure caused by a failed flush apart.
 	werr error
+
+	looped // the event loop's part (epoll_linux.go); zero without one
 }
 
 // serve runs the connection until the client leaves, a fatal error, or
@@ -459,6 +462,9 @@ func (c *conn) close() {
 		c.release()
 	}
 	c.addStats()
+	if c.loop != nil {
+		c.loop.forget(c)
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -494,6 +500,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.nc.Read(p)
 	c.nread += uint64(n)
+	c.full = n == len(p)
 	return n, err
 }
 
@@ -532,6 +539,7 @@ func (c *conn) rawRead(p []byte) (n int, err error, wait bool) {
 		return 0, io.EOF, false
 	}
 	c.nread += uint64(n)
+	c.full = n == len(p)
 	return n, nil, false
 }
 
@@ -556,6 +564,9 @@ func (c *conn) readNow(fd uintptr) bool {
 func (c *conn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
+	}
+	if c.loopIO {
+		return c.writeNow(p)
 	}
 	if d := c.srv.cfg.WriteTimeout; d > 0 {
 		if now := time.Now(); c.writeDeadline.Sub(now) < d-d/4 {

@@ -38,6 +38,12 @@ func gathers(nc net.Conn) bool {
 // a batch's capW, where it only answers malformed requests).
 func (c *conn) refValue(v []byte) {
 	b := c.b
+	if c.loopIO {
+		// The event loop never waits on a socket: what a write cannot
+		// take at once is copied aside (writeNow), so copy now.
+		b.bw.Write(v)
+		return
+	}
 	b.refs = append(b.refs, valueRef{at: b.bw.Buffered(), v: v})
 }
 

@@ -141,6 +141,14 @@ type Server struct {
 
 	acceptLog  logLimiter
 	handlerLog logLimiter
+
+	// epoll: Config.NetLoop is "epoll". The loops start with the first
+	// connection (loopsStarted) and end with Shutdown or Close.
+	epoll        bool
+	loopMu       sync.Mutex
+	loops        []*netLoop // guarded by loopMu
+	loopsStarted bool       // guarded by loopMu
+	loopNext     int        // guarded by loopMu
 }
 
 // New returns a Server for h. It applies cfg.EnsureDefaults and fails if
@@ -174,6 +182,7 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 		acceptLog:  logLimiter{interval: time.Second},
 		handlerLog: logLimiter{interval: time.Second},
 	}
+	s.epoll = cfg.NetLoop == NetLoopEpoll
 	s.maxConns.Store(int64(cfg.MaxConns))
 	s.idleTimeout.Store(int64(cfg.IdleTimeout))
 	s.gets, _ = h.(GetBatcher)
@@ -297,7 +306,9 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go c.serve()
+	if !s.startLooped(c) {
+		go c.serve()
+	}
 }
 
 // Shutdown stops the server gracefully: it closes the listeners, closes
@@ -321,10 +332,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.cancel()
+		s.stopLoops()
 		return nil
 	case <-ctx.Done():
 		s.cancel()
 		s.closeConns(false)
+		s.stopLoops()
 		return ctx.Err()
 	}
 }
@@ -335,6 +348,7 @@ func (s *Server) Close() error {
 	s.beginShutdown()
 	s.cancel()
 	s.closeConns(false)
+	s.stopLoops()
 	return nil
 }
 
@@ -364,6 +378,11 @@ func (s *Server) closeConns(idleOnly bool) {
 // connection's own idle-to-active transition and this close exclusive.
 func (s *Server) closeConnsLocked(idleOnly bool) {
 	for c := range s.conns {
+		if c.state.CompareAndSwap(stateLoop, stateClosed) {
+			// Idle in an event loop: no goroutine of its own to notice.
+			go c.close()
+			continue
+		}
 		if c.state.CompareAndSwap(stateIdle, stateClosed) || !idleOnly {
 			c.nc.Close()
 		}

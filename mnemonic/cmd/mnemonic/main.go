@@ -77,6 +77,7 @@ func run(args []string) int {
 		MaxConns:        cfg.MaxConns,
 		MaxValueBytes:   cfg.MaxValueBytes,
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
+		NetLoop:         cfg.NetLoop,
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		// Base64 keys up to the encoded length of a 250-byte key: rend
 		// passes binary-protocol keys with spaces or control bytes on in

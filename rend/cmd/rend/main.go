@@ -260,6 +260,7 @@ func (p *daemon) start(errc chan<- error) error {
 			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
 			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
 			Stats:           p.conns, Logger: p.log, Name: l.name,
+			NetLoop: o.NetLoop,
 			// A 100-key multi-get of 1 KiB values is a 105 KB reply: a
 			// 16 KiB buffer wrote it in 7 syscalls, 64 KiB in 2 (rend CPU
 			// per key -15..25%). Only busy connections hold the buffer.
