@@ -180,8 +180,9 @@ func readState(o *mcitem.Outcome, cur *mcitem.Item) bool {
 
 // pendingState is an entry taken out for a flush.
 type pendingState struct {
-	key string
-	e   accessEntry
+	key   string
+	shard uint64 // set by persistState
+	e     accessEntry
 }
 
 // collect appends to dst the entries to write: with all, every entry, and

@@ -262,6 +262,35 @@ func TestDeferredStateKeepsLaterWrites(t *testing.T) {
 	wantValue(t, s, "r", fmt.Sprint(n-1))
 }
 
+// TestDeferredStateManyKeys: first fetches of many keys while the flusher
+// runs (woken by the pending count) are all written: after a clean restart
+// every key reads h1, and the writes are one per key.
+func TestDeferredStateManyKeys(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	o.StateFlushPending = 100
+	s := openTest(t, o)
+	const n = 3000
+	for i := range n {
+		set(t, s, protocol.CmdSet, fmt.Sprint("k", i), "v", 0, 0)
+	}
+	w0 := s.stats.writeOps.Load()
+	for i := range n {
+		do(t, s, req(protocol.CmdGet, fmt.Sprint("k", i)))
+	}
+	flushDue(t, s)
+	if w := s.stats.writeOps.Load() - w0; w != n {
+		t.Fatalf("%d state writes for %d first fetches", w, n)
+	}
+	s.Close()
+	s = openTest(t, testOptions(dir))
+	for i := range n {
+		if f, _ := mgState(t, s, fmt.Sprint("k", i)); !f {
+			t.Fatalf("k%d: first fetch lost across a clean restart", i)
+		}
+	}
+}
+
 // TestPendingBound: a table stripe holds at most accessPerStripe keys.
 // Remembered moves give way to due state; a stripe full of due state
 // refuses more, so the read writes its record itself (settle says so).

@@ -53,19 +53,22 @@ func (s *Store) flushStates(interval time.Duration, stop <-chan struct{}, done c
 // (OR of the bits, max of the access), so it cannot undo a write made
 // since. One WriteBatch per shard per stateBatch records.
 func (s *Store) persistState(all bool, now time.Time) error {
+	s.persisting.Lock()
+	defer s.persisting.Unlock()
 	ps := s.recent.collect(all, nil)
 	if len(ps) == 0 {
 		return nil
 	}
 	n := uint64(len(s.shards))
-	slices.SortFunc(ps, func(a, b pendingState) int {
-		return int(hashKey(unsafeBytes(a.key))%n) - int(hashKey(unsafeBytes(b.key))%n)
-	})
+	for i := range ps {
+		ps[i].shard = hashKey(unsafeBytes(ps[i].key)) % n
+	}
+	slices.SortFunc(ps, func(a, b pendingState) int { return int(a.shard) - int(b.shard) })
 	var errs []error
 	for len(ps) > 0 {
-		si := hashKey(unsafeBytes(ps[0].key)) % n
+		si := ps[0].shard
 		j := 1
-		for j < len(ps) && j < stateBatch && hashKey(unsafeBytes(ps[j].key))%n == si {
+		for j < len(ps) && j < stateBatch && ps[j].shard == si {
 			j++
 		}
 		if err := s.writeStates(s.shards[si], ps[:j], !all, now); err != nil {

@@ -45,6 +45,9 @@ type Store struct {
 	// (stateflush.go) closes flushDone when it ends.
 	recent    recentAccess
 	flushDone chan struct{}
+	// persisting serialises persistState, so that when one returns every
+	// state due before it began is written (not in another's hands).
+	persisting sync.Mutex
 
 	// guard refuses writes before the disk is full (see fault.go).
 	guard diskGuard
