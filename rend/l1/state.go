@@ -82,3 +82,31 @@ func (l *Client) DeleteWithState(ctx context.Context, key []byte) (had bool, hh 
 	l.counters.L1Errors.Add(1)
 	return false, hh, found, errStatus
 }
+
+// DeleteKeysWithState is DeleteWithState for several keys in one pipelined
+// batch: had[i] and, where found[i], hhs[i] for keys[i] (all len(keys)).
+// Any failure of a delete is an error (nothing is known of any key then).
+func (l *Client) DeleteKeysWithState(ctx context.Context, keys [][]byte, had []bool, hhs []HeaderHit, found []bool) error {
+	b := l.pool.batch()
+	defer b.release()
+	for _, k := range keys {
+		stateRequest(b.add(protocol.CmdGet), k, false)
+		AddKey(b.add(protocol.CmdDelete), k)
+	}
+	if err := l.do(ctx, b); err != nil {
+		return err
+	}
+	for i := range keys {
+		hhs[i], found[i], _ = l.stateOf(b.resps[2*i]) // a bad answer there only loses the state
+		hhs[i].Header.Inline = nil
+		switch b.resps[2*i+1].Status {
+		case protocol.StatusOK:
+			had[i] = true
+		case protocol.StatusNotFound:
+		default:
+			l.counters.L1Errors.Add(1)
+			return errStatus
+		}
+	}
+	return nil
+}

@@ -70,27 +70,15 @@ func (o *Orca) takeOut(ctx context.Context, key []byte) l1Copy {
 }
 
 // l1Copies is l1Copy for the keys of a multi-key write (gat): hot[i] for
-// keys[i]; out for all of them.
+// keys[i]; out if any copy was taken out (a key whose copy was not is
+// pending).
 type l1Copies struct {
 	hot []bool
 	out bool
 }
 
-// takeOutKeys is takeOut for the keys of a multi-key write, in one
-// pipelined L1 batch; if the batch fails every key is pending.
-func (o *Orca) takeOutKeys(ctx context.Context, keys [][]byte) l1Copies {
-	if !o.pol.cache {
-		return l1Copies{}
-	}
-	if len(keys) == 1 {
-		c := o.takeOut(ctx, keys[0])
-		return l1Copies{hot: []bool{c.hot}, out: c.out}
-	}
-	hot := make([]bool, len(keys))
-	return l1Copies{hot: hot, out: o.takeOutInto(ctx, keys, hot)}
-}
-
-// takeOutInto is takeOutKeys into the caller's hot (len(keys), false on
+// takeOutInto takes the L1 copies of a run of keys out in one pipelined
+// batch (takeOut for each), into the caller's hot (len(keys), false on
 // entry; a run of sets passes pooled scratch). It reports out: false if
 // the batch failed and every key is pending.
 func (o *Orca) takeOutInto(ctx context.Context, keys [][]byte, hot []bool) bool {

@@ -19,9 +19,10 @@ type Config struct {
 	L2 Backend
 	// L2Peer says L2 is mnemonic, which takes the meta flags only rend
 	// sends (protocol.Limits.PeerFlags): classic reads then go with mg's G
-	// and leave a stale item's W token alone, as memcached's get does.
+	// and leave a stale item's W token alone, as memcached's get does, and
+	// an md I first tells L2 the last access of L1's copy (mg's A).
 	// False for a stock memcached standing in for L2 (tests), which would
-	// refuse G.
+	// refuse both.
 	L2Peer bool
 	// Locks are the striped key locks, shared by all orchestrators of the
 	// process. Nil: New makes private ones (fine for a single listener).

@@ -30,7 +30,7 @@ type l2Client struct {
 	be   Backend
 	errs *atomic.Uint64 // Stats.L2Errors
 	pool *l1.Pool       // shared with the L1 client
-	peer bool           // Config.L2Peer: L2 takes mnemonic's G flag
+	peer bool           // Config.L2Peer: L2 takes mnemonic's G and A flags
 }
 
 // Backend returns the Backend the client was built over.
@@ -270,6 +270,27 @@ func (c *l2Client) modify(ctx context.Context, req *protocol.Request, resp *prot
 		}
 	}
 	return back, nil
+}
+
+// touchKeys touches keys in L2 with the absolute expiry exp, in one
+// pipelined burst. Best effort: answers and failures are dropped.
+func (c *l2Client) touchKeys(ctx context.Context, keys [][]byte, exp int64) {
+	reqs := make([]*protocol.Request, len(keys)) // multi-key gat only
+	resps := make([]*protocol.Response, len(keys))
+	for i, k := range keys {
+		r := c.pool.Req()
+		r.Command = protocol.CmdTouch
+		r.AddKey(k)
+		r.Exptime, r.HasExptime = exp, true
+		reqs[i], resps[i] = r, c.pool.Resp()
+	}
+	if err := c.be.Do(ctx, reqs, resps); err != nil {
+		c.errs.Add(1)
+	}
+	for i := range reqs {
+		c.pool.PutReq(reqs[i])
+		c.pool.PutResp(resps[i])
+	}
 }
 
 // flush sends flush_all with the client's delay; a refusal is answered as

@@ -133,7 +133,7 @@ func (v *l1View) merge(h *protocol.Hit) {
 	}
 }
 
-// takeOutKeepingFetches is takeOut for a touch, a one-key gat or md I,
+// takeOutKeepingFetches is takeOut for a touch, each key of a gat or md I,
 // after which the item lives on in the record. L1's fetches of the copy
 // never reached L2, so it reads the copy's state in the same L1 round trip
 // as the delete (DeleteWithState) and, when only L1 saw a fetch, tells the
@@ -141,8 +141,8 @@ func (v *l1View) merge(h *protocol.Hit) {
 // so for them (fetch, exp their new expiry as memcExp gives it) the record
 // gets one touch more with the same expiry, a fetch without the value: its
 // fetches then end where memcached's would (the item fetched, last
-// accessed now). md I (not fetch) must not move the access time:
-// syncFetched.
+// accessed now). md I (not fetch) must not move the access time, but
+// must keep the copy's: syncFetched.
 func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte, fetch bool, exp int64) l1Copy {
 	if !o.pol.cache || !o.l1.Backend().Healthy() {
 		return o.takeOut(ctx, key) // L1 down: its rules (pending)
@@ -155,14 +155,50 @@ func (o *Orca) takeOutKeepingFetches(ctx context.Context, key []byte, fetch bool
 		o.log.Debug("rend: L1 delete before write failed", "err", err)
 		return l1Copy{}
 	}
-	if found && !o.pending.suspect(key) && (hh.Fetched || hh.Header.State&uint8(mcitem.Fetched) != 0) {
+	if found && !o.pending.suspect(key) && hh.FetchedBefore() {
 		if fetch {
 			o.touchL2(ctx, key, exp)
 		} else {
-			o.syncFetched(ctx, key, hh.Header.Version)
+			o.syncFetched(ctx, key, hh.Header.Version, hh.Accessed)
 		}
 	}
 	return l1Copy{hot: had, out: true}
+}
+
+// takeOutKeysKeepingFetches is takeOutKeepingFetches for the keys of a
+// multi-key gat: one L1 batch reads every copy's state and deletes it
+// (DeleteKeysWithState), and the keys whose copies only L1 saw fetched get
+// their touch in L2 in one burst (touchL2Keys): a fixed number of round
+// trips whatever the number of keys. If the L1 batch fails every key is
+// pending (as takeOutInto).
+func (o *Orca) takeOutKeysKeepingFetches(ctx context.Context, keys [][]byte, exp int64) l1Copies {
+	hot := make([]bool, len(keys))
+	if !o.pol.cache {
+		return l1Copies{hot: hot}
+	}
+	if !o.l1.Backend().Healthy() {
+		return l1Copies{hot: hot, out: o.takeOutInto(ctx, keys, hot)} // L1 down: its rules
+	}
+	hhs := make([]l1.HeaderHit, len(keys))
+	found := make([]bool, len(keys))
+	if err := o.l1.DeleteKeysWithState(ctx, keys, hot, hhs, found); err != nil {
+		for _, k := range keys {
+			o.stats.L1InvalidationErrors.Add(1)
+			o.pending.add(k)
+		}
+		o.log.Debug("rend: L1 delete before write failed", "err", err)
+		return l1Copies{hot: hot}
+	}
+	var touch [][]byte
+	for i, k := range keys {
+		if found[i] && !o.pending.suspect(k) && hhs[i].FetchedBefore() {
+			touch = append(touch, k)
+		}
+	}
+	if len(touch) > 0 {
+		o.l2.touchKeys(ctx, touch, exp)
+	}
+	return l1Copies{hot: hot, out: true}
 }
 
 // touchL2 touches key in L2 with the absolute expiry exp. Best effort.
@@ -177,14 +213,15 @@ func (o *Orca) touchL2(ctx context.Context, key []byte, exp int64) {
 	}
 }
 
-// syncFetched makes the record count a fetch of key's version that only
-// L1 saw, before an md I. It fetches the item in L2 only if L2 has no fetch
-// of it yet, so that this is L2's first fetch and moves no access time (a
-// classic read, no W token): two L2 requests (the first reads the value
-// too; md I is rare), the second once per item. The copy's own last access
-// is not carried (no command sets one): after an md I, mg l counts from
-// the record's last access. Best effort.
-func (o *Orca) syncFetched(ctx context.Context, key []byte, version uint64) {
+// syncFetched makes the record count the fetches of key's version that
+// only L1 saw, before an md I (which does not move the last access, so
+// the copy's must not be lost): mnemonic's A flag (protocol.Mods.PeerAccess)
+// on an mg u, one L2 request that marks the item fetched and raises its
+// last access to the copy's, accessed (memcached's own time of the copy's
+// header item). An L2 without peer flags gets what it can: a first fetch
+// (a classic read, no W token) if it has none yet, which moves no access
+// time. Best effort.
+func (o *Orca) syncFetched(ctx context.Context, key []byte, version uint64, accessed int64) {
 	req := o.pool.Req()
 	defer o.pool.PutReq(req)
 	req.Command = protocol.CmdGet
@@ -193,6 +230,11 @@ func (o *Orca) syncFetched(ctx context.Context, key []byte, version uint64) {
 	req.Want = protocol.WantFetched
 	resp := o.pool.Resp()
 	defer o.pool.PutResp(resp)
+	if o.l2.peer && accessed > 0 {
+		req.Mods.PeerAccess = accessed
+		_ = o.l2.read(ctx, req, resp, 0)
+		return
+	}
 	if err := o.l2.read(ctx, req, resp, 0); err != nil || len(resp.Hits) == 0 ||
 		resp.Hits[0].Fetched || resp.Hits[0].CAS != version {
 		return

@@ -138,13 +138,13 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 	// L1's copies out first (a gat is a touch: see takeOut), then the
 	// record, which returns each item with its new expiry (l1only: L1
 	// rewrites the headers), then put the items back (putBackHits).
+	// gat is a fetch: keep the ones only L1 saw (see meta.go).
 	var c l1Copies
 	if len(req.Keys) == 1 {
-		// gat is a fetch: keep the ones only L1 saw (see meta.go).
 		k := o.takeOutKeepingFetches(ctx, req.Keys[0], true, exp)
 		c = l1Copies{hot: []bool{k.hot}, out: k.out}
 	} else {
-		c = o.takeOutKeys(ctx, req.Keys)
+		c = o.takeOutKeysKeepingFetches(ctx, req.Keys, exp)
 	}
 	if err := o.rec.read(ctx, req, resp, exp); err != nil {
 		return o.recordFailed(resp, req.Keys, err)

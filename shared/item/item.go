@@ -55,8 +55,9 @@
 //     Z is not copied into L1, md I and ms I take L1's copy out
 //     (rend/orca/meta.go). L1 hits never reach L2, so for h and l rend also
 //     reads the copy's own state from L1 and merges it with L2's; before a
-//     touch or md I takes the copy out, a fetch only L1 saw is made known
-//     to L2.
+//     touch, gat or md I takes the copy out, the fetches only L1 saw are
+//     made known to L2 (for md I with mnemonic's A flag, Mods.PeerAccess,
+//     which Read counts before the request).
 //
 // # Ownership
 //
@@ -487,6 +488,12 @@ func Read(req *protocol.Request, cur *Item, now int64) Outcome {
 		o.NeedCAS = true
 	} else {
 		n = *cur
+		if m.PeerAccess != 0 {
+			// Fetches only rend's L1 copy saw (mnemonic's A flag):
+			// counted first, so h and l show them.
+			n.Bits |= Fetched
+			n.Access = max(n.Access, m.PeerAccess)
+		}
 	}
 	o.Status = protocol.StatusOK
 	before := n
@@ -530,7 +537,8 @@ func Read(req *protocol.Request, cur *Item, now int64) Outcome {
 	switch {
 	case created || n.Exptime != before.Exptime:
 		o.Action = Put
-	case n.Bits != before.Bits || n.Access != before.Access:
+	case n.Bits != before.Bits || n.Access != before.Access,
+		cur != nil && (n.Bits != cur.Bits || n.Access != cur.Access):
 		o.Action, o.StateOnly = Put, true
 	}
 	if o.Action == Put && expired(n.Exptime, now) {

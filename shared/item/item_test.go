@@ -348,3 +348,23 @@ func TestFetchAndAccess(t *testing.T) {
 		t.Fatal("Persist: the first fetch flips a bit and must be written")
 	}
 }
+
+// mnemonic's A (PeerAccess): fetches only rend's L1 copy saw are counted
+// before the read, so h and l show them and the record keeps them; an
+// older time than the item's own moves nothing back.
+func TestPeerAccess(t *testing.T) {
+	cur := Item{Value: []byte("v"), CAS: 1, Access: now - 100}
+	sync := req(protocol.CmdGet, func(r *protocol.Request) {
+		r.Mods.Meta, r.Mods.NoBump, r.Mods.ClassicRead, r.Mods.PeerAccess = true, true, true, now-10
+	})
+	o := Read(sync, &cur, now)
+	if !o.Hit.Fetched || o.Hit.Accessed != now-10 || o.Next.Bits != Fetched || o.Next.Access != now-10 ||
+		o.Action != Put || !o.StateOnly {
+		t.Fatalf("A newer than the record: %+v %+v", o.Hit, o.Next)
+	}
+	cur = Item{Value: []byte("v"), CAS: 1, Bits: Fetched, Access: now - 5}
+	o = Read(sync, &cur, now)
+	if o.Next.Access != now-5 || o.Action != None {
+		t.Fatalf("A older than the record: %+v action %v", o.Next, o.Action)
+	}
+}

@@ -220,6 +220,10 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 			if req.Mods.ClassicRead {
 				dst = append(dst, " G"...) // mnemonic only: see Mods.ClassicRead
 			}
+			if req.Mods.PeerAccess > 0 {
+				dst = append(dst, " A"...) // mnemonic only: see Mods.PeerAccess
+				dst = strconv.AppendInt(dst, req.Mods.PeerAccess, 10)
+			}
 			dst = appendMetaReadMods(dst, req)
 			dst = appendTTLMods(dst, req, " v f c", o.kind == opGat, req.Vivify, req.Mods.VivifyExptime, 0)
 		default:

@@ -199,6 +199,12 @@ type Mods struct {
 	// it reads L2 for a client's classic read, so that such a read leaves
 	// a stale item's token for the next mg, as memcached does.
 	ClassicRead bool
+	// PeerAccess is mnemonic's A flag on an mg (Limits.PeerFlags): the
+	// unix second of the last access rend's L1 copy of the item saw, whose
+	// fetches never reached mnemonic. The read counts them first: the item
+	// is fetched, and its last access is at least PeerAccess. rend sends
+	// it (with u) before an md I takes the copy out (rend/orca/meta.go).
+	PeerAccess int64
 }
 
 // MetaFlags records per-request meta protocol details a codec needs when
@@ -477,7 +483,7 @@ type Limits struct {
 	// other text command line is bounded by 16 KiB, as memcached's.
 	MaxLineLen int
 	// PeerFlags accepts the meta flags only rend sends to mnemonic: mg's G
-	// (Mods.ClassicRead). memcached answers "CLIENT_ERROR invalid flag" to
+	// (Mods.ClassicRead) and A (Mods.PeerAccess). memcached answers "CLIENT_ERROR invalid flag" to
 	// them, and so does a codec without PeerFlags (rend's own listeners).
 	PeerFlags bool
 }

@@ -91,8 +91,9 @@ type metaFlags struct {
 	opaque   []byte
 	recache  int32 // R
 	hasR     bool
-	noBump   bool // u
-	classic  bool // G (Limits.PeerFlags only)
+	noBump   bool  // u
+	classic  bool  // G (Limits.PeerFlags only)
+	peerAcc  int64 // A (Limits.PeerFlags only)
 	// Token positions of t, T and N (0: absent), because memcached
 	// applies T and N and prints t in flag order.
 	posTTL, posT, posN int
@@ -151,6 +152,15 @@ func (c *ServerCodec) preparse(first int, mf *metaFlags) (errMsg string) {
 				return msgInvalidFlag
 			}
 			mf.classic = true
+		case 'A':
+			if !c.lim.PeerFlags {
+				return msgInvalidFlag
+			}
+			v, ok := safeStrtoull(val)
+			if !ok || v == 0 || v > 1<<62 {
+				errMsg = msgBadToken
+			}
+			mf.peerAcc = int64(v)
 		case 'P', 'L', 'h', 'l':
 			// P, L: proxy hints. Accepted and ignored.
 		case 't':
@@ -244,6 +254,7 @@ func (c *ServerCodec) applyMeta(req *protocol.Request, mf *metaFlags) {
 	m.Recache, m.HasRecache = int64(mf.recache), mf.hasR
 	m.NoBump = mf.noBump
 	m.ClassicRead = mf.classic
+	m.PeerAccess = mf.peerAcc
 	m.TTLBeforeSet = mf.posTTL != 0 && mf.posTTL < mf.posT
 	m.TTLBeforeVivify = mf.posTTL != 0 && mf.posTTL < mf.posN
 	m.VivifyAfterSet = mf.posN > mf.posT

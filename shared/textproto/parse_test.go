@@ -320,3 +320,29 @@ func TestPeerFlagG(t *testing.T) {
 		t.Fatalf("a later mg without G: %v, mods %+v", err, req.Mods)
 	}
 }
+
+// mg's A (the last access rend's L1 copy saw) is mnemonic's too: only with
+// Limits.PeerFlags, and a bad value is a bad token.
+func TestPeerFlagA(t *testing.T) {
+	if _, err, out := parseOne(t, "mg a u A1700000000\r\n"); !errors.Is(err, protocol.ErrReplied) || out != "CLIENT_ERROR invalid flag\r\n" {
+		t.Fatalf("without PeerFlags: %v %q", err, out)
+	}
+	c := NewServerCodec(protocol.Limits{PeerFlags: true})
+	var wb bytes.Buffer
+	w := bufio.NewWriter(&wb)
+	c.Reset(bufio.NewReader(strings.NewReader("mg a G u A1700000000\r\nmg b v\r\nmg c u Ax\r\n")), w)
+	var req protocol.Request
+	if err := c.ReadRequest(&req); err != nil || req.Mods.PeerAccess != 1700000000 || !req.Mods.NoBump {
+		t.Fatalf("with PeerFlags: %v, mods %+v", err, req.Mods)
+	}
+	req.Reset()
+	if err := c.ReadRequest(&req); err != nil || req.Mods.PeerAccess != 0 {
+		t.Fatalf("a later mg without A: %v, mods %+v", err, req.Mods)
+	}
+	req.Reset()
+	err := c.ReadRequest(&req)
+	w.Flush()
+	if !errors.Is(err, protocol.ErrReplied) || wb.String() != "CLIENT_ERROR bad token in command line format\r\n" {
+		t.Fatalf("A with a bad value: %v %q", err, wb.String())
+	}
+}
