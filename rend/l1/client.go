@@ -29,6 +29,12 @@ type Item struct {
 	// With Access 0 and State fetched, Store makes memcached count a
 	// fetch of the new header item too (see countFetch).
 	Access int64
+	// CountFetch says the item was fetched before this copy of it was
+	// made (orca's fills and gat put-backs, after a read that was a fetch
+	// in L2): memcached counts one fetch of the new header item in the
+	// same batch (countFetch), so that the copy's first hit moves its last
+	// access, as the item's next fetch moves the item's.
+	CountFetch bool
 }
 
 // Client stores client items in a stock memcached as chunk headers plus

@@ -62,6 +62,13 @@ func (l *Client) StoreMany(ctx context.Context, cmd protocol.Command, keys [][]b
 		}
 		addItemWrites(b, cmd, keys[i], &hdrs[i].Header, &items[i], vbuf)
 	}
+	// The fetches memcached must count (see Store), after every item's
+	// writes so that the indexes below stay as they are.
+	for i := range items {
+		if sts[i] != protocol.StatusNotStored && items[i].countsFetch() {
+			countFetch(b, keys[i], items[i].Exp)
+		}
+	}
 	if err := l.do(ctx, b); err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func (l *Client) Store(ctx context.Context, cmd protocol.Command, key []byte, it
 	vbuf := l.pool.Buf()
 	defer l.pool.PutBuf(vbuf)
 	addItemWrites(b, cmd, key, &h, &it, vbuf)
-	if it.Exp >= 0 && it.Access == 0 && it.State&uint8(mcitem.Fetched) != 0 {
+	if it.countsFetch() {
 		countFetch(b, key, it.Exp) // after the header: its index stays
 	}
 	if err := l.do(ctx, b); err != nil {
@@ -231,6 +231,14 @@ func rewriteFetched(hh *HeaderHit, h *chunk.Header) {
 		h.Access = hh.LastAccess()
 	}
 	h.State |= uint8(mcitem.Fetched)
+}
+
+// countsFetch says whether storing it is followed by a fetch memcached
+// counts on the new header item (countFetch): the item was fetched before,
+// and its last access is not older than the write (else the header
+// carries it, see chunk.Header.Access). An expired item is not read.
+func (it *Item) countsFetch() bool {
+	return it.Exp >= 0 && it.Access == 0 && (it.CountFetch || it.State&uint8(mcitem.Fetched) != 0)
 }
 
 // countFetch adds to b a fetch of key's header item that memcached counts

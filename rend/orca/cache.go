@@ -146,7 +146,8 @@ func (o *Orca) putBackHits(ctx context.Context, keys [][]byte, resp *protocol.Re
 			continue
 		}
 		fb.keys = append(fb.keys, key)
-		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: exp, Version: h.CAS})
+		// A gat that was a later fetch: see fill.
+		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: exp, Version: h.CAS, CountFetch: h.Fetched})
 		fb.hot = append(fb.hot, c.hot[h.Index])
 	}
 	if len(fb.keys) == 0 {
@@ -182,7 +183,8 @@ func (o *Orca) reflectRead(ctx context.Context, req *protocol.Request, resp *pro
 		case hasMetaState(h), req.Command == protocol.CmdGat:
 			o.invalidate(ctx, key)
 		case o.pol.fill && !noFill && !o.pending.suspect(key):
-			if st, err := o.l1.Store(ctx, protocol.CmdAdd, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS}); err == nil && st == protocol.StatusOK {
+			// A read that was a later fetch: see fill (an mg u does not fill).
+			if st, err := o.l1.Store(ctx, protocol.CmdAdd, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS, CountFetch: h.Fetched}); err == nil && st == protocol.StatusOK {
 				o.stats.L1Fills.Add(1)
 			}
 		}

@@ -86,6 +86,7 @@ func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Respon
 	r.Command = protocol.CmdGet
 	r.Mods.ClassicRead = c.peer && kind != readMeta
 	r.Mods.NoBump = kind == readInternal
+	r.Want = wantOf(kind)
 	r.Keys = append(r.Keys, keys...) // aliased: r lives only for this call
 	defer clear(r.Keys)
 	if err := c.handle(ctx, r, resp); err != nil {
@@ -96,6 +97,17 @@ func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Respon
 		return fmt.Errorf("orca: L2 answered a get with %v: %s", resp.Status, resp.Message)
 	}
 	return nil
+}
+
+// wantOf is what an L2 read of kind asks beyond the value, flags, CAS and
+// expiry: for a client's read (a fetch), whether the item was fetched
+// before it (h), which decides whether L1's copy made from it must count a
+// fetch (l1.Item.CountFetch).
+func wantOf(kind readKind) protocol.Want {
+	if kind == readInternal {
+		return 0
+	}
+	return protocol.WantFetched
 }
 
 // l2Run is a run of n consecutive keys of one getRuns call read as kind.
@@ -122,6 +134,7 @@ func (c *l2Client) getRuns(ctx context.Context, keys [][]byte, runs []l2Run, res
 		r.Command = protocol.CmdGet
 		r.Mods.ClassicRead = c.peer && run.kind != readMeta
 		r.Mods.NoBump = run.kind == readInternal
+		r.Want = wantOf(run.kind)
 		r.Keys = append(r.Keys, keys[off:off+run.n]...) // aliased: r lives only for this call
 		reqs[i], resps[i] = r, c.pool.Resp()
 		off += run.n
@@ -328,6 +341,9 @@ func l2Request(dst, req *protocol.Request, exp int64) {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		// A classic read takes no W token (protocol.Mods.ClassicRead).
 		dst.Mods.ClassicRead = req.Mods.ClassicRead || !req.Mods.Meta
+		// And it says whether it was the item's first fetch (wantOf); the
+		// client's reply shows only the flags the client asked for.
+		dst.Want |= protocol.WantFetched
 	}
 	if req.Vivify && req.Mods.Meta {
 		dst.Mods.VivifyExptime = memcExp(req.Mods.VivifyExptime, time.Now())

@@ -94,7 +94,13 @@ func (o *Orca) recordRead(ctx context.Context, req *protocol.Request, resp *prot
 // a fetch of the copy unless the mg has u, as the client's mg is one) and
 // merges them with the record's. A copy enters L1 as a write (it and the
 // record then start alike) or as a fill after a record read; from then on
-// L1's fetches of it are the item's fetches.
+// L1's fetches of it are the item's fetches. A fill after a read that was
+// a later fetch (L2's h: the item was fetched before it) makes memcached
+// count one fetch of the new copy (l1.Item.CountFetch), so its first hit
+// moves its time as the item's next fetch moves the item's; the copy's
+// unmoved time is then the read's, which the record's matches. After the
+// item's first fetch the copy is not primed (its creation time would read
+// as an access), and its first hit does not move l (README).
 
 // l1View is what L1 knows of a key's copy.
 type l1View struct {

@@ -263,7 +263,11 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit, fb 
 			continue // see meta.go: such items live in L2 only
 		}
 		fb.keys = append(fb.keys, keys[h.Index])
-		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS})
+		// An L2 read that was a later fetch moved the item's last access
+		// to now: the copy's first hit is a later fetch too (countFetch).
+		// After the item's first fetch the copy's first hit is its second,
+		// which does not move the copy's time (README).
+		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS, CountFetch: h.Fetched})
 	}
 	if len(fb.keys) == 0 {
 		return

@@ -234,6 +234,9 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 			if req.Mods.NoBump {
 				dst = append(dst, " u"...)
 			}
+			if req.Want&protocol.WantFetched != 0 {
+				dst = append(dst, " h"...) // rend's L2 reads: see orca's fill
+			}
 			if o.kind == opGat {
 				dst = append(dst, " T"...)
 				dst = strconv.AppendInt(dst, req.Exptime, 10)
