@@ -13,17 +13,17 @@ $mc -addr 127.0.0.1:$port -preload -duration 1ms -conns 16 -depth 32 -keys ${KEY
 sleep 2
 $mc -addr 127.0.0.1:$port -conns 20 -depth 4 -keys ${KEYS:-600000} -dist zipf -mix get=1 -duration ${WARM:-3s} >/dev/null 2>&1  # warm
 st() { curl -s 127.0.0.1:$((port+1))/stats | python3 -c "import json,sys;s=json.load(sys.stdin);print(s['cmd_get'],s['l1_misses'],s['l2_hits'])"; }
-s0=$(st); n0=$(curl -s 127.0.0.1:$((port+3))/metrics | grep -E '^mnemonic_rocksdb_(read_calls|read_keys|write_commits)_total' | awk '{print $2}' | xargs)
+s0=$(st); n0=$(curl -s 127.0.0.1:$((port+3))/metrics | grep -E '^mnemonic_rocksdb_(read_calls|read_keys|write_commits|write_ops)_total' | awk '{print $2}' | xargs)
 if [ "${PROF:-}" = 1 ]; then
   curl -s "127.0.0.1:$((port+1))/debug/pprof/profile?seconds=6" >$dir/rend.prof &
   curl -s "127.0.0.1:$((port+3))/debug/pprof/profile?seconds=6" >$dir/mn.prof &
 fi
 $(dirname "$0")/perop.sh $(paste -sd, $dir/pids) 1 -- -addr 127.0.0.1:$port -conns 20 -depth 4 -keys ${KEYS:-600000} -dist zipf -mix get=1 -duration 8s
 wait
-s1=$(st); n1=$(curl -s 127.0.0.1:$((port+3))/metrics | grep -E '^mnemonic_rocksdb_(read_calls|read_keys|write_commits)_total' | awk '{print $2}' | xargs)
+s1=$(st); n1=$(curl -s 127.0.0.1:$((port+3))/metrics | grep -E '^mnemonic_rocksdb_(read_calls|read_keys|write_commits|write_ops)_total' | awk '{print $2}' | xargs)
 python3 -c "
 a=[int(x) for x in '$s0'.split()]; b=[int(x) for x in '$s1'.split()]
 d=[y-x for x,y in zip(a,b)]; print('gets %d, L1 misses %d (%.1f%%), L2 hits %d' % (d[0], d[1], 100*d[1]/max(d[0],1), d[2]))
 n0=[float(x) for x in '$n0'.split()]; n1=[float(x) for x in '$n1'.split()]
-print('mnemonic (read_calls, read_keys, write_commits) delta', [b-a for a,b in zip(n0,n1)])
+print('mnemonic (read_calls, read_keys, write_commits, write_ops) delta', [b-a for a,b in zip(n0,n1)])
 "

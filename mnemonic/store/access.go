@@ -1,190 +1,209 @@
 package store
 
 import (
-	"errors"
-	"fmt"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	mcitem "github.com/moneta-cache/moneta/shared/item"
 )
 
-// Last access (mg l) with bounded writes.
+// Read state (mg h, mg l) with bounded, deferred writes.
 //
-// memcached moves an item's time on every fetch but its first. Writing the
-// record back on each of those would turn every read into a write, so a
-// read writes its record only as item.Persist says: when a state bit flips
-// (the first fetch, a W token) or the access time moves by at least
-// item.UpdateInterval (60 s). The smaller moves are remembered here, in
-// memory, so that mg l is exact to the second: a key read over and over
-// costs one record write a minute, not one per read.
+// memcached marks an item fetched on its first fetch and moves its time on
+// every later one. Writing the record back on each read would turn every
+// read into a write, so a read writes nothing itself unless it hands out a
+// W token (that decides between clients: written under the key's stripe
+// before the reply). What a read changes otherwise, the first fetch and the
+// last access, goes into this table, in memory, at once, so every later
+// request of this process sees it, and from here into the records:
 //
-// An entry belongs to one version of the item (its CAS), so a later write
-// makes it stale without any bookkeeping. It is memory only until Close,
-// which writes the moves out (persistRecent), so a clean restart keeps l
-// exact; after a crash (kill -9), or for a key whose stripe was emptied
-// (the bound), l may read up to UpdateInterval seconds too large.
+//   - "due" state, the changes item.Persist says a store must keep (the
+//     first fetch, an access moved by item.UpdateInterval, 60 s, or more
+//     from the record's), is written by the flusher (stateflush.go) every
+//     Options.StateFlushInterval (100 ms) or once StateFlushPending entries
+//     are due: one WriteBatch per shard for many reads;
+//   - smaller access moves are only remembered, so mg l is exact to the
+//     second while a key read over and over costs one write a minute;
+//   - Close writes everything the table holds, so a clean restart loses
+//     nothing. A crash (kill -9) loses the last interval's due state and
+//     the remembered moves: l may read up to UpdateInterval seconds too
+//     large, h may read 0 for an item fetched just before the crash.
+//
+// An entry belongs to one version of the item (its CAS and stamp), so a
+// later write makes it stale without any bookkeeping: it is neither applied
+// to nor written over the new version. Within a version the state only
+// grows (bits are set, the access moves on), so merging is OR and max.
+//
+// The table is bounded: accessPerStripe keys per stripe, 256Ki in all. A
+// full stripe forgets its remembered moves (they read their persisted time,
+// at most UpdateInterval old); a stripe full of due state makes the read
+// that would add more write its record itself, as before this table.
 
 const (
 	accessStripes   = 64
 	accessPerStripe = 4096 // 256Ki keys in all
 )
 
-// recentAccess is the table; the zero value is ready.
+// recentAccess is the table. Open sets deferOK, flushAt and wake.
 type recentAccess struct {
 	stripes [accessStripes]accessStripe
+	// deferOK: due state waits for the flusher (Options.StateFlushInterval
+	// >= 0); otherwise the read writes it, as item.Persist says.
+	deferOK bool
+	// due counts the entries waiting for a flush; at flushAt the flusher
+	// is woken through wake (capacity 1) before its interval.
+	due     atomic.Int64
+	flushAt int64
+	wake    chan struct{}
 }
 
 type accessStripe struct {
-	mu sync.Mutex
-	m  map[string]*accessEntry // guarded by mu
+	mu   sync.Mutex
+	m    map[string]*accessEntry // guarded by mu
+	dueN int                     // entries of m with due set, guarded by mu
 }
 
+// accessEntry is the state of one version (cas, stamp) of a key that its
+// record may lack.
 type accessEntry struct {
-	cas    uint64
-	access int64
+	cas, stamp uint64
+	access     int64
+	bits       mcitem.Bits
+	due        bool // to be written by the next flush
 }
 
 func (r *recentAccess) stripe(hk uint64) *accessStripe { return &r.stripes[hk%accessStripes] }
 
-// apply raises it.Access to the time remembered for key's version it.CAS.
-func (r *recentAccess) apply(hk uint64, key []byte, it *mcitem.Item) {
+// apply merges into it the state remembered for key's version (it.CAS,
+// stamp).
+func (r *recentAccess) apply(hk uint64, key []byte, it *mcitem.Item, stamp uint64) {
 	st := r.stripe(hk)
 	st.mu.Lock()
-	if e, ok := st.m[string(key)]; ok && e.cas == it.CAS && e.access > it.Access {
-		it.Access = e.access
+	if e, ok := st.m[string(key)]; ok && e.cas == it.CAS && e.stamp == stamp {
+		it.Bits |= e.bits
+		it.Access = max(it.Access, e.access)
 	}
 	st.mu.Unlock()
 }
 
-// note remembers access as the last access of key's version cas. Only a
-// key not seen before allocates.
-func (r *recentAccess) note(hk uint64, key []byte, cas uint64, access int64) {
+// note remembers access and bits for key's version (cas, stamp), due or
+// not, and reports whether it did: false means the stripe is full of due
+// state and the caller must write this due state itself. Only a key not in
+// the table allocates.
+func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool) bool {
 	st := r.stripe(hk)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if e, ok := st.m[string(key)]; ok {
-		e.cas, e.access = cas, access
-		return
+	e, ok := st.m[string(key)]
+	switch {
+	case ok && stamp < e.stamp:
+		// A read of a version already replaced: the newer one's state
+		// stays, and the old version's needs no write.
+		return true
+	case ok && stamp > e.stamp:
+		if e.due {
+			st.dueN--
+			r.due.Add(-1)
+		}
+		*e = accessEntry{cas: cas, stamp: stamp, access: access, bits: bits}
+	case ok:
+		e.access = max(e.access, access)
+		e.bits |= bits
+	default:
+		if len(st.m) >= accessPerStripe && !st.evict() {
+			return !due
+		}
+		if st.m == nil {
+			st.m = make(map[string]*accessEntry)
+		}
+		e = &accessEntry{cas: cas, stamp: stamp, access: access, bits: bits}
+		st.m[string(key)] = e
 	}
-	if st.m == nil || len(st.m) >= accessPerStripe {
-		// Full: start over rather than track age. The keys dropped read
-		// their persisted time (at most UpdateInterval old).
-		st.m = make(map[string]*accessEntry)
+	if due && !e.due {
+		e.due = true
+		st.dueN++
+		if r.due.Add(1) >= r.flushAt {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
-	st.m[string(key)] = &accessEntry{cas: cas, access: access}
+	return true
 }
 
-// settle decides what the outcome o of a request against cur costs: true
-// means write the record (item.Persist, judged against the access time the
-// record holds, recAccess, so the record never lags more than the
-// interval); otherwise a moved access time is remembered here and nothing
-// is written.
-func (r *recentAccess) settle(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64) bool {
-	var rec mcitem.Item
-	if cur != nil {
-		rec = *cur
-		rec.Access = recAccess
-		if mcitem.Persist(o, &rec, mcitem.UpdateInterval) {
-			return true
+// evict drops the entries that are not due (remembered moves, or state
+// already written) and reports whether that made room.
+func (st *accessStripe) evict() bool {
+	if st.dueN >= accessPerStripe {
+		return false
+	}
+	for k, e := range st.m {
+		if !e.due {
+			delete(st.m, k)
 		}
-	} else if mcitem.Persist(o, nil, mcitem.UpdateInterval) {
+	}
+	return len(st.m) < accessPerStripe
+}
+
+// settle decides what the outcome o of a request against cur (of record
+// stamp stamp) costs: true means write the record now. The write item.Persist
+// asks for (judged against the access time the record holds, recAccess, so
+// the record never lags more than the interval) is deferred to the flusher
+// when it is only a read's state (the first fetch, an access move); a
+// smaller access move is remembered and never due.
+func (r *recentAccess) settle(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64, stamp uint64) bool {
+	if cur == nil {
+		return mcitem.Persist(o, nil, mcitem.UpdateInterval)
+	}
+	rec := *cur
+	rec.Access = recAccess
+	if !mcitem.Persist(o, &rec, mcitem.UpdateInterval) {
+		if o.Action == mcitem.Put && o.Next.Access != cur.Access {
+			r.note(hk, key, cur.CAS, stamp, o.Next.Access, 0, false)
+		}
+		return false
+	}
+	if !r.deferOK || !readState(o, cur) {
 		return true
 	}
-	if o.Action == mcitem.Put && cur != nil && o.Next.Access != cur.Access {
-		r.note(hk, key, cur.CAS, o.Next.Access)
-	}
-	return false
+	return !r.note(hk, key, cur.CAS, stamp, o.Next.Access, o.Next.Bits&mcitem.Fetched, true)
 }
 
-// take empties the table and returns what it held.
-func (r *recentAccess) take() map[string]*accessEntry {
-	all := make(map[string]*accessEntry)
+// readState reports whether o changes nothing of cur but what a read may
+// defer: the Fetched bit and the access time. A W token (WinSent), a stale
+// mark, a new expiry or version are written before the reply.
+func readState(o *mcitem.Outcome, cur *mcitem.Item) bool {
+	return o.Action == mcitem.Put && o.StateOnly && o.Next.CAS == cur.CAS &&
+		o.Next.Exptime == cur.Exptime && o.Next.Bits&^cur.Bits&^mcitem.Fetched == 0
+}
+
+// pendingState is an entry taken out for a flush.
+type pendingState struct {
+	key string
+	e   accessEntry
+}
+
+// collect appends to dst the entries to write: with all, every entry, and
+// the table is emptied (Close); otherwise the due ones, which stay in the
+// table (their state stays visible) no longer due. An entry noted due again
+// meanwhile is written by the next flush.
+func (r *recentAccess) collect(all bool, dst []pendingState) []pendingState {
 	for i := range r.stripes {
 		st := &r.stripes[i]
 		st.mu.Lock()
 		for k, e := range st.m {
-			all[k] = e
+			if all || e.due {
+				dst = append(dst, pendingState{key: k, e: *e})
+				e.due = false
+			}
 		}
-		st.m = nil
+		r.due.Add(-int64(st.dueN))
+		st.dueN = 0
+		if all {
+			st.m = nil
+		}
 		st.mu.Unlock()
 	}
-	return all
-}
-
-// recentBatch is how many records persistRecent writes per WriteBatch.
-const recentBatch = 256
-
-// persistRecent writes the last-access moves the table holds into their
-// records (a state-only write, as a read's; a large item's into its side
-// record), for Close: a clean shutdown then loses none of them. An entry
-// whose version is gone, or that the record already covers, is dropped.
-// The caller holds life exclusively, so no request runs meanwhile and the
-// writes need no stripe locks. Writes go in batches per shard; errors are
-// returned together, each key's write being best effort as a read's is.
-func (s *Store) persistRecent(now time.Time) error {
-	moves := s.recent.take()
-	if len(moves) == 0 {
-		return nil
-	}
-	type staged struct {
-		w   *writeScratch
-		its []item // values staged in w, released after its write
-	}
-	byShard := make(map[*shard]*staged)
-	var errs []error
-	flush := func(sh *shard, st *staged) {
-		if err := s.commitWrites(sh, st.w); err != nil {
-			errs = append(errs, fmt.Errorf("persist last access on %s: %w", sh.dir, err))
-		}
-		for i := range st.its {
-			st.its[i].release()
-		}
-		st.its = st.its[:0]
-		st.w.reset()
-	}
-	var kb [sideKeyLen]byte
-	for k, e := range moves {
-		key := []byte(k)
-		sh := s.shardFor(hashKey(key))
-		if sh.db == nil || sh.readOnly || sh.fault() != nil {
-			continue
-		}
-		it, ok, err := s.lookup(sh, key, now)
-		if err != nil || !ok {
-			continue
-		}
-		m := it.model()
-		side := hasSideState(len(it.data))
-		if side {
-			s.mergeSide(sh, key, &m, now)
-		}
-		if m.CAS != e.cas || e.access <= m.Access || !s.guard.take(writeCost(len(key), 0)) {
-			it.release()
-			continue
-		}
-		m.Access = e.access
-		st := byShard[sh]
-		if st == nil {
-			st = &staged{w: s.getWrite()}
-			byShard[sh] = st
-		}
-		if side {
-			h := header{cas: m.CAS, stamp: it.h.stamp, expiry: clampExpiry(m.Exptime), bits: uint8(m.Bits),
-				access: uint32(max(m.Access, 1))}
-			st.w.addPut(sideKey(kb[:0], key), h, nil)
-			it.release()
-		} else {
-			st.w.addPut(key, recordHeader(&m, it.h.stamp), it.data)
-			st.its = append(st.its, it)
-		}
-		if len(st.w.ops) >= recentBatch {
-			flush(sh, st)
-		}
-	}
-	for sh, st := range byShard {
-		flush(sh, st)
-		s.putWrite(st.w)
-	}
-	return errors.Join(errs...)
+	return dst
 }

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,11 +69,30 @@ func TestFetchedSurvivesRestart(t *testing.T) {
 	}
 }
 
+// flushDue writes what is due now, as the flusher does every interval.
+func flushDue(t *testing.T, s *Store) {
+	t.Helper()
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if err := s.persistState(false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// manualFlush are test options whose flusher waits an hour: the test
+// flushes (flushDue) where it wants the writes.
+func manualFlush(dir string) Options {
+	o := testOptions(dir)
+	o.StateFlushInterval = time.Hour
+	return o
+}
+
 // TestAccessBoundedWrites: a key read again and again writes its state
 // once (the first fetch) and then only when the last access moves by
 // item.UpdateInterval; mg l stays exact in between (remembered in memory).
+// The writes happen in the flusher, never in the read.
 func TestAccessBoundedWrites(t *testing.T) {
-	s := openTest(t, testOptions(t.TempDir()))
+	s := openTest(t, manualFlush(t.TempDir()))
 	clock := time.Now()
 	get := func() *protocol.Response { // a read at clock
 		t.Helper()
@@ -84,11 +106,15 @@ func TestAccessBoundedWrites(t *testing.T) {
 	}
 	set(t, s, protocol.CmdSet, "k", "v", 0, 0)
 	w0 := s.stats.writeOps.Load()
-	get() // first fetch: written
+	get() // first fetch: due
 	for i := 0; i < 5; i++ {
 		clock = clock.Add(5 * time.Second)
 		get()
 	}
+	if w := s.stats.writeOps.Load() - w0; w != 0 {
+		t.Fatalf("reads wrote %d records themselves", w)
+	}
+	flushDue(t, s)
 	if w := s.stats.writeOps.Load() - w0; w != 1 {
 		t.Fatalf("%d writes for a first fetch and 5 reads within a minute, want 1", w)
 	}
@@ -102,8 +128,183 @@ func TestAccessBoundedWrites(t *testing.T) {
 	}
 	clock = clock.Add(mcitem.UpdateInterval * time.Second)
 	get()
+	flushDue(t, s)
 	if w := s.stats.writeOps.Load() - w0; w != 2 {
 		t.Fatalf("%d writes after a read a minute on, want 2", w)
+	}
+	flushDue(t, s)
+	if w := s.stats.writeOps.Load() - w0; w != 2 {
+		t.Fatalf("%d writes after a flush with nothing due, want 2", w)
+	}
+}
+
+// TestDeferredStateVisibleAtOnce: a first fetch writes nothing before the
+// reply, yet the next request sees it (mg h1, and a W token still goes to
+// one reader only, written before its reply); the flush puts it into the
+// record, a small item's and a large one's side record.
+func TestDeferredStateVisibleAtOnce(t *testing.T) {
+	s := openTest(t, manualFlush(t.TempDir()))
+	big := strings.Repeat("b", sideStateMin+1)
+	set(t, s, protocol.CmdSet, "k", "v", 0, 0)
+	set(t, s, protocol.CmdSet, "big", big, 0, 0)
+	w0 := s.stats.writeOps.Load()
+	do(t, s, req(protocol.CmdGet, "k", "big"))
+	if w := s.stats.writeOps.Load() - w0; w != 0 {
+		t.Fatalf("first fetches wrote %d records before replying", w)
+	}
+	for _, k := range []string{"k", "big"} {
+		if f, _ := mgState(t, s, k); !f {
+			t.Fatalf("%s: first fetch not seen by the next request", k)
+		}
+	}
+	if n := s.recent.due.Load(); n != 2 {
+		t.Fatalf("%d records due, want 2", n)
+	}
+	// md I then two mg: the first wins W, written before its reply.
+	md := req(protocol.CmdDelete, "k")
+	md.Invalidate = true
+	do(t, s, md)
+	w1 := s.stats.writeOps.Load()
+	if resp := do(t, s, mg("k", nil)); len(resp.Hits) != 1 || !resp.Hits[0].Win {
+		t.Fatalf("first mg after md I: %+v, want W", resp.Hits)
+	}
+	if s.stats.writeOps.Load() == w1 {
+		t.Fatal("a W token was not written before the reply")
+	}
+	if resp := do(t, s, mg("k", nil)); len(resp.Hits) != 1 || resp.Hits[0].Win || !resp.Hits[0].Won {
+		t.Fatalf("second mg after md I: %+v, want Z", resp.Hits)
+	}
+	flushDue(t, s)
+	if n := s.recent.due.Load(); n != 0 {
+		t.Fatalf("%d records still due after a flush", n)
+	}
+	if s.stats.stateWrites.Load() == 0 {
+		t.Fatal("the flush wrote nothing")
+	}
+	// The record now holds it: a fresh table (as after a restart) reads it.
+	s.recent.collect(true, nil)
+	for _, k := range []string{"k", "big"} {
+		if f, _ := mgState(t, s, k); !f {
+			t.Fatalf("%s: first fetch not in the record after the flush", k)
+		}
+	}
+}
+
+// TestDeferredStateKeepsLaterWrites: state pending for one version is not
+// written over a set, touch or delete that came after it: the new value and
+// its own state stay; a touch (same version) keeps its expiry and gains the
+// fetch. Also with the flusher racing sets and reads of one key.
+func TestDeferredStateKeepsLaterWrites(t *testing.T) {
+	s := openTest(t, manualFlush(t.TempDir()))
+	set(t, s, protocol.CmdSet, "k", "v1", 0, 0)
+	set(t, s, protocol.CmdSet, "t", "v", 0, 0)
+	set(t, s, protocol.CmdSet, "d", "v", 0, 0)
+	do(t, s, req(protocol.CmdGet, "k", "t", "d")) // first fetches: due
+	set(t, s, protocol.CmdSet, "k", "v2", 7, 0)   // a new version
+	touch := req(protocol.CmdTouch, "t")
+	touch.Exptime, touch.HasExptime = 3600, true
+	do(t, s, touch)
+	do(t, s, req(protocol.CmdDelete, "d"))
+	flushDue(t, s)
+	s.recent.collect(true, nil) // forget memory: read the records alone
+	if f, _ := mgState(t, s, "k"); f {
+		t.Fatal("k: the old version's fetch was written over the new one")
+	}
+	if h := wantValue(t, s, "k", "v2"); h.Flags != 7 {
+		t.Fatalf("k: flags %d, want the new version's 7", h.Flags)
+	}
+	if resp := do(t, s, req(protocol.CmdGet, "d")); len(resp.Hits) != 0 {
+		t.Fatal("d: the flush brought a deleted item back")
+	}
+	r := mg("t", func(r *protocol.Request) {
+		r.Mods.NoBump = true
+		r.Want |= protocol.WantFetched | protocol.WantTTL
+	})
+	if resp := do(t, s, r); len(resp.Hits) != 1 || !resp.Hits[0].Fetched || resp.Hits[0].Exptime == 0 {
+		t.Fatalf("t after touch and flush: %+v, want fetched with the touch's expiry", resp.Hits)
+	}
+
+	// The race: a writer sets r to 0..n-1, readers fetch it, flushes run
+	// meanwhile; the last set's value stays, with its own state.
+	const n = 300
+	set(t, s, protocol.CmdSet, "r", "start", 0, 0)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var resp protocol.Response
+				if err := s.Handle(context.Background(), req(protocol.CmdGet, "r"), &resp); err != nil {
+					t.Error(err)
+					return
+				}
+				s.life.RLock()
+				s.persistState(false, time.Now())
+				s.life.RUnlock()
+			}
+		}()
+	}
+	for i := range n {
+		set(t, s, protocol.CmdSet, "r", fmt.Sprint(i), 0, 0)
+	}
+	close(stop)
+	wg.Wait()
+	wantValue(t, s, "r", fmt.Sprint(n-1))
+	flushDue(t, s)
+	s.recent.collect(true, nil)
+	wantValue(t, s, "r", fmt.Sprint(n-1))
+}
+
+// TestPendingBound: a table stripe holds at most accessPerStripe keys.
+// Remembered moves give way to due state; a stripe full of due state
+// refuses more, so the read writes its record itself (settle says so).
+func TestPendingBound(t *testing.T) {
+	r := &recentAccess{deferOK: true, flushAt: 1 << 40}
+	hk := func(i int) uint64 { return uint64(i) * accessStripes } // all in stripe 0
+	key := func(i int) []byte { return []byte(fmt.Sprint("k", i)) }
+	for i := range accessPerStripe {
+		if !r.note(hk(i), key(i), 1, 1, 100, mcitem.Fetched, i%2 == 0) {
+			t.Fatalf("note %d refused below the bound", i)
+		}
+	}
+	// Full, half due: a new due entry drops the moves and gets in.
+	if !r.note(hk(-1), []byte("new"), 1, 1, 100, mcitem.Fetched, true) {
+		t.Fatal("a due entry was refused while moves could make room")
+	}
+	if n := len(r.stripes[0].m); n != accessPerStripe/2+1 {
+		t.Fatalf("%d entries after eviction, want %d", n, accessPerStripe/2+1)
+	}
+	for i := 1; len(r.stripes[0].m) < accessPerStripe; i += 2 {
+		r.note(hk(i), key(i), 1, 1, 100, mcitem.Fetched, true)
+	}
+	if r.note(hk(-2), []byte("over"), 1, 1, 100, mcitem.Fetched, true) {
+		t.Fatal("a stripe full of due state took more")
+	}
+	if !r.note(hk(-2), []byte("over"), 1, 1, 100, 0, false) {
+		t.Fatal("a mere move must be accepted (and forgotten) when full")
+	}
+	if n := r.due.Load(); n != accessPerStripe {
+		t.Fatalf("due count %d, want %d", n, accessPerStripe)
+	}
+	// Through settle: the read is told to write itself.
+	cur := mcitem.Item{Value: []byte("v"), CAS: 1, Access: 50}
+	o := mcitem.Read(req(protocol.CmdGet, "over"), &cur, 100)
+	if !r.settle(hk(-2), []byte("over"), &o, &cur, cur.Access, 1) {
+		t.Fatal("settle deferred a first fetch into a full stripe")
+	}
+	// A flush makes them not due: room again.
+	if got := len(r.collect(false, nil)); got != accessPerStripe {
+		t.Fatalf("collected %d, want %d", got, accessPerStripe)
+	}
+	if r.settle(hk(-2), []byte("over"), &o, &cur, cur.Access, 1) {
+		t.Fatal("settle did not defer once the stripe had room")
 	}
 }
 

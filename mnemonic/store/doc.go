@@ -31,8 +31,10 @@
 // seconds (u32 LE). Stamps are nanoseconds, below 2^63 until 2262, so
 // records written before the extension existed read as having no state;
 // for them the last access is the write time (the stamp's second). A read
-// writes its record back only when it changes a state bit (the first fetch,
-// a W handed out), never for the access time alone.
+// that hands out a W writes its record back before replying; the first fetch
+// and last-access moves a read makes are kept in memory and written in
+// batches (access.go, stateflush.go): a clean Close writes them all, a
+// crash may lose the last Options.StateFlushInterval of them.
 //
 // # Versions and stamps
 //

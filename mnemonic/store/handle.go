@@ -210,18 +210,16 @@ func (it *item) model() mcitem.Item {
 }
 
 // readModel is the item a read sees: the record's (with its side record,
-// sidestate.go), with (for an mg l) the last access remembered in memory
-// (access.go). recAccess is the persisted one, which decides when the
-// state is written.
+// sidestate.go), with the state kept in memory (access.go: a first fetch
+// or last access not yet written). recAccess is the persisted access,
+// which decides when the state is due.
 func (s *Store) readModel(sh *shard, it *item, hk uint64, key []byte, req *protocol.Request, now time.Time) (m mcitem.Item, recAccess int64) {
 	m = it.model()
 	if hasSideState(len(it.data)) {
 		s.mergeSide(sh, key, &m, now)
 	}
 	recAccess = m.Access
-	if req.Want&protocol.WantAccess != 0 {
-		s.recent.apply(hk, key, &m)
-	}
+	s.recent.apply(hk, key, &m, it.h.stamp)
 	return m, recAccess
 }
 
@@ -266,10 +264,10 @@ func (s *Store) commit(sh *shard, key []byte, req *protocol.Request, cur *item, 
 
 // read serves get, gets, gat, gats and mg through package item. A read
 // looks the key up without a lock; only when the outcome must be written
-// (item.Persist via settle: gat, mg N, a W token, an item's first fetch, a
-// last access a minute behind, see access.go) does it take the key's
-// stripe, read again and decide again under it, so two readers cannot both
-// win W. Any other read writes nothing.
+// before the reply (settle: gat, mg N, a W token; an item's first fetch and
+// a last access a minute behind go to the flusher, see access.go) does it
+// take the key's stripe, read again and decide again under it, so two
+// readers cannot both win W. Any other read writes nothing.
 func (s *Store) read(req *protocol.Request, resp *protocol.Response, now time.Time) error {
 	// The lock-free first lookups of all keys, one cgo call per shard
 	// (multiget.go); the items alias sc until it is released.
@@ -306,7 +304,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 		// reread holds the item read again under the key's stripe (it
 		// aliases it) until the hit is appended.
 		var reread *mgScratch
-		if s.recent.settle(hk, key, &o, cur, recAccess) {
+		if s.recent.settle(hk, key, &o, cur, recAccess, it.h.stamp) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -322,7 +320,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if s.recent.settle(hk, key, &o, cur, recAccess) {
+			if s.recent.settle(hk, key, &o, cur, recAccess, it.h.stamp) {
 				var ip *item
 				if ok {
 					ip = &it
@@ -395,7 +393,7 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 			s.mergeSide(sh, key, &cm, now)
 		}
 		recAccess = cm.Access
-		s.recent.apply(hk, key, &cm) // a write keeps (and may persist) it
+		s.recent.apply(hk, key, &cm, it.h.stamp) // a write keeps (and may persist) it
 		cur, ip = &cm, &it
 	}
 	// Scratch for a value the request computes (append, incr). Next.Value
@@ -409,7 +407,7 @@ func (s *Store) write(req *protocol.Request, resp *protocol.Response, now time.T
 	o := mcitem.Apply(req, cur, now.Unix(), s.opts.MaxItemSize, (*buf)[:0])
 	// A state-only outcome (a failed add bumps the item) is written only
 	// as settle says; every other one is.
-	if !o.StateOnly || s.recent.settle(hk, key, &o, cur, recAccess) {
+	if !o.StateOnly || s.recent.settle(hk, key, &o, cur, recAccess, it.h.stamp) {
 		if err := s.commit(sh, key, req, ip, &o, now); err != nil {
 			return o, found, err
 		}

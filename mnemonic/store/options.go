@@ -49,6 +49,12 @@ const (
 	// requires it); with the default budget that is well under a hundred
 	// files of ~64 MiB, and 1024 covers a 64 GiB share.
 	DefaultMaxOpenFiles = 1024
+	// DefaultStateFlushInterval and DefaultStateFlushPending: how long a
+	// read's state (first fetch, last access) waits in memory before it is
+	// written, at most, and how many records' worth wake the flusher
+	// sooner (store/access.go).
+	DefaultStateFlushInterval = 100 * time.Millisecond
+	DefaultStateFlushPending  = 1024
 )
 
 // minShardBudget is the smallest per-shard disk share accepted: below it the
@@ -112,6 +118,15 @@ type Options struct {
 	// bulk writer on many connections cannot take every core from reads;
 	// RocksDB commits concurrent writes as one group anyway. 0: unbounded.
 	WriteConcurrency int
+	// StateFlushInterval is how often the state reads change (an item's
+	// first fetch for mg h, its last access for mg l) is written from
+	// memory into the records, in one WriteBatch per shard; a kill -9
+	// loses at most this interval of it (a clean Close writes it all).
+	// Negative: each read writes its own record before replying.
+	StateFlushInterval time.Duration
+	// StateFlushPending wakes the flusher before its interval once that
+	// many records' state waits.
+	StateFlushPending int
 	// Version is what the version command answers.
 	Version string
 	// Logger receives the store's logs; nil means slog.Default().
@@ -196,6 +211,12 @@ func (o *Options) EnsureDefaults() {
 		o.MinFreeDiskBytes = DefaultMinFreeDiskBytes
 	} else if o.MinFreeDiskBytes < 0 {
 		o.MinFreeDiskBytes = 0
+	}
+	if o.StateFlushInterval == 0 {
+		o.StateFlushInterval = DefaultStateFlushInterval
+	}
+	if o.StateFlushPending <= 0 {
+		o.StateFlushPending = DefaultStateFlushPending
 	}
 	if o.Version == "" {
 		o.Version = "mnemonic"

@@ -34,6 +34,9 @@ type counters struct {
 	// are the commit group and lookup batch sizes (writebatch.go,
 	// multiget.go).
 	writeCommits, writeOps, readCalls, readKeys atomic.Uint64
+	// stateWrites counts the records (or side records) the flusher wrote
+	// for reads' state (access.go).
+	stateWrites atomic.Uint64
 }
 
 // commandFields are memcached's per-command counters (stats reset zeroes
@@ -71,6 +74,10 @@ var commandFields = metrics.Fields[*Store]{
 		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readCalls.Load()) }},
 	{Stat: "rocksdb_read_keys", Metric: "rocksdb_read_keys_total", Help: "Keys looked up in RocksDB.",
 		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readKeys.Load()) }},
+	{Stat: "state_writes", Metric: "state_writes_total", Help: "Records written in batches for the state reads changed (first fetch, last access).",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.stateWrites.Load()) }},
+	{Stat: "state_pending", Metric: "state_pending", Kind: metrics.Gauge, Help: "Records whose read state waits in memory for the next batch.",
+		Read: func(s *Store) metrics.Value { return metrics.Int(s.recent.due.Load()) }},
 }
 
 // healthFields are the store's memory, disk, shard and WAL health (not
@@ -168,7 +175,7 @@ func (c *counters) reset() {
 		&c.casHits, &c.casMisses, &c.casBadval,
 		&c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.deleteHits, &c.deleteMisses, &c.cmdFlush,
-		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys,
+		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys, &c.stateWrites,
 	} {
 		v.Store(0)
 	}

@@ -41,8 +41,10 @@ type Store struct {
 	// locks serialise writes per key (see the package doc).
 	locks [lockStripes]sync.Mutex
 
-	// recent holds last-access moves not yet written (access.go).
-	recent recentAccess
+	// recent holds read state not yet written (access.go); the flusher
+	// (stateflush.go) closes flushDone when it ends.
+	recent    recentAccess
+	flushDone chan struct{}
 
 	// guard refuses writes before the disk is full (see fault.go).
 	guard diskGuard
@@ -158,6 +160,13 @@ func Open(o Options) (*Store, error) {
 	s.guard.full.Store(lowDisk)
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watch(s.stopWatch, s.watchDone)
+	if o.StateFlushInterval > 0 {
+		s.recent.deferOK = true
+		s.recent.flushAt = int64(o.StateFlushPending)
+		s.recent.wake = make(chan struct{}, 1)
+		s.flushDone = make(chan struct{})
+		go s.flushStates(o.StateFlushInterval, s.stopWatch, s.flushDone)
+	}
 	l := layout(&o)
 	s.log.Info("store open", "dir", o.Dir, "shards", o.Shards, "compaction", o.CompactionStyle,
 		"max_disk_bytes", o.MaxDiskBytes, "write_buffer", l.writeBuffer, "fifo_table_budget", l.tableBudget,
@@ -204,6 +213,9 @@ func (s *Store) Close() error {
 	s.life.Unlock()
 	s.stopOnce.Do(func() { close(s.stopWatch) })
 	<-s.watchDone
+	if s.flushDone != nil {
+		<-s.flushDone
+	}
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.closed {
@@ -211,9 +223,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	var errs []error
-	// Before the memtables are flushed: the last-access moves kept only
-	// in memory (access.go) go into their records.
-	if err := s.persistRecent(time.Now()); err != nil {
+	// Before the memtables are flushed: the read state kept only in
+	// memory (access.go) goes into the records.
+	if err := s.persistState(true, time.Now()); err != nil {
 		errs = append(errs, err)
 	}
 	s.vers.close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -161,7 +162,8 @@ type Daemon struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	LogLevel        string   `toml:"log_level"`
 	LogFormat       string   `toml:"log_format"`
-	// NetLoop is server.Config.NetLoop: "goroutine" or "epoll".
+	// NetLoop is server.Config.NetLoop: "goroutine" or "epoll" (the
+	// default on Linux, the only system that has it).
 	NetLoop string `toml:"net_loop"`
 }
 
@@ -169,7 +171,11 @@ type Daemon struct {
 // these keys: the server's connection limit (max_conns 0), no idle
 // timeout, 10 s to drain at SIGTERM, info-level text logs.
 func DefaultDaemon() Daemon {
-	return Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text", NetLoop: "goroutine"}
+	d := Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text", NetLoop: "goroutine"}
+	if runtime.GOOS == "linux" {
+		d.NetLoop = "epoll"
+	}
+	return d
 }
 
 // BindFlags defines the flags of d's keys on fs, writing into d, with d's

@@ -39,7 +39,8 @@
 //     least UpdateInterval (60 s); smaller moves are kept in memory
 //     (mnemonic/store/access.go) and written out at Close, so l is exact
 //     (a crash may lose them) while a key read over and over costs one
-//     write a minute.
+//     write a minute. A read's own state (the first fetch, a minute move)
+//     is written in batches shortly after the reply, a W token before it.
 //   - rend, l1only: the chunk header in L1 holds Value, Flags, Exptime, CAS
 //     and Bits (in its kind byte); memcached itself counts the fetches and
 //     last access of the header item, which rend's reads for clients are,

@@ -403,7 +403,14 @@ func (l *netLoop) take(c *conn) bool {
 	c.loopIO = true
 	b := c.b
 	if n == headSize || !c.batchGets {
-		c.handOff(loopBurst) // more may be in the socket
+		// More may be in the socket. A get line longer than the head (a
+		// multi-get) is what the client will likely send again: serve it
+		// as a pipelining client is (servePipelined).
+		if longGet(c) {
+			c.handOff(loopSticky)
+		} else {
+			c.handOff(loopBurst)
+		}
 		return false
 	}
 	b.br.Peek(1) // moves head into the bufio reader; no socket read

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/moneta-cache/moneta/mnemonic/store"
 	"github.com/moneta-cache/moneta/shared/addr"
@@ -34,6 +35,8 @@ type Config struct {
 	WriteConcurrency     int     `toml:"write_concurrency"`
 	MinFreeDiskBytes     int64   `toml:"min_free_disk_bytes"`
 	MaxOpenFiles         int     `toml:"max_open_files"`
+	// StateFlushInterval: see store.Options (negative: synchronous).
+	StateFlushInterval config.Duration `toml:"state_flush_interval"`
 
 	MaxProcs  int `toml:"max_procs"`
 	GCPercent int `toml:"gc_percent"`
@@ -64,6 +67,7 @@ func defaultConfig() Config {
 		BackgroundJobs:       store.DefaultBackgroundJobs,
 		MinFreeDiskBytes:     store.DefaultMinFreeDiskBytes,
 		MaxOpenFiles:         store.DefaultMaxOpenFiles,
+		StateFlushInterval:   config.Duration(store.DefaultStateFlushInterval),
 		GCPercent:            defaultGCPercent,
 		Daemon:               config.DefaultDaemon(),
 	}
@@ -83,8 +87,8 @@ func (c Config) storeOptions(version string, log *slog.Logger) store.Options {
 		MinBlobSize: c.MinBlobSize, Compression: c.Compression, WriteBufferBytes: c.WriteBufferBytes,
 		BloomBitsPerKey: c.BloomBitsPerKey, BackgroundJobs: c.BackgroundJobs,
 		WriteConcurrency: c.WriteConcurrency, MinFreeDiskBytes: c.MinFreeDiskBytes,
-		MaxOpenFiles: c.MaxOpenFiles,
-		Version:      version, Logger: log,
+		MaxOpenFiles: c.MaxOpenFiles, StateFlushInterval: time.Duration(c.StateFlushInterval),
+		Version: version, Logger: log,
 	}
 	// A leveled or universal store has no budget; an operator who picked
 	// one in the file should not have to zero the fifo default as well.
@@ -160,6 +164,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads")
 	fs.IntVar(&c.WriteConcurrency, "write-concurrency", c.WriteConcurrency, "write requests executing at once (0: unbounded)")
 	fs.IntVar(&c.MaxOpenFiles, "max-open-files", c.MaxOpenFiles, "RocksDB table files kept open per shard; reserved ahead of client connections")
+	fs.Var(&c.StateFlushInterval, "state-flush-interval", "how long a read's state (mg h first fetch, mg l last access) may wait in memory before it is written in a batch; a kill -9 loses at most this much of it (negative: each read writes its own before replying)")
 	fs.Int64Var(&c.MinFreeDiskBytes, "min-free-disk-bytes", c.MinFreeDiskBytes, "free disk space writes leave untouched; below it writes are refused until space is freed")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs, "GOMAXPROCS (0: 4 per core, at least 8; see the README)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target percentage")

@@ -403,6 +403,26 @@ func TestCleanRestartKeepsLastAccess(t *testing.T) {
 	lastFetch("after a clean restart")
 }
 
+// TestCleanRestartKeepsFirstFetch: a read's first fetch waits in memory
+// for the flusher (here an hour away), is seen at once by the next request,
+// and a clean shutdown (SIGTERM) writes it, so mg h says 1 after a restart.
+func TestCleanRestartKeepsFirstFetch(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := startMnemonic(t, data, "-state-flush-interval", "1h")
+	c := dialText(t, p.Addr)
+	c.do("set k 0 0 1\r\nv\r\nset never 0 0 1\r\nv\r\n", "STORED", "STORED")
+	c.do("get k\r\n", "VALUE k 0 1", "v", "END")
+	c.do("mg k h u\r\nmg never h u\r\n", "HD h1", "HD h0")
+	if n := statNum(t, c, "state_pending"); n != 1 {
+		t.Fatalf("state_pending %d, want 1 (k's first fetch)", n)
+	}
+	p.stop()
+
+	p = startMnemonic(t, data)
+	c = dialText(t, p.Addr)
+	c.do("mg k h u\r\nmg never h u\r\n", "HD h1", "HD h0")
+}
+
 // TestDelayedFlushThenWrites is issue 10 item 1 on a real process: after a
 // delayed flush_all has passed, writes live, also after kill -9 and a restart
 // that reloads the persisted flush; what was written before its moment stays
@@ -607,11 +627,11 @@ func TestPipelinedRunsSurviveKill9(t *testing.T) {
 		}
 	}
 	calls, keys := statNum(t, c, "rocksdb_read_calls"), statNum(t, c, "rocksdb_read_keys")
-	// Each "mg keyN" is its item's first fetch, whose state write reads
-	// the key again under its stripe: one more one-key lookup per line.
-	rereads := uint64(n / 2)
-	if keys != uint64(n)+rereads || (calls-rereads)*4 > uint64(n) {
-		t.Errorf("%d mg lines in %d RocksDB lookups of %d keys (%d of them re-reads before a state write): not batched", n, calls, keys, rereads)
+	// Each "mg keyN" is its item's first fetch, whose state the flusher
+	// writes in batches, reading the keys again (up to one more key per
+	// line, in lookups of many keys).
+	if keys < uint64(n) || keys > uint64(n+n/2) || calls*4 > keys {
+		t.Errorf("%d mg lines in %d RocksDB lookups of %d keys (with the flusher's re-reads): not batched", n, calls, keys)
 	}
 	t.Logf("%d mg keys: %d RocksDB lookups", keys, calls)
 }
