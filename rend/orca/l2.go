@@ -104,9 +104,8 @@ func (c *l2Client) get(ctx context.Context, keys [][]byte, resp *protocol.Respon
 // before it (h), which decides whether L1's copy made from it must count a
 // fetch (l1.Item.CountFetch).
 func wantOf(kind readKind) protocol.Want {
-	if kind == readInternal {
-		return 0
-	}
+	// rend's own read-back (u) sees the state as it is: whether the copy
+	// it puts back is of an item fetched before (an incr in place keeps it).
 	return protocol.WantFetched
 }
 

@@ -207,6 +207,28 @@ func (o *Orca) takeOutKeysKeepingFetches(ctx context.Context, keys [][]byte, exp
 	return l1Copies{hot: hot, out: true}
 }
 
+// takeOutWithFetches is takeOut for an incr or decr: it also returns the
+// last access of L1's copy if L1 saw it fetched (0 otherwise, or when L2
+// takes no peer flags), for the ma to L2 to carry (Mods.PeerAccess): an
+// incr in place keeps the item's fetched bit, so the fetches only L1 saw
+// must reach the record. Same L1 round trip as takeOut's delete.
+func (o *Orca) takeOutWithFetches(ctx context.Context, key []byte) (l1Copy, int64) {
+	if !o.pol.cache || !o.l2.peer || !o.l1.Backend().Healthy() {
+		return o.takeOut(ctx, key), 0
+	}
+	had, hh, found, err := o.l1.DeleteWithState(ctx, key)
+	if err != nil {
+		o.stats.L1InvalidationErrors.Add(1)
+		o.pending.add(key)
+		o.log.Debug("rend: L1 delete before write failed", "err", err)
+		return l1Copy{}, 0
+	}
+	if found && !o.pending.suspect(key) && hh.FetchedBefore() && hh.Accessed > 0 {
+		return l1Copy{hot: had, out: true}, hh.Accessed
+	}
+	return l1Copy{hot: had, out: true}, 0
+}
+
 // touchL2 touches key in L2 with the absolute expiry exp. Best effort.
 func (o *Orca) touchL2(ctx context.Context, key []byte, exp int64) {
 	req := o.pool.Req()

@@ -56,7 +56,8 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 
 // modify serves append/prepend/incr/decr.
 func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
-	if req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr {
+	counter := req.Command == protocol.CmdIncr || req.Command == protocol.CmdDecr
+	if counter {
 		o.stats.CmdIncr.Add(1)
 	} else {
 		o.stats.CmdSet.Add(1)
@@ -66,16 +67,30 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 	var buf [1]int
 	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
 
-	c := o.takeOut(ctx, key)
+	var c l1Copy
+	if counter {
+		// An incr in place keeps the item's fetched bit: the fetches only
+		// L1's copy saw go to L2 with the ma (mnemonic's A flag).
+		var acc int64
+		c, acc = o.takeOutWithFetches(ctx, key)
+		if acc > 0 {
+			req.Mods.PeerAccess = acc
+			defer func() { req.Mods.PeerAccess = 0 }()
+		}
+	} else {
+		c = o.takeOut(ctx, key)
+	}
 	back, err := o.rec.modify(ctx, req, resp, exp)
 	if err != nil {
 		return o.recordFailed(resp, req.Keys[:1], err)
 	}
 	if back != nil {
 		// The item as the record now holds it (rend does not know an
-		// append's value or an incr's flags and expiry).
+		// append's value or an incr's flags and expiry); a counter fetched
+		// before (its read-back's h) counts a fetch of its copy, as a fill
+		// does.
 		h := &back.Hits[0]
-		o.putBack(ctx, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS}, c)
+		o.putBack(ctx, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS, CountFetch: h.Fetched}, c)
 		o.pool.PutResp(back)
 	}
 	return nil

@@ -197,6 +197,14 @@ func Apply(req *protocol.Request, cur *Item, now int64, maxItem int, dst []byte)
 	if cur != nil && !cur.Live(now) {
 		cur = nil
 	}
+	if cur != nil && req.Mods.PeerAccess != 0 {
+		// Fetches only rend's L1 copy saw (mnemonic's A flag, which rend
+		// sends with an incr or decr): counted first, as Read does.
+		c := *cur
+		c.Bits |= Fetched
+		c.Access = max(c.Access, req.Mods.PeerAccess)
+		cur = &c
+	}
 	switch req.Command {
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdCas,
 		protocol.CmdAppend, protocol.CmdPrepend:

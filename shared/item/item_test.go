@@ -368,3 +368,19 @@ func TestPeerAccess(t *testing.T) {
 		t.Fatalf("A older than the record: %+v action %v", o.Next, o.Action)
 	}
 }
+
+// An incr carrying A (fetches only rend's L1 copy saw) keeps the fetched
+// bit in place, as memcached's incr of an item fetched before does.
+func TestPeerAccessIncr(t *testing.T) {
+	cur := Item{Value: []byte("1"), CAS: 1, Access: now - 100}
+	incr := req(protocol.CmdIncr, func(r *protocol.Request) { r.Delta, r.Mods.PeerAccess = 1, now-10 })
+	o := Apply(incr, &cur, now, 100, make([]byte, 0, 32))
+	if o.Status != protocol.StatusOK || o.Next.Bits != Fetched || o.Next.Access != now {
+		t.Fatalf("incr with A: %v %+v", o.Status, o.Next)
+	}
+	incr.Mods.PeerAccess = 0
+	o = Apply(incr, &cur, now, 100, make([]byte, 0, 32))
+	if o.Next.Bits != 0 {
+		t.Fatalf("incr without A: %+v", o.Next)
+	}
+}

@@ -312,6 +312,10 @@ func appendOp(dst []byte, o *op, req *protocol.Request) []byte {
 			dst = append(dst, " C"...)
 			dst = strconv.AppendUint(dst, req.CAS, 10)
 		}
+		if req.Mods.PeerAccess > 0 {
+			dst = append(dst, " A"...) // mnemonic only: see Mods.PeerAccess
+			dst = strconv.AppendInt(dst, req.Mods.PeerAccess, 10)
+		}
 		if req.Vivify && !req.Mods.Meta {
 			dst = append(dst, " N"...)
 			dst = strconv.AppendInt(dst, req.Exptime, 10)

@@ -203,7 +203,8 @@ type Mods struct {
 	// unix second of the last access rend's L1 copy of the item saw, whose
 	// fetches never reached mnemonic. The read counts them first: the item
 	// is fetched, and its last access is at least PeerAccess. rend sends
-	// it (with u) before an md I takes the copy out (rend/orca/meta.go).
+	// it on an mg u before an md I takes the copy out, and on the ma of an
+	// incr or decr (rend/orca/meta.go).
 	PeerAccess int64
 }
 
