@@ -61,6 +61,10 @@ type accessStripe struct {
 	mu   sync.Mutex
 	m    map[string]*accessEntry // guarded by mu
 	dueN int                     // entries of m with due set, guarded by mu
+	// dueKeys lists the keys that became due since the last collect (a
+	// key may be listed for an entry no longer due or gone: skipped), so
+	// a flush visits them, not the whole table. Guarded by mu.
+	dueKeys []string
 }
 
 // accessEntry is the state of one version (cas, stamp) of a key that its
@@ -88,8 +92,9 @@ func (r *recentAccess) apply(hk uint64, key []byte, it *mcitem.Item, stamp uint6
 
 // note remembers access and bits for key's version (cas, stamp), due or
 // not, and reports whether it did: false means the stripe is full of due
-// state and the caller must write this due state itself. Only a key not in
-// the table allocates.
+// state and the caller must write this due state itself. A key not in the
+// table allocates, and a key already there that becomes due (listed for
+// the flush); nothing else does.
 func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool) bool {
 	st := r.stripe(hk)
 	st.mu.Lock()
@@ -117,19 +122,34 @@ func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int
 			st.m = make(map[string]*accessEntry)
 		}
 		e = &accessEntry{cas: cas, stamp: stamp, access: access, bits: bits}
-		st.m[string(key)] = e
+		ks := string(key)
+		st.m[ks] = e
+		if due {
+			// The map's copy of the key serves the list too.
+			e.due = true
+			st.dueN++
+			st.dueKeys = append(st.dueKeys, ks)
+			r.dueAdded()
+		}
+		return true
 	}
 	if due && !e.due {
 		e.due = true
 		st.dueN++
-		if r.due.Add(1) >= r.flushAt {
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
-		}
+		st.dueKeys = append(st.dueKeys, string(key))
+		r.dueAdded()
 	}
 	return true
+}
+
+// dueAdded counts one more due entry and wakes the flusher at flushAt.
+func (r *recentAccess) dueAdded() {
+	if r.due.Add(1) >= r.flushAt {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // evict drops the entries that are not due (remembered moves, or state
@@ -193,17 +213,23 @@ func (r *recentAccess) collect(all bool, dst []pendingState) []pendingState {
 	for i := range r.stripes {
 		st := &r.stripes[i]
 		st.mu.Lock()
-		for k, e := range st.m {
-			if all || e.due {
+		if all {
+			for k, e := range st.m {
 				dst = append(dst, pendingState{key: k, e: *e})
-				e.due = false
+			}
+			st.m = nil
+		} else {
+			for _, k := range st.dueKeys {
+				if e, ok := st.m[k]; ok && e.due {
+					dst = append(dst, pendingState{key: k, e: *e})
+					e.due = false
+				}
 			}
 		}
+		clear(st.dueKeys)
+		st.dueKeys = st.dueKeys[:0]
 		r.due.Add(-int64(st.dueN))
 		st.dueN = 0
-		if all {
-			st.m = nil
-		}
 		st.mu.Unlock()
 	}
 	return dst
