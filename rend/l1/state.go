@@ -99,13 +99,9 @@ func (l *Client) DeleteKeysWithState(ctx context.Context, keys [][]byte, had []b
 	for i := range keys {
 		hhs[i], found[i], _ = l.stateOf(b.resps[2*i]) // a bad answer there only loses the state
 		hhs[i].Header.Inline = nil
-		switch b.resps[2*i+1].Status {
-		case protocol.StatusOK:
-			had[i] = true
-		case protocol.StatusNotFound:
-		default:
-			l.counters.L1Errors.Add(1)
-			return errStatus
+		var err error
+		if had[i], err = l.deleted(b.resps[2*i+1].Status); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -101,6 +101,12 @@ func (l *Client) Delete(ctx context.Context, key []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return l.deleted(st)
+}
+
+// deleted reads a delete's status: whether the key was there, or an error
+// (counted) for any answer but DELETED and NOT_FOUND.
+func (l *Client) deleted(st protocol.Status) (bool, error) {
 	switch st {
 	case protocol.StatusOK:
 		return true, nil
@@ -123,13 +129,9 @@ func (l *Client) DeleteKeys(ctx context.Context, keys [][]byte, had []bool) erro
 		return err
 	}
 	for i, r := range b.resps {
-		switch r.Status {
-		case protocol.StatusOK:
-			had[i] = true
-		case protocol.StatusNotFound:
-		default:
-			l.counters.L1Errors.Add(1)
-			return errStatus
+		var err error
+		if had[i], err = l.deleted(r.Status); err != nil {
+			return err
 		}
 	}
 	return nil
