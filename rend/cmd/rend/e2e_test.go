@@ -30,15 +30,24 @@ type stack struct {
 
 func newStack(t *testing.T, withL2 bool, rendArgs ...string) *stack {
 	t.Helper()
-	s := &stack{mc: mctest.Start(t, "-m", "256")}
-	s.l1 = directClient(t, s.mc.Addr)
-	l2 := ""
-	if withL2 {
-		s.mn = startMnemonic(t)
-		l2 = s.mn.Addr
-		s.l2 = directClient(t, l2)
+	if !withL2 {
+		s := &stack{mc: mctest.Start(t, "-m", "256")}
+		s.l1 = directClient(t, s.mc.Addr)
+		s.rend = startRend(t, s.mc.Addr, "", rendArgs...)
+		return s
 	}
-	s.rend = startRend(t, s.mc.Addr, l2, rendArgs...)
+	return newL1L2Stack(t, "256", nil, rendArgs...)
+}
+
+// newL1L2Stack is a stack with an L1 of l1MB megabytes and mnemonic run
+// with mnArgs added.
+func newL1L2Stack(t *testing.T, l1MB string, mnArgs []string, rendArgs ...string) *stack {
+	t.Helper()
+	s := &stack{mc: mctest.Start(t, "-m", l1MB)}
+	s.l1 = directClient(t, s.mc.Addr)
+	s.mn = startMnemonic(t, mnArgs...)
+	s.l2 = directClient(t, s.mn.Addr)
+	s.rend = startRend(t, s.mc.Addr, s.mn.Addr, rendArgs...)
 	return s
 }
 

@@ -54,11 +54,7 @@ func (s *stack) sameAsL2(t *testing.T, c *conn, key string) {
 // binary SET, on both ports. Refusals that leave L2's item as it was
 // (NOT_STORED, EXISTS) keep the key readable with L2's value.
 func TestL2RefusalLeavesNoL1Copy(t *testing.T) {
-	s := &stack{mc: mctest.Start(t, "-m", "64")}
-	s.l1 = directClient(t, s.mc.Addr)
-	s.mn = startMnemonic(t, "-max-item-size", "4096")
-	s.l2 = directClient(t, s.mn.Addr)
-	s.rend = startRend(t, s.mc.Addr, s.mn.Addr)
+	s := newL1L2Stack(t, "64", []string{"-max-item-size", "4096"})
 	big := pattern(5000, 3) // above mnemonic's limit, far below rend's
 
 	for _, port := range []struct{ name, addr string }{{"regular", s.rend.regular}, {"batch", s.rend.batch}} {

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/moneta-cache/moneta/shared/mctest"
 )
 
 // Runs of pipelined sets (orca.HandleSets) through the real rend, memcached
@@ -60,11 +58,7 @@ func TestSetRunsAsOneByOne(t *testing.T) {
 	// mnemonic's read state (a first fetch) is written by its flusher
 	// behind the reply, at times of its own; with an hour's interval none
 	// of those writes falls into the counts compared below.
-	s := &stack{mc: mctest.Start(t, "-m", "256")}
-	s.l1 = directClient(t, s.mc.Addr)
-	s.mn = startMnemonic(t, "-state-flush-interval", "1h")
-	s.l2 = directClient(t, s.mn.Addr)
-	s.rend = startRend(t, s.mc.Addr, s.mn.Addr)
+	s := newL1L2Stack(t, "256", []string{"-state-flush-interval", "1h"})
 	for _, port := range []string{s.rend.regular, s.rend.batch} {
 		var got [2][]string
 		var commits, ops [2]uint64
