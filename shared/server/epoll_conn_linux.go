@@ -73,7 +73,7 @@ const (
 // handOff runs c on a goroutine from where the loop left it.
 func (c *conn) handOff(from int) {
 	c.from = from
-	go c.goFn()
+	c.srv.hands.spawn(c.goFn)
 }
 
 func (c *conn) runLooped() { c.serveLooped(c.from) }

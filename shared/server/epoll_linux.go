@@ -292,7 +292,7 @@ func (l *netLoop) serveEvents() {
 		l.putBatch(b)
 		return
 	}
-	go b.run()
+	l.srv.hands.spawn(b.run)
 }
 
 // loopBatch is one HandleGets call of a loop's connections, served on a

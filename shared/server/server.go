@@ -149,7 +149,13 @@ type Server struct {
 	loops        []*netLoop // guarded by loopMu
 	loopsStarted bool       // guarded by loopMu
 	loopNext     int        // guarded by loopMu
+	// hands runs the loops' hand-offs on parked goroutines (workers.go).
+	hands *workers
 }
+
+// handWorkers bounds the goroutines parked for hand-offs (each keeps its
+// grown stack, a few KiB).
+const handWorkers = 128
 
 // New returns a Server for h. It applies cfg.EnsureDefaults and fails if
 // cfg.Validate does.
@@ -183,6 +189,7 @@ func New(cfg Config, h protocol.Handler) (*Server, error) {
 		handlerLog: logLimiter{interval: time.Second},
 	}
 	s.epoll = cfg.NetLoop == NetLoopEpoll
+	s.hands = newWorkers(handWorkers, s.closing)
 	s.maxConns.Store(int64(cfg.MaxConns))
 	s.idleTimeout.Store(int64(cfg.IdleTimeout))
 	s.gets, _ = h.(GetBatcher)
