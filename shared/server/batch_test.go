@@ -195,17 +195,26 @@ func TestGetBatchingSameBytes(t *testing.T) {
 
 func startTCPServer(t *testing.T, h protocol.Handler) string {
 	t.Helper()
-	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
+	_, addr := serveTCP(t, Config{}, h)
+	return addr
+}
+
+// serveTCP serves h with cfg (logging discarded) on a loopback port until
+// the test or benchmark ends.
+func serveTCP(tb testing.TB, cfg Config, h protocol.Handler) (*Server, string) {
+	tb.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg, h)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return ln.Addr().String()
+	tb.Cleanup(func() { s.Close() })
+	return s, ln.Addr().String()
 }
 
 // exchange sends in (one write) and returns everything answered until the

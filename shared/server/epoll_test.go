@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -27,18 +26,7 @@ func startEpoll(t *testing.T, h *memBatcher) (*Server, string) {
 func startEpollConfig(t *testing.T, cfg Config, h *memBatcher) (*Server, string) {
 	t.Helper()
 	cfg.NetLoop = NetLoopEpoll
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(cfg, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return s, ln.Addr().String()
+	return serveTCP(t, cfg, h)
 }
 
 func dialT(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
@@ -279,18 +267,8 @@ func TestEpollStaleDeadlines(t *testing.T) {
 // of one, the reply written by the batch's goroutine); it should allocate
 // nothing per request.
 func BenchmarkEpollGet(b *testing.B) {
-	s, err := New(Config{NetLoop: NetLoopEpoll, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		&memBatcher{Store: memstore.New(memstore.Options{})})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	_, addr := serveTCP(b, Config{NetLoop: NetLoopEpoll}, &memBatcher{Store: memstore.New(memstore.Options{})})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
