@@ -55,6 +55,8 @@ type recentAccess struct {
 	due     atomic.Int64
 	flushAt int64
 	wake    chan struct{}
+	// held is the bytes of data the entries' heldRecords hold.
+	held atomic.Int64
 }
 
 type accessStripe struct {
@@ -74,7 +76,31 @@ type accessEntry struct {
 	access     int64
 	bits       mcitem.Bits
 	due        bool // to be written by the next flush
+	// rec, when held, is the record of this version as a read found it
+	// (due entries only), so that the flush need not read it again.
+	rec  heldRecord
+	held bool
 }
+
+// heldRecord is a copy of a record a read found, for the flusher: it
+// rewrites the record from this copy instead of reading it again, when no
+// write reached the key's stripe since the read looked the key up (the
+// stripe's write generation, Store.wgen, is still gen; every write bumps
+// its keys' stripes once it landed, while it holds them). Only records of
+// up to heldRecordMax bytes of data are held, and heldBudget bytes in all,
+// in buffers of heldRecordMax bytes that the flush returns to heldPool.
+type heldRecord struct {
+	h    header
+	data []byte
+	gen  uint64
+}
+
+var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, heldRecordMax); return &b }}
+
+const (
+	heldRecordMax = sideStateMin // larger items keep their state in a side record
+	heldBudget    = 8 << 20
+)
 
 func (r *recentAccess) stripe(hk uint64) *accessStripe { return &r.stripes[hk%accessStripes] }
 
@@ -96,6 +122,13 @@ func (r *recentAccess) apply(hk uint64, key []byte, it *mcitem.Item, stamp uint6
 // table allocates, and a key already there that becomes due (listed for
 // the flush); nothing else does.
 func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool) bool {
+	return r.noteHeld(hk, key, cas, stamp, access, bits, due, nil, 0)
+}
+
+// noteHeld is note with the record the read found (src, nil if none) and
+// the write generation of its stripe taken before the lookup: a due entry
+// keeps a copy of it (see heldRecord).
+func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool, src *item, gen uint64) bool {
 	st := r.stripe(hk)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -110,6 +143,7 @@ func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int
 			st.dueN--
 			r.due.Add(-1)
 		}
+		r.drop(e, true)
 		*e = accessEntry{cas: cas, stamp: stamp, access: access, bits: bits}
 	case ok:
 		e.access = max(e.access, access)
@@ -125,6 +159,7 @@ func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int
 		ks := string(key)
 		st.m[ks] = e
 		if due {
+			e.rec, e.held = r.hold(src, stamp, gen)
 			// The map's copy of the key serves the list too.
 			e.due = true
 			st.dueN++
@@ -133,6 +168,9 @@ func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int
 		}
 		return true
 	}
+	if due && !e.held {
+		e.rec, e.held = r.hold(src, stamp, gen)
+	}
 	if due && !e.due {
 		e.due = true
 		st.dueN++
@@ -140,6 +178,40 @@ func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int
 		r.dueAdded()
 	}
 	return true
+}
+
+// hold copies src, the record of version stamp read at write generation
+// gen, for a due entry, if it is small enough and the budget allows.
+func (r *recentAccess) hold(src *item, stamp, gen uint64) (heldRecord, bool) {
+	if src == nil || src.h.stamp != stamp || len(src.data) > heldRecordMax {
+		return heldRecord{}, false
+	}
+	if r.held.Add(heldRecordMax) > heldBudget {
+		r.held.Add(-heldRecordMax)
+		return heldRecord{}, false
+	}
+	b := heldPool.Get().(*[]byte)
+	return heldRecord{h: src.h, data: append((*b)[:0], src.data...), gen: gen}, true
+}
+
+// drop returns e's held record to the budget, and its buffer to the pool
+// with free (false: the caller still uses it and calls release).
+func (r *recentAccess) drop(e *accessEntry, free bool) {
+	if !e.held {
+		return
+	}
+	r.held.Add(-heldRecordMax)
+	if free {
+		releaseHeld(&e.rec)
+	}
+	e.rec, e.held = heldRecord{}, false
+}
+
+// releaseHeld returns rec's buffer to heldPool.
+func releaseHeld(rec *heldRecord) {
+	b := rec.data[:0]
+	heldPool.Put(&b)
+	rec.data = nil
 }
 
 // dueAdded counts one more due entry and wakes the flusher at flushAt.
@@ -173,6 +245,13 @@ func (st *accessStripe) evict() bool {
 // when it is only a read's state (the first fetch, an access move); a
 // smaller access move is remembered and never due.
 func (r *recentAccess) settle(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64, stamp uint64) bool {
+	return r.settleHeld(hk, key, o, cur, recAccess, stamp, nil, 0)
+}
+
+// settleHeld is settle for a read that found the record src (its data
+// cur's value) with its stripe's write generation at gen: deferred state
+// keeps a copy of it for the flusher (see heldRecord).
+func (r *recentAccess) settleHeld(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64, stamp uint64, src *item, gen uint64) bool {
 	if cur == nil {
 		return mcitem.Persist(o, nil, mcitem.UpdateInterval)
 	}
@@ -187,7 +266,7 @@ func (r *recentAccess) settle(hk uint64, key []byte, o *mcitem.Outcome, cur *mci
 	if !r.deferOK || !readState(o, cur) {
 		return true
 	}
-	return !r.note(hk, key, cur.CAS, stamp, o.Next.Access, o.Next.Bits&mcitem.Fetched, true)
+	return !r.noteHeld(hk, key, cur.CAS, stamp, o.Next.Access, o.Next.Bits&mcitem.Fetched, true, src, gen)
 }
 
 // readState reports whether o changes nothing of cur but what a read may
@@ -216,12 +295,14 @@ func (r *recentAccess) collect(all bool, dst []pendingState) []pendingState {
 		if all {
 			for k, e := range st.m {
 				dst = append(dst, pendingState{key: k, e: *e})
+				r.drop(e, false)
 			}
 			st.m = nil
 		} else {
 			for _, k := range st.dueKeys {
 				if e, ok := st.m[k]; ok && e.due {
 					dst = append(dst, pendingState{key: k, e: *e})
+					r.drop(e, false)
 					e.due = false
 				}
 			}

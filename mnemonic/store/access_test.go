@@ -373,3 +373,55 @@ func TestAccessPersistedAtClose(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferredStateFromHeldRecord: a flush writes a read's state from the
+// record the read kept (no second lookup) when no write reached the key's
+// stripe since, keeping value, flags, expiry and CAS; after a write to
+// another key of that stripe it reads the record again, with the same
+// result.
+func TestDeferredStateFromHeldRecord(t *testing.T) {
+	s := openTest(t, manualFlush(t.TempDir()))
+	r := req(protocol.CmdSet, "h")
+	r.Value, r.Flags, r.Exptime, r.HasExptime = []byte("held"), 5, 3600, true
+	do(t, s, r)
+	set(t, s, protocol.CmdSet, "h2", "v2", 6, 0)
+	cas := get(t, s, "h").CAS // the first fetch: due, the record held
+	get(t, s, "h2")
+	// A write to another key of h2's stripe: h2's held record may be stale.
+	stripe := (hashKey([]byte("h2")) >> 32) % lockStripes
+	for i := 0; ; i++ {
+		k := fmt.Sprint("other", i)
+		if (hashKey([]byte(k))>>32)%lockStripes == stripe {
+			set(t, s, protocol.CmdSet, k, "x", 0, 0)
+			break
+		}
+	}
+	keys0, held0 := s.stats.readKeys.Load(), s.stats.stateHeld.Load()
+	flushDue(t, s)
+	if n := s.stats.stateHeld.Load() - held0; n != 1 {
+		t.Fatalf("%d records written from a held copy, want 1 (h)", n)
+	}
+	if n := s.stats.readKeys.Load() - keys0; n != 1 {
+		t.Fatalf("the flush looked up %d keys, want 1 (h2)", n)
+	}
+	s.recent.collect(true, nil) // forget memory: read the records alone
+	for _, k := range []string{"h", "h2"} {
+		if f, _ := mgState(t, s, k); !f {
+			t.Fatalf("%s: first fetch not in the record after the flush", k)
+		}
+	}
+	hit := wantValue(t, s, "h", "held")
+	if hit.Flags != 5 || hit.CAS != cas {
+		t.Fatalf("h: flags %d CAS %d, want 5 and %d", hit.Flags, hit.CAS, cas)
+	}
+	ttl := mg("h", func(r *protocol.Request) { r.Want |= protocol.WantTTL })
+	if resp := do(t, s, ttl); len(resp.Hits) != 1 || resp.Hits[0].Exptime == 0 {
+		t.Fatalf("h: %+v, want its expiry kept", resp.Hits)
+	}
+	if hit := wantValue(t, s, "h2", "v2"); hit.Flags != 6 {
+		t.Fatalf("h2: flags %d, want 6", hit.Flags)
+	}
+	if n := s.recent.held.Load(); n != 0 {
+		t.Fatalf("%d bytes still held after the flush", n)
+	}
+}

@@ -304,7 +304,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 		// reread holds the item read again under the key's stripe (it
 		// aliases it) until the hit is appended.
 		var reread *mgScratch
-		if s.recent.settle(hk, key, &o, cur, recAccess, it.h.stamp) {
+		if s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, sc.gens[base+i]) {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -320,7 +320,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if s.recent.settle(hk, key, &o, cur, recAccess, it.h.stamp) {
+			if s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, reread.gens[0]) {
 				var ip *item
 				if ok {
 					ip = &it

@@ -58,6 +58,9 @@ type mgScratch struct {
 	// requests were answered without a lookup.
 	keys [][]byte
 	skip []bool
+	// gens[i] is key i's stripe write generation (Store.wgen) before the
+	// lookup.
+	gens []uint64
 }
 
 // value returns key i's record: in its shard's buffer, or in RocksDB's
@@ -217,10 +220,13 @@ func (s *Store) lookupMany(keys [][]byte, sc *mgScratch) error {
 	sc.off = grow(sc.off, n)
 	sc.vlen = grow(sc.vlen, n)
 	sc.vptr = grow(sc.vptr, n)
+	sc.gens = grow(sc.gens, n)
 	sc.outs = grow(sc.outs, len(s.shards))
 	var used [8]uint64 // bitmap of shards with keys (up to 512 shards)
 	for i, k := range keys {
-		si := int32(hashKey(k) % uint64(len(s.shards)))
+		hk := hashKey(k)
+		sc.gens[i] = s.wgen[(hk>>32)%lockStripes].Load()
+		si := int32(hk % uint64(len(s.shards)))
 		sc.shardOf[i] = si
 		used[si/64] |= 1 << (si % 64)
 	}

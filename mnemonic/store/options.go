@@ -152,6 +152,9 @@ type tableTune struct {
 	cacheIndexFilter bool
 	// mmapReads reads table files through mmap instead of pread.
 	mmapReads bool
+	// noMemtableBloom leaves out the memtables' whole-key bloom filter
+	// (rocks.go), for BenchmarkGetBehindMemtables.
+	noMemtableBloom bool
 }
 
 // ShardOp is the kind of RocksDB call ObserveShard reports.

@@ -79,10 +79,11 @@ func (s *Store) persistState(all bool, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// writeStates writes the state of ps, all of shard sh, in one WriteBatch:
-// the keys are read again in one lookup (under their stripes, taken in
-// ascending order as a set run takes them, when lock), each merged into its
-// record as above.
+// writeStates writes the state of ps, all of shard sh, in one WriteBatch,
+// under the keys' stripes (taken in ascending order as a set run takes
+// them, when lock): each entry is merged into its record as above. The
+// record is the copy the read kept (heldRecord) when no write reached its
+// stripe since; the others are read again, in one lookup.
 func (s *Store) writeStates(sh *shard, ps []pendingState, lock bool, now time.Time) error {
 	if !sh.writable() {
 		return nil
@@ -91,33 +92,58 @@ func (s *Store) writeStates(sh *shard, ps []pendingState, lock bool, now time.Ti
 	defer s.putScratch(sc)
 	var stripes []uint32
 	for _, p := range ps {
-		k := unsafeBytes(p.key)
-		sc.keys = append(sc.keys, k)
-		stripes = append(stripes, uint32((hashKey(k)>>32)%lockStripes))
+		stripes = append(stripes, uint32((hashKey(unsafeBytes(p.key))>>32)%lockStripes))
 	}
 	if lock {
-		slices.Sort(stripes)
-		stripes = slices.Compact(stripes)
-		for _, st := range stripes {
+		sorted := slices.Clone(stripes)
+		slices.Sort(sorted)
+		sorted = slices.Compact(sorted)
+		for _, st := range sorted {
 			s.locks[st].Lock()
 		}
 		defer func() {
-			for _, st := range stripes {
+			for _, st := range sorted {
 				s.locks[st].Unlock()
 			}
 		}()
 	}
-	if err := s.lookupMany(sc.keys, sc); err != nil {
-		return err
+	// reread[i] is entry i's position in the lookup, or -1: its held
+	// record is current.
+	reread := make([]int, len(ps))
+	for i, p := range ps {
+		if p.e.held && s.wgen[stripes[i]].Load() == p.e.rec.gen {
+			reread[i] = -1
+			s.stats.stateHeld.Add(1)
+			continue
+		}
+		reread[i] = len(sc.keys)
+		sc.keys = append(sc.keys, unsafeBytes(p.key))
+	}
+	if len(sc.keys) > 0 {
+		if err := s.lookupMany(sc.keys, sc); err != nil {
+			return err
+		}
 	}
 	w := s.getWrite()
 	defer s.putWrite(w)
 	var kb [sideKeyLen]byte
+	unix, nano := now.Unix(), now.UnixNano()
 	for i, p := range ps {
-		key := sc.keys[i]
-		it, ok := s.prefetched(sc, i, len(key), now)
-		if !ok || it.h.cas != p.e.cas || it.h.stamp != p.e.stamp {
-			continue // gone, or another version: its state is not ours
+		key := unsafeBytes(p.key)
+		var it item
+		if j := reread[i]; j >= 0 {
+			var ok bool
+			if it, ok = s.prefetched(sc, j, len(key), now); !ok {
+				continue // gone
+			}
+		} else {
+			it = item{h: p.e.rec.h, data: p.e.rec.data}
+			if (it.h.expiry != 0 && int64(it.h.expiry) <= unix) || s.flush.load().covers(it.h.stamp, nano) {
+				continue // no longer visible: nothing to keep
+			}
+		}
+		if it.h.cas != p.e.cas || it.h.stamp != p.e.stamp {
+			continue // another version: its state is not ours
 		}
 		m := it.model()
 		side := hasSideState(len(it.data))
@@ -144,7 +170,15 @@ func (s *Store) writeStates(sh *shard, ps []pendingState, lock bool, now time.Ti
 		w.addPut(key, recordHeader(&m, it.h.stamp), it.data)
 	}
 	s.stats.stateWrites.Add(uint64(len(w.ops)))
-	return s.commitJoined(sh, w)
+	err := s.commitJoined(sh, w)
+	// The batch is written (RocksDB copied the values): the held buffers
+	// go back to the pool.
+	for i := range ps {
+		if ps[i].e.held {
+			releaseHeld(&ps[i].e.rec)
+		}
+	}
+	return err
 }
 
 // unsafeBytes is s's bytes without a copy, for reading only.

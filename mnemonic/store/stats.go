@@ -35,8 +35,9 @@ type counters struct {
 	// multiget.go).
 	writeCommits, writeOps, readCalls, readKeys atomic.Uint64
 	// stateWrites counts the records (or side records) the flusher wrote
-	// for reads' state (access.go).
-	stateWrites atomic.Uint64
+	// for reads' state (access.go), stateHeld those of them written from
+	// the copy the read kept, without a second lookup (heldRecord).
+	stateWrites, stateHeld atomic.Uint64
 }
 
 // commandFields are memcached's per-command counters (stats reset zeroes
@@ -76,6 +77,8 @@ var commandFields = metrics.Fields[*Store]{
 		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.readKeys.Load()) }},
 	{Stat: "state_writes", Metric: "state_writes_total", Help: "Records written in batches for the state reads changed (first fetch, last access).",
 		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.stateWrites.Load()) }},
+	{Stat: "state_held", Metric: "state_held_total", Help: "Read state batched from the record its read kept, without reading it again.",
+		Read: func(s *Store) metrics.Value { return metrics.Uint(s.stats.stateHeld.Load()) }},
 	{Stat: "state_pending", Metric: "state_pending", Kind: metrics.Gauge, Help: "Records whose read state waits in memory for the next batch.",
 		Read: func(s *Store) metrics.Value { return metrics.Int(s.recent.due.Load()) }},
 }
@@ -175,7 +178,7 @@ func (c *counters) reset() {
 		&c.casHits, &c.casMisses, &c.casBadval,
 		&c.incrHits, &c.incrMisses, &c.decrHits, &c.decrMisses,
 		&c.deleteHits, &c.deleteMisses, &c.cmdFlush,
-		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys, &c.stateWrites,
+		&c.writeCommits, &c.writeOps, &c.readCalls, &c.readKeys, &c.stateWrites, &c.stateHeld,
 	} {
 		v.Store(0)
 	}

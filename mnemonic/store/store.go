@@ -40,6 +40,11 @@ type Store struct {
 
 	// locks serialise writes per key (see the package doc).
 	locks [lockStripes]sync.Mutex
+	// wgen counts the writes per lock stripe: commitJoined bumps a key's
+	// stripe once its write landed (under the stripe), lookupMany notes it
+	// before a lookup. Equal counts mean no write reached the stripe in
+	// between (access.go, heldRecord).
+	wgen [lockStripes]atomic.Uint64
 
 	// recent holds read state not yet written (access.go); the flusher
 	// (stateflush.go) closes flushDone when it ends.

@@ -257,6 +257,13 @@ func (s *Store) commitJoined(sh *shard, w *writeScratch) error {
 		}
 	}
 	c.mu.Unlock()
+	// The writes landed (or failed): a record read before now may be
+	// stale, so a flush must read it again (heldRecord).
+	for i, off := 0, 0; i < len(w.klens); i++ {
+		n := int(w.klens[i])
+		s.wgen[(hashKey(w.kbuf[off:off+n])>>32)%lockStripes].Add(1)
+		off += n
+	}
 	return err
 }
 

@@ -207,7 +207,15 @@ func TestServerRestart(t *testing.T) {
 }
 
 func testServerRestart(t *testing.T, m *mctest.Memcached) {
-	c := newClient(t, m.Addr, func(c *Config) { c.Conns = 2; c.BackoffMax = 50 * time.Millisecond })
+	// The breaker is off: this is the pool's own failing fast and
+	// reconnecting (a timeout under a loaded machine would otherwise open
+	// it and keep the client unhealthy for BreakerOpen after the restart;
+	// the breaker has its own tests).
+	c := newClient(t, m.Addr, func(c *Config) {
+		c.Conns = 2
+		c.BackoffMax = 50 * time.Millisecond
+		c.BreakerFailures = -1
+	})
 	set(t, c, "k", "v", 0, 0)
 
 	const workers = 16
@@ -228,7 +236,10 @@ func testServerRestart(t *testing.T, m *mctest.Memcached) {
 					successes.Add(1)
 					continue
 				}
-				if !errors.Is(err, ErrConnLost) && !errors.Is(err, ErrUnavailable) {
+				// A request caught in flight by the kill may also
+				// time out (RequestTimeout) on a loaded machine; any
+				// other error kind is a bug.
+				if !errors.Is(err, ErrConnLost) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTimeout) {
 					badErr.Store(err)
 				}
 				if failedAt[w].Load() == 0 {
@@ -251,7 +262,9 @@ func testServerRestart(t *testing.T, m *mctest.Memcached) {
 	stop.Store(true)
 	wg.Wait()
 	for w := range workers {
-		if d := time.Duration(failedAt[w].Load() - killed.UnixNano()); d > time.Second {
+		// Bounded by the request timeout (1 s) plus its tick and the
+		// machine's load: a hang would show as the waitFor above failing.
+		if d := time.Duration(failedAt[w].Load() - killed.UnixNano()); d > 3*time.Second {
 			t.Fatalf("worker %d failed %v after the kill", w, d)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/rawio"
 )
 
 // A call moves through these states. The caller encodes its own Requests
@@ -166,7 +168,17 @@ func newPipe(c *Client, nc net.Conn) *pipe {
 		p.raw, _ = sc.SyscallConn()
 	}
 	p.rawFn = p.writeFd
-	p.rr = replyReader{br: bufio.NewReaderSize(nc, readBufSize), maxValue: c.cfg.MaxValueSize}
+	// Reads without the runtime's syscall state when the socket allows it
+	// (package rawio): a 32 KiB read of a multi-get's reply can outlast a
+	// sysmon tick, and then the reader's P would be handed off.
+	var rd io.Reader = nc
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn: // not a wrapper whose Read matters
+		if rc := rawio.Of(nc); rc != nil {
+			rd = rc
+		}
+	}
+	p.rr = replyReader{br: bufio.NewReaderSize(rd, readBufSize), maxValue: c.cfg.MaxValueSize}
 	return p
 }
 
@@ -354,7 +366,7 @@ func (p *pipe) writeNow(buf []byte) (int, error) {
 // written or the socket is full. It never asks raw.Write to wait.
 func (p *pipe) writeFd(fd uintptr) bool {
 	for p.rawN < len(p.rawBuf) {
-		n, err := syscall.Write(int(fd), p.rawBuf[p.rawN:])
+		n, err := rawio.RawWrite(fd, p.rawBuf[p.rawN:])
 		if err == syscall.EINTR {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/rawio"
 )
 
 // Connection states, for Shutdown to tell idle connections from busy ones.
@@ -93,7 +94,10 @@ type conn struct {
 	b     *burst // borrowed buffers, nil while idle
 	// raw reads the socket without waiting (see headSize); nil if nc has
 	// no syscall.RawConn. headCap is how much of head the idle read uses.
-	raw     syscall.RawConn
+	raw syscall.RawConn
+	// rio reads and writes the socket with raw syscalls (package rawio);
+	// nil when raw is.
+	rio     *rawio.Conn
 	headCap int
 	// rawFn is the callback of raw.Read, bound once (a closure per call
 	// allocated), and rawP, rawN, rawErr its argument and results.
@@ -181,7 +185,7 @@ func (c *conn) waitRequest() bool {
 	var n int
 	var err error
 	for n == 0 && err == nil {
-		n, err = c.nc.Read(c.head[:c.headCap])
+		n, err = c.sockRead(c.head[:c.headCap])
 	}
 	if n == 0 {
 		c.idleFailed(err)
@@ -498,10 +502,18 @@ func (c *conn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := c.nc.Read(p)
+	n, err := c.sockRead(p)
 	c.nread += uint64(n)
 	c.full = n == len(p)
 	return n, err
+}
+
+// sockRead reads the socket, waiting for bytes (raw when it can: rawio).
+func (c *conn) sockRead(p []byte) (int, error) {
+	if c.rio != nil {
+		return c.rio.Read(p)
+	}
+	return c.nc.Read(p)
 }
 
 // setReadDeadline arms ReadTimeout at the first socket read of a request.
@@ -546,7 +558,7 @@ func (c *conn) rawRead(p []byte) (n int, err error, wait bool) {
 // readNow is rawRead's raw.Read callback: one read of the socket into rawP.
 func (c *conn) readNow(fd uintptr) bool {
 	for {
-		c.rawN, c.rawErr = syscall.Read(int(fd), c.rawP)
+		c.rawN, c.rawErr = rawio.RawReadFd(fd, c.rawP)
 		if c.rawErr != syscall.EINTR {
 			return true // never wait here
 		}
@@ -577,7 +589,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.b != nil && len(c.b.refs) > 0 {
 		return c.writeRefs(p)
 	}
-	n, err := c.nc.Write(p)
+	var n int
+	var err error
+	if c.rio != nil {
+		n, err = c.rio.Write(p)
+	} else {
+		n, err = c.nc.Write(p)
+	}
 	c.nwritten += uint64(n)
 	if err != nil {
 		c.werr = err

@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/moneta-cache/moneta/shared/rawio"
 )
 
 // errEncode marks a connection whose reply could not be encoded.
@@ -256,7 +258,7 @@ func (c *conn) writeNow(p []byte) (int, error) {
 // writeOnce is writeNow's raw.Write callback: one write of rawP.
 func (c *conn) writeOnce(fd uintptr) bool {
 	for {
-		c.rawN, c.rawErr = syscall.Write(int(fd), c.rawP)
+		c.rawN, c.rawErr = rawio.RawWrite(fd, c.rawP)
 		if c.rawErr != syscall.EINTR {
 			return true
 		}

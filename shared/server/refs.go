@@ -85,11 +85,17 @@ func (c *conn) writeRefs(p []byte) (int, error) {
 	}
 	clear(b.refs)
 	b.refs = b.refs[:0]
-	b.send = vec
-	n, err := b.send.WriteTo(c.nc) // writev on TCP and unix sockets
+	var n int64
+	var err error
+	if c.rio != nil {
+		n, err = c.rio.Writev(vec)
+	} else {
+		b.send = vec
+		n, err = b.send.WriteTo(c.nc) // writev on TCP and unix sockets
+		b.send = nil
+	}
 	clear(vec)
 	b.vec = vec[:0]
-	b.send = nil
 	c.nwritten += uint64(n)
 	if err != nil {
 		c.werr = err

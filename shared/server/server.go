@@ -72,6 +72,7 @@ import (
 	"github.com/moneta-cache/moneta/shared/addr"
 	"github.com/moneta-cache/moneta/shared/binproto"
 	"github.com/moneta-cache/moneta/shared/protocol"
+	"github.com/moneta-cache/moneta/shared/rawio"
 	"github.com/moneta-cache/moneta/shared/textproto"
 )
 
@@ -301,6 +302,10 @@ func (s *Server) startConn(nc net.Conn) {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw, c.headCap = raw, headSize
+			if gathers(nc) {
+				// Not a wrapper: its own Write or Read would be skipped.
+				c.rio = rawio.New(raw)
+			}
 		}
 	}
 	s.mu.Lock()
