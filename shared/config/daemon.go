@@ -165,13 +165,17 @@ type Daemon struct {
 	// NetLoop is server.Config.NetLoop: "goroutine" or "epoll" (the
 	// default on Linux, the only system that has it).
 	NetLoop string `toml:"net_loop"`
+	// SocketIO is how sockets are read and written: "raw" (raw syscalls,
+	// package rawio; the default) or "runtime" (the runtime's syscall
+	// path): server.Config.RuntimeSyscalls and mcclient's.
+	SocketIO string `toml:"socket_io"`
 }
 
 // DefaultDaemon is what a daemon runs with when neither file nor flag sets
 // these keys: the server's connection limit (max_conns 0), no idle
 // timeout, 10 s to drain at SIGTERM, info-level text logs.
 func DefaultDaemon() Daemon {
-	d := Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text", NetLoop: "goroutine"}
+	d := Daemon{ShutdownTimeout: Duration(10 * time.Second), LogLevel: "info", LogFormat: "text", NetLoop: "goroutine", SocketIO: "raw"}
 	if runtime.GOOS == "linux" {
 		d.NetLoop = "epoll"
 	}
@@ -187,6 +191,7 @@ func (d *Daemon) BindFlags(fs *flag.FlagSet) {
 	fs.Var(&d.ShutdownTimeout, "shutdown-timeout", "how long SIGTERM lets in-flight requests finish")
 	fs.StringVar(&d.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error (SIGHUP rereads it from -config)")
 	fs.StringVar(&d.LogFormat, "log-format", d.LogFormat, "text or json")
+	fs.StringVar(&d.SocketIO, "socket-io", d.SocketIO, "how sockets are read and written: raw (raw syscalls) or runtime (the Go runtime's syscall path)")
 	fs.StringVar(&d.NetLoop, "net-loop", d.NetLoop, "how client connections wait: goroutine (one each) or epoll (Linux: event loops that batch the gets of all ready clients)")
 }
 
@@ -198,6 +203,7 @@ func (d *Daemon) Check() []error {
 		Need(d.IdleTimeout >= 0, "idle_timeout", d.IdleTimeout, "want 0 (never) or more"),
 		Need(d.ShutdownTimeout >= 0, "shutdown_timeout", d.ShutdownTimeout, "want 0 or more"),
 		Need(d.NetLoop == "goroutine" || d.NetLoop == "epoll", "net_loop", d.NetLoop, "want goroutine or epoll"),
+		Need(d.SocketIO == "raw" || d.SocketIO == "runtime", "socket_io", d.SocketIO, "want raw or runtime"),
 	}, CheckLog(d.LogLevel, d.LogFormat)...)
 }
 

@@ -94,7 +94,7 @@ type embedOpts struct {
 
 func TestEmbeddedDaemon(t *testing.T) {
 	o := embedOpts{Listen: "l", Daemon: DefaultDaemon(), Shards: 2}
-	if got, want := Keys(o), []string{"listen", "max_conns", "max_value_bytes", "idle_timeout", "shutdown_timeout", "log_level", "log_format", "net_loop", "shards"}; !reflect.DeepEqual(got, want) {
+	if got, want := Keys(o), []string{"listen", "max_conns", "max_value_bytes", "idle_timeout", "shutdown_timeout", "log_level", "log_format", "net_loop", "socket_io", "shards"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("keys %q, want %q", got, want)
 	}
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
@@ -112,7 +112,7 @@ func TestEmbeddedDaemon(t *testing.T) {
 	}
 	var settings []string
 	Settings(dst, func(k, v string) { settings = append(settings, k+" "+v) })
-	if settings[1] != "maxconns 9" || settings[5] != "log_level debug" || settings[8] != "shards 2" {
+	if settings[1] != "maxconns 9" || settings[5] != "log_level debug" || settings[9] != "shards 2" {
 		t.Fatalf("settings %q", settings)
 	}
 	next := dst

@@ -545,3 +545,35 @@ func TestLargeValues(t *testing.T) {
 		t.Fatalf("oversized reply dropped the connection: %+v", st)
 	}
 }
+
+// TestRuntimeSyscalls: with Config.RuntimeSyscalls the connections read
+// and write through the runtime's syscall path, not package rawio's, and
+// every reply is the same (a large value, a classic multi-key get).
+func TestRuntimeSyscalls(t *testing.T) {
+	m := mctest.Start(t, "-I", "2m", "-m", "64")
+	for _, rt := range []bool{false, true} {
+		c := newClient(t, m.Addr, func(cfg *Config) { cfg.RuntimeSyscalls = rt })
+		big := bytes.Repeat([]byte("abcdefgh"), 100000)
+		r := rq(protocol.CmdSet, "", "rtbig")
+		r.Value = big
+		wantStatus(t, do(t, c, r), protocol.StatusOK)
+		if h := get(t, c, "rtbig"); h == nil || !bytes.Equal(h.Value, big) {
+			t.Fatalf("runtime syscalls %v: large value did not round-trip", rt)
+		}
+		var keys []string
+		for i := range 20 {
+			k := fmt.Sprintf("rt%d", i)
+			set(t, c, k, strings.Repeat("v", i), 0, 0)
+			keys = append(keys, k)
+		}
+		resp := do(t, c, rq(protocol.CmdGet, "", keys...))
+		if len(resp.Hits) != len(keys) {
+			t.Fatalf("runtime syscalls %v: %d hits of %d", rt, len(resp.Hits), len(keys))
+		}
+		for _, h := range resp.Hits {
+			if string(h.Value) != strings.Repeat("v", h.Index) {
+				t.Fatalf("runtime syscalls %v: key %d = %q", rt, h.Index, h.Value)
+			}
+		}
+	}
+}

@@ -89,6 +89,10 @@ type Config struct {
 	// Writes says who writes each connection's requests to the socket
 	// (the zero value, WriteCombine, is the default).
 	Writes WriteMode
+	// RuntimeSyscalls makes the connections read and write through the
+	// runtime's syscall path (the net package's Read, syscall.Write)
+	// instead of raw syscalls (package rawio, the default).
+	RuntimeSyscalls bool
 	// Logger receives connection events (connect, drop, reconnect). Nil
 	// discards them.
 	Logger *slog.Logger

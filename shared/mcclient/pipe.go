@@ -174,7 +174,7 @@ func newPipe(c *Client, nc net.Conn) *pipe {
 	var rd io.Reader = nc
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn: // not a wrapper whose Read matters
-		if rc := rawio.Of(nc); rc != nil {
+		if rc := rawio.Of(nc); rc != nil && !c.cfg.RuntimeSyscalls {
 			rd = rc
 		}
 	}
@@ -366,7 +366,13 @@ func (p *pipe) writeNow(buf []byte) (int, error) {
 // written or the socket is full. It never asks raw.Write to wait.
 func (p *pipe) writeFd(fd uintptr) bool {
 	for p.rawN < len(p.rawBuf) {
-		n, err := rawio.RawWrite(fd, p.rawBuf[p.rawN:])
+		var n int
+		var err error
+		if p.c.cfg.RuntimeSyscalls {
+			n, err = syscall.Write(int(fd), p.rawBuf[p.rawN:])
+		} else {
+			n, err = rawio.RawWrite(fd, p.rawBuf[p.rawN:])
+		}
 		if err == syscall.EINTR {
 			continue
 		}

@@ -100,6 +100,12 @@ type Config struct {
 	// answer the single gets of all ready connections with one HandleGets
 	// call, handing anything else to a goroutine; epoll_linux.go).
 	NetLoop string
+
+	// RuntimeSyscalls makes client sockets read and write through the
+	// runtime's syscall path (the net package's Read and Write) instead
+	// of raw syscalls (package rawio, the default: no P hand-off when a
+	// long write outlasts a sysmon tick).
+	RuntimeSyscalls bool
 }
 
 // NetLoop values.

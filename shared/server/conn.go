@@ -558,7 +558,11 @@ func (c *conn) rawRead(p []byte) (n int, err error, wait bool) {
 // readNow is rawRead's raw.Read callback: one read of the socket into rawP.
 func (c *conn) readNow(fd uintptr) bool {
 	for {
-		c.rawN, c.rawErr = rawio.RawReadFd(fd, c.rawP)
+		if c.rio != nil {
+			c.rawN, c.rawErr = rawio.RawReadFd(fd, c.rawP)
+		} else {
+			c.rawN, c.rawErr = syscall.Read(int(fd), c.rawP)
+		}
 		if c.rawErr != syscall.EINTR {
 			return true // never wait here
 		}

@@ -258,7 +258,11 @@ func (c *conn) writeNow(p []byte) (int, error) {
 // writeOnce is writeNow's raw.Write callback: one write of rawP.
 func (c *conn) writeOnce(fd uintptr) bool {
 	for {
-		c.rawN, c.rawErr = rawio.RawWrite(fd, c.rawP)
+		if c.rio != nil {
+			c.rawN, c.rawErr = rawio.RawWrite(fd, c.rawP)
+		} else {
+			c.rawN, c.rawErr = syscall.Write(int(fd), c.rawP)
+		}
 		if c.rawErr != syscall.EINTR {
 			return true
 		}

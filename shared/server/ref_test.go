@@ -29,7 +29,14 @@ func refValue(n int) string {
 // startServerOn serves h on a fresh listener of network (tcp or unix).
 func startServerOn(t testing.TB, network string, h protocol.Handler) (string, string) {
 	t.Helper()
-	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
+	return startServerWith(t, network, h, Config{})
+}
+
+// startServerWith is startServerOn with cfg (its Logger is replaced).
+func startServerWith(t testing.TB, network string, h protocol.Handler, cfg Config) (string, string) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,38 +104,41 @@ func TestLargeRepliesByReference(t *testing.T) {
 
 	for _, network := range []string{"tcp", "unix"} {
 		for _, batching := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/batching=%v", network, batching), func(t *testing.T) {
-				var h protocol.Handler = memstore.New(memstore.Options{})
-				if batching {
-					h = &memBatcher{Store: memstore.New(memstore.Options{})}
-				}
-				network, addr := startServerOn(t, network, h)
-				c, err := net.Dial(network, addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				r := bufio.NewReader(c)
-				go io.WriteString(c, sets.String())
-				got := make([]byte, len(stored))
-				if _, err := io.ReadFull(r, got); err != nil || string(got) != stored {
-					t.Fatalf("sets: %q, %v", got, err)
-				}
-				// One write: the replies of the whole pipeline are built
-				// while the requests are still buffered.
-				if _, err := io.WriteString(c, in.String()); err != nil {
-					t.Fatal(err)
-				}
-				all, err := io.ReadAll(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if string(all) != want.String() {
-					t.Fatalf("replies differ from the copied form at byte %d of %d (got %d bytes)",
-						firstDiff(string(all), want.String()), want.Len(), len(all))
-				}
-			})
+			// rawRuntime: the runtime's syscalls, not package rawio's.
+			for _, rawRuntime := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/batching=%v/runtimeSyscalls=%v", network, batching, rawRuntime), func(t *testing.T) {
+					var h protocol.Handler = memstore.New(memstore.Options{})
+					if batching {
+						h = &memBatcher{Store: memstore.New(memstore.Options{})}
+					}
+					network, addr := startServerWith(t, network, h, Config{RuntimeSyscalls: rawRuntime})
+					c, err := net.Dial(network, addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					r := bufio.NewReader(c)
+					go io.WriteString(c, sets.String())
+					got := make([]byte, len(stored))
+					if _, err := io.ReadFull(r, got); err != nil || string(got) != stored {
+						t.Fatalf("sets: %q, %v", got, err)
+					}
+					// One write: the replies of the whole pipeline are built
+					// while the requests are still buffered.
+					if _, err := io.WriteString(c, in.String()); err != nil {
+						t.Fatal(err)
+					}
+					all, err := io.ReadAll(r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if string(all) != want.String() {
+						t.Fatalf("replies differ from the copied form at byte %d of %d (got %d bytes)",
+							firstDiff(string(all), want.String()), want.Len(), len(all))
+					}
+				})
+			}
 		}
 	}
 }

@@ -302,7 +302,7 @@ func (s *Server) startConn(nc net.Conn) {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw, c.headCap = raw, headSize
-			if gathers(nc) {
+			if gathers(nc) && !s.cfg.RuntimeSyscalls {
 				// Not a wrapper: its own Write or Read would be skipped.
 				c.rio = rawio.New(raw)
 			}

@@ -78,6 +78,7 @@ func run(args []string) int {
 		MaxValueBytes:   cfg.MaxValueBytes,
 		IdleTimeout:     time.Duration(cfg.IdleTimeout),
 		NetLoop:         cfg.NetLoop,
+		RuntimeSyscalls: cfg.SocketIO == "runtime",
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		// Base64 keys up to the encoded length of a 250-byte key: rend
 		// passes binary-protocol keys with spaces or control bytes on in

@@ -172,11 +172,12 @@ func (p *daemon) start(errc chan<- error) error {
 	newL1 := func(port string, writeConns int) (*mcclient.Client, error) {
 		return mcclient.New(mcclient.Config{Addr: o.L1, Conns: o.L1Conns, WriteConns: writeConns, RequestTimeout: bt, Writes: writes,
 			MaxValueSize: max(2*o.ChunkSize+1024, 2<<20), ClassicGets: true, Logger: p.log.With("layer", "L1", "port", port),
+			RuntimeSyscalls: o.SocketIO == "runtime",
 			BreakerFailures: breakerFailures, BreakerStall: time.Duration(o.L1StallTimeout), BreakerOpen: time.Duration(o.BreakerOpen)})
 	}
 	newL2 := func(port string, writeConns int) (*mcclient.Client, error) {
 		return mcclient.New(mcclient.Config{Addr: o.L2, Conns: o.L2Conns, WriteConns: writeConns,
-			RequestTimeout: bt, Writes: writes,
+			RequestTimeout: bt, Writes: writes, RuntimeSyscalls: o.SocketIO == "runtime",
 			MaxValueSize: o.MaxItemSize + 1024, Logger: p.log.With("layer", "L2", "port", port),
 			// mnemonic takes every binary key of up to 250 bytes in base64
 			// (protocol.Limits.MaxBase64KeyLen); memcached (L1) does not,
@@ -260,7 +261,7 @@ func (p *daemon) start(errc chan<- error) error {
 			ShutdownTimeout: time.Duration(o.ShutdownTimeout),
 			Limits:          protocol.Limits{MaxItemSize: o.MaxItemSize},
 			Stats:           p.conns, Logger: p.log, Name: l.name,
-			NetLoop: o.NetLoop,
+			NetLoop: o.NetLoop, RuntimeSyscalls: o.SocketIO == "runtime",
 			// A 100-key multi-get of 1 KiB values is a 105 KB reply: a
 			// 16 KiB buffer wrote it in 7 syscalls, 64 KiB in 2 (rend CPU
 			// per key -15..25%). Only busy connections hold the buffer.
