@@ -108,6 +108,7 @@ func New(cfg Config) (*Orca, error) {
 		locks: cfg.Locks, stats: cfg.Stats, pending: cfg.Pending, log: cfg.Logger, pool: p,
 		fillSlots: make(chan struct{}, maxAsyncFills),
 	}
+	o.fills.wake = make(chan struct{}, 1)
 	o.l1 = l1.New(cfg.L1, cfg.ChunkSize, cfg.MaxItemSize, &cfg.Stats.Counters, p)
 	if o.pol.cache {
 		o.l2 = &l2Client{be: cfg.L2, errs: &cfg.Stats.L2Errors, pool: p, peer: cfg.L2Peer}

@@ -35,6 +35,7 @@ type Orca struct {
 	// fillSlots holds a token per L1 fill running behind its reply
 	// (fillLater); waitMu serialises WaitFills.
 	fillSlots chan struct{}
+	fills     fillQueue // the fills behind replies (fill.go)
 	// jobs recycles *fillJob; runs recycles *setScratch (sets.go).
 	jobs   sync.Pool
 	runs   sync.Pool

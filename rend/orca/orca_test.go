@@ -688,3 +688,61 @@ func TestFillAfterReply(t *testing.T) {
 		t.Fatalf("L1 holds %q (%v), want the written value", hd.Inline, err)
 	}
 }
+
+// TestFillsShareOneWrite: the fills of misses answered while an earlier
+// fill's L1 write is out wait in the fill queue and then go to L1
+// together, in one write, each still holding its key's stripe until then.
+func TestFillsShareOneWrite(t *testing.T) {
+	r := newRig(t, true)
+	g := &gate{Backend: r.l1, open: make(chan struct{})}
+	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	for _, k := range keys {
+		do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{k}, value: "v-" + k})
+	}
+	for i, k := range keys {
+		req := &protocol.Request{Command: protocol.CmdGet}
+		req.AddKey([]byte(k))
+		resp := new(protocol.Response)
+		if err := o.Handle(context.Background(), req, resp); err != nil || len(resp.Hits) != 1 || string(resp.Hits[0].Value) != "v-"+k {
+			t.Fatalf("get %s: %v %+v", k, err, resp.Hits)
+		}
+		if i == 0 {
+			// Its fill is out (held at the gate): the others queue.
+			mctest.Eventually(t, 5*time.Second, "the first fill's write", func() bool { return g.adds.Load() == 1 })
+		}
+	}
+	// A write of a queued key waits for its fill.
+	wrote := make(chan struct{})
+	go func() {
+		set := &protocol.Request{Command: protocol.CmdSet, Value: []byte("written")}
+		set.AddKey([]byte("k3"))
+		o.Handle(context.Background(), set, new(protocol.Response))
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("a write of k3 did not wait for its queued fill")
+	case <-time.After(50 * time.Millisecond): // only bounds how long we look
+	}
+	close(g.open)
+	o.WaitFills()
+	if b, a := o.Stats().L1FillBatches.Load(), g.adds.Load(); b != 2 || a != 2 {
+		t.Errorf("%d fill batches in %d L1 writes, want 2 and 2 (the first fill, then the five queued behind it)", b, a)
+	}
+	if f := o.Stats().L1Fills.Load(); f != uint64(len(keys)) {
+		t.Errorf("%d fills, want %d", f, len(keys))
+	}
+	<-wrote
+	for _, k := range keys {
+		if _, ok := get1(t, r.l1, k); !ok && k != "k3" {
+			t.Errorf("L1 has no copy of %s", k)
+		}
+	}
+	if h, ok := get1(t, o, "k3"); !ok || string(h.Value) != "written" {
+		t.Errorf("k3 after the fill and the write: %q %v", h.Value, ok)
+	}
+}

@@ -238,7 +238,7 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	if o.pol.fill && l1err == nil && len(l2resp.Hits) > 0 {
 		// The hits are in resp already: fill behind the reply when we
 		// can (issue 13 item 3), inline when too many fills are running.
-		if handedOff = o.fillLater(ctx, l2req.Keys, l2resp, stripes); !handedOff {
+		if handedOff = o.fillLater(l2req.Keys, l2resp, stripes); !handedOff {
 			j := o.job()
 			o.fill(ctx, l2req.Keys, l2resp.Hits, &j.buf)
 			o.putJob(j)
@@ -248,12 +248,17 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 }
 
 // fill copies L2 hits into L1 with add, all of them in one L1 batch (the
-// caller, or the fill job that took over from it, holds their stripes
+// caller, or the fill worker that took over from it, holds their stripes
 // shared; fb is scratch). add, not set: a concurrent fill of the same
 // version may have won already, and nothing newer can have been written
 // since our L2 read because writers need the stripe exclusively.
 func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit, fb *fillBuf) {
-	defer fb.reset()
+	o.fillItems(keys, hits, fb)
+	o.storeFills(ctx, fb)
+}
+
+// fillItems appends to fb the L1 items to add for hits (keys[hit.Index]).
+func (o *Orca) fillItems(keys [][]byte, hits []protocol.Hit, fb *fillBuf) {
 	for i := range hits {
 		h := &hits[i]
 		if o.pending.suspect(keys[h.Index]) {
@@ -269,6 +274,11 @@ func (o *Orca) fill(ctx context.Context, keys [][]byte, hits []protocol.Hit, fb 
 		// which does not move the copy's time (README).
 		fb.items = append(fb.items, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS, CountFetch: h.Fetched})
 	}
+}
+
+// storeFills adds fb's items to L1 in one batch and resets fb.
+func (o *Orca) storeFills(ctx context.Context, fb *fillBuf) {
+	defer fb.reset()
 	if len(fb.keys) == 0 {
 		return
 	}
