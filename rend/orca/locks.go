@@ -83,6 +83,21 @@ func (l *Locks) rlock(idx []int) {
 	}
 }
 
+// lockAll takes every stripe exclusively, in increasing order like any
+// multi-key operation (flush_all: no key sequence is half done while it
+// holds them).
+func (l *Locks) lockAll() {
+	for i := range l.stripes {
+		l.stripes[i].Lock()
+	}
+}
+
+func (l *Locks) unlockAll() {
+	for i := range l.stripes {
+		l.stripes[i].Unlock()
+	}
+}
+
 // rlockCounted is rlock that reports how many stripes were held by a
 // writer (they had to be waited for).
 func (l *Locks) rlockCounted(idx []int) (waits int) {

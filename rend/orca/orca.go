@@ -40,6 +40,10 @@ type Orca struct {
 	jobs   sync.Pool
 	runs   sync.Pool
 	waitMu sync.Mutex
+	// flushTimer is the pending follow-up of a delayed flush_all
+	// (flushLater), guarded by flushMu.
+	flushMu    sync.Mutex
+	flushTimer *time.Timer
 }
 
 // Stats returns the counters the orchestrator updates.

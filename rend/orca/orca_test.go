@@ -746,3 +746,88 @@ func TestFillsShareOneWrite(t *testing.T) {
 		t.Errorf("k3 after the fill and the write: %q %v", h.Value, ok)
 	}
 }
+
+// TestFlushWaitsForFills: a flush_all that arrives while a get's fill is
+// still on its way to L1 (behind the get's reply) waits for it and
+// removes it: the client's next get misses. Without that the fill landed
+// after the flush and served the flushed value.
+func TestFlushWaitsForFills(t *testing.T) {
+	r := newRig(t, true)
+	g := &gate{Backend: r.l1, open: make(chan struct{})}
+	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "flushed"})
+	getBehind(t, o, "k", "flushed")
+	mctest.Eventually(t, 5*time.Second, "the fill's write", func() bool { return g.adds.Load() == 1 })
+	flushed := make(chan error, 1)
+	go func() {
+		resp := new(protocol.Response)
+		err := o.Handle(context.Background(), &protocol.Request{Command: protocol.CmdFlushAll}, resp)
+		if err == nil && resp.Status != protocol.StatusOK {
+			err = fmt.Errorf("flush_all: status %v", resp.Status)
+		}
+		flushed <- err
+	}()
+	select {
+	case err := <-flushed:
+		t.Fatalf("flush_all returned (%v) while a fill of a flushed value was on its way to L1", err)
+	case <-time.After(50 * time.Millisecond): // only bounds how long we look
+	}
+	close(g.open)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := get1(t, o, "k"); ok {
+		t.Errorf("get after flush_all: %q", h.Value)
+	}
+	if h, ok := get1(t, r.l1, "k"); ok {
+		t.Errorf("L1 after flush_all: %q", h.Value)
+	}
+}
+
+// TestDelayedFlushFollowUp: a get between a delayed flush_all and its
+// moment reads the value from L2; its fill lands in L1 after the moment
+// (when L1's own flush is past, so L1 keeps it). rend's follow-up L1
+// flush, once the moment passed, removes it.
+func TestDelayedFlushFollowUp(t *testing.T) {
+	r := newRig(t, true)
+	g := &gate{Backend: r.l1, open: make(chan struct{})}
+	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "flushed"})
+	resp := new(protocol.Response)
+	flush := &protocol.Request{Command: protocol.CmdFlushAll, Exptime: 2, HasExptime: true}
+	if err := o.Handle(context.Background(), flush, resp); err != nil || resp.Status != protocol.StatusOK {
+		t.Fatalf("flush_all 2: %v %v", err, resp.Status)
+	}
+	getBehind(t, o, "k", "flushed") // before the moment: L2 still has it
+	mctest.Eventually(t, 5*time.Second, "the fill's write", func() bool { return g.adds.Load() == 1 })
+	// Past the moment in both layers, then the fill lands in L1.
+	mctest.Eventually(t, 10*time.Second, "L2 to apply the delayed flush", func() bool {
+		_, ok := get1(t, r.l2, "k")
+		return !ok
+	})
+	time.Sleep(1100 * time.Millisecond) // memcached's clock ticks in seconds
+	close(g.open)
+	o.WaitFills()
+	mctest.Eventually(t, 10*time.Second, "the follow-up L1 flush", func() bool {
+		_, ok := get1(t, o, "k")
+		return !ok
+	})
+}
+
+// getBehind gets key through o, which misses L1 and answers want from L2,
+// without waiting for the fill behind the reply (get1 does).
+func getBehind(t *testing.T, o *Orca, key, want string) {
+	t.Helper()
+	req := &protocol.Request{Command: protocol.CmdGet}
+	req.AddKey([]byte(key))
+	resp := new(protocol.Response)
+	if err := o.Handle(context.Background(), req, resp); err != nil || len(resp.Hits) != 1 || string(resp.Hits[0].Value) != want {
+		t.Fatalf("get %s: %v %+v", key, err, resp.Hits)
+	}
+}

@@ -172,8 +172,17 @@ func (o *Orca) gat(ctx context.Context, req *protocol.Request, resp *protocol.Re
 
 // flush serves flush_all. With L2: L1, then L2 (the record), then L1
 // again. The first L1 flush is takeOut for every key (rend may die after
-// L2's flush); the second removes what reads filled from L2 in between (a
-// flush takes no key locks).
+// L2's flush); the second removes what reads filled from L2 before L2's
+// flush. It runs with every key stripe held exclusively: a fill holds its
+// keys' stripes shared from its L2 read until L1 acknowledged its add
+// (also behind the reply, fill.go), and a write holds them from its L2
+// write through its L1 put-back, so once all stripes are ours, every
+// copy read or written before L2's flush has landed in L1 and the second
+// flush removes it; what starts later reads the flushed L2. Without the
+// stripes a fill queued behind a get's reply could land after the second
+// flush and serve the flushed value (a client's get, flush_all, get).
+// A delayed flush_all is followed by one more L1 flush once the delay
+// has passed (flushLater).
 func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.Response) error {
 	o.stats.CmdFlush.Add(1)
 	o.flushCache(ctx, req)
@@ -181,7 +190,52 @@ func (o *Orca) flush(ctx context.Context, req *protocol.Request, resp *protocol.
 		return o.recordFailed(resp, nil, err)
 	}
 	if resp.Status == protocol.StatusOK {
-		o.flushCache(ctx, req)
+		if o.pol.cache {
+			o.locks.lockAll()
+			o.flushCache(ctx, req)
+			o.locks.unlockAll()
+		}
+		o.flushLater(req)
 	}
 	return nil
+}
+
+// flushSettle is how long after a delayed flush_all's moment rend flushes
+// L1 once more: memcached and mnemonic apply the delay on their own clocks
+// (memcached's ticks in whole seconds), so the extra flush waits until
+// both have surely passed it.
+const flushSettle = 2 * time.Second
+
+// flushLater follows a delayed flush_all (Exptime > 0: seconds from now,
+// or a unix time past 30 days, as memcached reads it) with an immediate
+// L1 flush under every stripe once the moment has passed: a fill that
+// read a value from L2 before the moment could add it to L1 after L1's
+// own flush took effect, where nothing would remove it. Like memcached,
+// whose newest flush_all replaces an earlier pending one, a new flush_all
+// cancels the follow-up of the previous one.
+func (o *Orca) flushLater(req *protocol.Request) {
+	if !o.pol.cache {
+		return
+	}
+	o.flushMu.Lock()
+	defer o.flushMu.Unlock()
+	if o.flushTimer != nil {
+		o.flushTimer.Stop()
+		o.flushTimer = nil
+	}
+	if !req.HasExptime || req.Exptime <= 0 {
+		return
+	}
+	at := time.Now().Add(time.Duration(req.Exptime) * time.Second)
+	if req.Exptime > protocol.MaxRelativeExptime {
+		at = time.Unix(req.Exptime, 0)
+	}
+	o.flushTimer = time.AfterFunc(time.Until(at)+flushSettle, func() {
+		flush := o.pool.Req()
+		defer o.pool.PutReq(flush)
+		flush.Command = protocol.CmdFlushAll
+		o.locks.lockAll()
+		o.flushCache(context.Background(), flush)
+		o.locks.unlockAll()
+	})
 }
