@@ -636,17 +636,25 @@ func (g *gate) Do(ctx context.Context, reqs []*protocol.Request, resps []*protoc
 	return g.Backend.Do(ctx, reqs, resps)
 }
 
-// TestFillAfterReply: a get that misses L1 and hits L2 is answered before
-// its L1 fill is done (issue 13 item 3), and the fill still holds the
-// key's stripe: a write of the key waits for it and then wins, so L1 ends
-// with the written value, not the filled one.
-func TestFillAfterReply(t *testing.T) {
+// gatedOrca is an L1+L2 orchestrator over the rig's memcacheds whose L1
+// adds (the fills) wait at g until the test closes g.open.
+func gatedOrca(t *testing.T) (*rig, *gate, *Orca) {
+	t.Helper()
 	r := newRig(t, true)
 	g := &gate{Backend: r.l1, open: make(chan struct{})}
 	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, g, o
+}
+
+// TestFillAfterReply: a get that misses L1 and hits L2 is answered before
+// its L1 fill is done (issue 13 item 3), and the fill still holds the
+// key's stripe: a write of the key waits for it and then wins, so L1 ends
+// with the written value, not the filled one.
+func TestFillAfterReply(t *testing.T) {
+	r, g, o := gatedOrca(t)
 	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "from-l2"})
 	resp := new(protocol.Response)
 	req := new(protocol.Request)
@@ -693,12 +701,7 @@ func TestFillAfterReply(t *testing.T) {
 // fill's L1 write is out wait in the fill queue and then go to L1
 // together, in one write, each still holding its key's stripe until then.
 func TestFillsShareOneWrite(t *testing.T) {
-	r := newRig(t, true)
-	g := &gate{Backend: r.l1, open: make(chan struct{})}
-	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g, o := gatedOrca(t)
 	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
 	for _, k := range keys {
 		do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{k}, value: "v-" + k})
@@ -752,12 +755,7 @@ func TestFillsShareOneWrite(t *testing.T) {
 // removes it: the client's next get misses. Without that the fill landed
 // after the flush and served the flushed value.
 func TestFlushWaitsForFills(t *testing.T) {
-	r := newRig(t, true)
-	g := &gate{Backend: r.l1, open: make(chan struct{})}
-	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g, o := gatedOrca(t)
 	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "flushed"})
 	getBehind(t, o, "k", "flushed")
 	mctest.Eventually(t, 5*time.Second, "the fill's write", func() bool { return g.adds.Load() == 1 })
@@ -792,12 +790,7 @@ func TestFlushWaitsForFills(t *testing.T) {
 // (when L1's own flush is past, so L1 keeps it). rend's follow-up L1
 // flush, once the moment passed, removes it.
 func TestDelayedFlushFollowUp(t *testing.T) {
-	r := newRig(t, true)
-	g := &gate{Backend: r.l1, open: make(chan struct{})}
-	o, err := New(Config{Mode: L1L2, L1: g, L2: r.l2, Locks: NewLocks(64), ChunkSize: testChunk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g, o := gatedOrca(t)
 	do(t, r.l2, op{cmd: protocol.CmdSet, keys: []string{"k"}, value: "flushed"})
 	resp := new(protocol.Response)
 	flush := &protocol.Request{Command: protocol.CmdFlushAll, Exptime: 2, HasExptime: true}
