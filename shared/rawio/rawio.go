@@ -182,30 +182,19 @@ func (c *Conn) writev(fd uintptr) bool {
 }
 
 // rawRead is read(2) without the runtime's syscall bookkeeping.
-func rawRead(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch e {
-		case 0:
-			return int(r), nil
-		case syscall.EINTR:
-			continue
-		}
-		return 0, e
-	}
-}
+func rawRead(fd uintptr, p []byte) (int, error) { return rawRW(syscall.SYS_READ, fd, p) }
 
 // RawWrite is write(2) without the runtime's syscall bookkeeping, for a
 // non-blocking descriptor (EAGAIN is returned as is).
-func RawWrite(fd uintptr, p []byte) (int, error) {
+func RawWrite(fd uintptr, p []byte) (int, error) { return rawRW(syscall.SYS_WRITE, fd, p) }
+
+// rawRW is read(2) or write(2) (trap) of p on fd, retried on EINTR.
+func rawRW(trap, fd uintptr, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		r, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case 0:
 			return int(r), nil
