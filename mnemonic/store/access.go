@@ -122,13 +122,19 @@ func (r *recentAccess) apply(hk uint64, key []byte, it *mcitem.Item, stamp uint6
 // table allocates, and a key already there that becomes due (listed for
 // the flush); nothing else does.
 func (r *recentAccess) note(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool) bool {
-	return r.noteHeld(hk, key, cas, stamp, access, bits, due, nil, 0)
+	stored, _ := r.noteHeld(hk, key, cas, stamp, access, bits, due, nil, 0, nil)
+	return stored
 }
 
 // noteHeld is note with the record the read found (src, nil if none) and
 // the write generation of its stripe taken before the lookup: a due entry
-// keeps a copy of it (see heldRecord).
-func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool, src *item, gen uint64) bool {
+// keeps a copy of it (see heldRecord). seen, if not nil, is the item as the
+// read saw it (apply's merge included); raced reports that another read
+// noted a fetch or a later access of this version since then, so the
+// read's answer (h0, its l) is no longer the item's: two reads that both
+// found an item never fetched must not both answer h0, as memcached's
+// item lock ensures.
+func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access int64, bits mcitem.Bits, due bool, src *item, gen uint64, seen *mcitem.Item) (stored, raced bool) {
 	st := r.stripe(hk)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -137,7 +143,7 @@ func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access
 	case ok && stamp < e.stamp:
 		// A read of a version already replaced: the newer one's state
 		// stays, and the old version's needs no write.
-		return true
+		return true, false
 	case ok && stamp > e.stamp:
 		if e.due {
 			st.dueN--
@@ -146,11 +152,14 @@ func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access
 		r.drop(e, true)
 		*e = accessEntry{cas: cas, stamp: stamp, access: access, bits: bits}
 	case ok:
+		if seen != nil && (e.bits&^seen.Bits&mcitem.Fetched != 0 || e.access > seen.Access) {
+			raced = true
+		}
 		e.access = max(e.access, access)
 		e.bits |= bits
 	default:
 		if len(st.m) >= accessPerStripe && !st.evict() {
-			return !due
+			return !due, false
 		}
 		if st.m == nil {
 			st.m = make(map[string]*accessEntry)
@@ -166,7 +175,7 @@ func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access
 			st.dueKeys = append(st.dueKeys, ks)
 			r.dueAdded()
 		}
-		return true
+		return true, false
 	}
 	if due && !e.held {
 		e.rec, e.held = r.hold(src, stamp, gen)
@@ -177,7 +186,7 @@ func (r *recentAccess) noteHeld(hk uint64, key []byte, cas, stamp uint64, access
 		st.dueKeys = append(st.dueKeys, string(key))
 		r.dueAdded()
 	}
-	return true
+	return true, raced
 }
 
 // hold copies src, the record of version stamp read at write generation
@@ -245,28 +254,32 @@ func (st *accessStripe) evict() bool {
 // when it is only a read's state (the first fetch, an access move); a
 // smaller access move is remembered and never due.
 func (r *recentAccess) settle(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64, stamp uint64) bool {
-	return r.settleHeld(hk, key, o, cur, recAccess, stamp, nil, 0)
+	write, _ := r.settleHeld(hk, key, o, cur, recAccess, stamp, nil, 0)
+	return write
 }
 
 // settleHeld is settle for a read that found the record src (its data
 // cur's value) with its stripe's write generation at gen: deferred state
-// keeps a copy of it for the flusher (see heldRecord).
-func (r *recentAccess) settleHeld(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64, stamp uint64, src *item, gen uint64) bool {
+// keeps a copy of it for the flusher (see heldRecord). raced: another read
+// changed the version's remembered state since cur was taken (noteHeld);
+// the caller answers from the state as it is now.
+func (r *recentAccess) settleHeld(hk uint64, key []byte, o *mcitem.Outcome, cur *mcitem.Item, recAccess int64, stamp uint64, src *item, gen uint64) (write, raced bool) {
 	if cur == nil {
-		return mcitem.Persist(o, nil, mcitem.UpdateInterval)
+		return mcitem.Persist(o, nil, mcitem.UpdateInterval), false
 	}
 	rec := *cur
 	rec.Access = recAccess
 	if !mcitem.Persist(o, &rec, mcitem.UpdateInterval) {
 		if o.Action == mcitem.Put && o.Next.Access != cur.Access {
-			r.note(hk, key, cur.CAS, stamp, o.Next.Access, 0, false)
+			_, raced = r.noteHeld(hk, key, cur.CAS, stamp, o.Next.Access, 0, false, nil, 0, cur)
 		}
-		return false
+		return false, raced
 	}
 	if !r.deferOK || !readState(o, cur) {
-		return true
+		return true, false
 	}
-	return !r.noteHeld(hk, key, cur.CAS, stamp, o.Next.Access, o.Next.Bits&mcitem.Fetched, true, src, gen)
+	stored, raced := r.noteHeld(hk, key, cur.CAS, stamp, o.Next.Access, o.Next.Bits&mcitem.Fetched, true, src, gen, cur)
+	return !stored, raced
 }
 
 // readState reports whether o changes nothing of cur but what a read may

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,5 +424,39 @@ func TestDeferredStateFromHeldRecord(t *testing.T) {
 	}
 	if n := s.recent.held.Load(); n != 0 {
 		t.Fatalf("%d bytes still held after the flush", n)
+	}
+}
+
+// TestConcurrentFirstFetches: of reads racing for an item never fetched,
+// exactly one answers h0 (memcached's item lock gives the same), also while
+// its fetch is only remembered in memory (the state is deferred).
+func TestConcurrentFirstFetches(t *testing.T) {
+	s := openTest(t, manualFlush(t.TempDir()))
+	const keys, readers = 200, 8
+	for i := range keys {
+		k := fmt.Sprintf("k%d", i)
+		set(t, s, protocol.CmdSet, k, "v", 0, 0)
+		var wg sync.WaitGroup
+		var firsts atomic.Int32
+		start := make(chan struct{})
+		for range readers {
+			wg.Go(func() {
+				r := mg(k, func(r *protocol.Request) { r.Want |= protocol.WantFetched })
+				<-start
+				resp := new(protocol.Response)
+				if err := s.Handle(context.Background(), r, resp); err != nil || len(resp.Hits) != 1 {
+					t.Errorf("mg %s: %v %+v", k, err, resp.Hits)
+					return
+				}
+				if !resp.Hits[0].Fetched {
+					firsts.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := firsts.Load(); n != 1 {
+			t.Fatalf("%s: %d of %d concurrent reads answered h0, want 1", k, n, readers)
+		}
 	}
 }

@@ -304,7 +304,16 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 		// reread holds the item read again under the key's stripe (it
 		// aliases it) until the hit is appended.
 		var reread *mgScratch
-		if s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, sc.gens[base+i]) {
+		write, raced := s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, sc.gens[base+i])
+		if raced && !write {
+			// A concurrent read of this version noted its fetch first:
+			// answer after it (h1, l0), as memcached's item lock orders
+			// two fetches. Our own state is noted already.
+			s.recent.apply(hk, key, cur, it.h.stamp)
+			o = mcitem.Read(req, cur, unix)
+			write, _ = s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, sc.gens[base+i])
+		}
+		if write {
 			it.release()
 			mu := s.lockFor(hk)
 			mu.Lock()
@@ -320,7 +329,7 @@ func (s *Store) readPrefetched(req *protocol.Request, resp *protocol.Response, s
 				cur = &cm
 			}
 			o = mcitem.Read(req, cur, unix)
-			if s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, reread.gens[0]) {
+			if w, _ := s.recent.settleHeld(hk, key, &o, cur, recAccess, it.h.stamp, &it, reread.gens[0]); w {
 				var ip *item
 				if ok {
 					ip = &it
