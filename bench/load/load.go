@@ -357,6 +357,11 @@ func (wk *worker) run(ctx context.Context) {
 		defer close(readerDone)
 		wk.read(inflight, free)
 	}()
+	var pace *pacer
+	if wk.interval > 0 {
+		pace = newPacer()
+		defer pace.close()
+	}
 	bw := bufio.NewWriterSize(wk.conn, 64<<10)
 	value := make([]byte, cfg.ValueMax)
 	var buf []byte
@@ -390,11 +395,7 @@ func (wk *worker) run(ctx context.Context) {
 				if bw.Buffered() > 0 && bw.Flush() != nil {
 					return
 				}
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
+				if !pace.wait(ctx, wk.next) {
 					return
 				}
 			}
@@ -584,4 +585,20 @@ func (l limited) Next(r *rand.Rand) uint64 {
 		l.cancel()
 	}
 	return i
+}
+
+// waitTimer waits for t with the runtime's timers (false: ctx ended first).
+func waitTimer(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
