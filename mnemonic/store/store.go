@@ -166,6 +166,11 @@ func Open(o Options) (*Store, error) {
 	}
 	s.guard.free.Store(free)
 	s.guard.full.Store(lowDisk)
+	if o.WriteNice > 0 {
+		for _, sh := range s.shards {
+			s.startWriteThread(sh)
+		}
+	}
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watch(s.stopWatch, s.watchDone)
 	if o.StateFlushInterval > 0 {
@@ -237,6 +242,10 @@ func (s *Store) Close() error {
 		errs = append(errs, err)
 	}
 	s.vers.close()
+	// Requests that still write lead their own groups from here on.
+	for _, sh := range s.shards {
+		s.stopWriteThread(sh)
+	}
 	fo := grocksdb.NewDefaultFlushOptions()
 	fo.SetWait(true)
 	for _, sh := range s.shards {

@@ -198,12 +198,23 @@ func (s *Store) del(sh *shard, key []byte) error {
 // blocked inside a cgo call; here they wait as goroutines, and a group is
 // one cgo call. Each writer holds its keys' stripe locks while it waits,
 // so two writes of one key are never in one group out of order.
+//
+// With Options.WriteNice, the shard's groups are written by a thread of its
+// own (writeThread) at a lower CPU priority instead of by their first
+// writer: see writeThread for why.
 type committer struct {
 	mu   sync.Mutex
 	cond sync.Cond // on mu: a group was written
 	busy bool      // a leader is writing (guarded by mu)
 	open *commitGroup
 	free []*commitGroup
+	// thread: writeThread runs and writes every group; writers only wait
+	// (guarded by mu). work wakes it (on mu); stop asks it to end once no
+	// group is open.
+	thread bool
+	stop   bool
+	work   sync.Cond
+	ended  chan struct{}
 }
 
 // commitGroup is the operations of the writers that joined it.
@@ -236,8 +247,11 @@ func (s *Store) commitJoined(sh *shard, w *writeScratch) error {
 	}
 	g.w.join(w)
 	g.waiters++
+	if c.thread && !c.busy {
+		c.work.Signal()
+	}
 	for !g.done {
-		if !c.busy && c.open == g {
+		if !c.thread && !c.busy && c.open == g {
 			c.busy, c.open = true, nil
 			c.mu.Unlock()
 			err := s.commitWrites(sh, &g.w)
@@ -265,6 +279,75 @@ func (s *Store) commitJoined(sh *shard, w *writeScratch) error {
 		off += n
 	}
 	return err
+}
+
+// startWriteThread starts sh's write thread (Options.WriteNice > 0).
+func (s *Store) startWriteThread(sh *shard) {
+	c := &sh.commit
+	c.mu.Lock()
+	if c.cond.L == nil {
+		c.cond.L = &c.mu
+	}
+	c.work.L = &c.mu
+	c.thread, c.stop = true, false
+	c.ended = make(chan struct{})
+	c.mu.Unlock()
+	go s.writeThread(sh)
+}
+
+// stopWriteThread ends sh's write thread once the groups open now are
+// written; writers that come later lead their own groups again.
+func (s *Store) stopWriteThread(sh *shard) {
+	c := &sh.commit
+	c.mu.Lock()
+	if !c.thread {
+		c.mu.Unlock()
+		return
+	}
+	c.stop = true
+	c.work.Signal()
+	c.mu.Unlock()
+	<-c.ended
+}
+
+// writeThread writes sh's commit groups on an OS thread of its own whose
+// nice value is raised by Options.WriteNice. Why: on a host whose cores are
+// busy, a bulk writer's RocksDB writes (memtable inserts, the WAL write)
+// took the CPU from reads at equal priority, and a read through rend
+// waits for a core at every hop (rend, memcached, mnemonic), so its
+// latency followed the writer's load (bench/results/l2path.md, sixth
+// round). At a lower priority the kernel runs the writes when no read
+// wants the core; the writes are not throttled when there is CPU to spare,
+// and while they wait the groups grow (more writers join), which makes
+// each write cheaper. A thread of its own because Linux lets an
+// unprivileged thread raise its nice value but never lower it again: the
+// thread keeps it for life (the goroutine stays locked, so the thread
+// ends with it and no other goroutine ever runs on it).
+func (s *Store) writeThread(sh *shard) {
+	runtime.LockOSThread()
+	c := &sh.commit
+	defer close(c.ended)
+	setThreadNice(s.opts.WriteNice, s.log)
+	c.mu.Lock()
+	for {
+		for c.open == nil && !c.stop {
+			c.work.Wait()
+		}
+		if c.open == nil {
+			c.thread = false
+			// Writers waiting for a group that nobody writes now:
+			// none, since open is nil and busy is false here.
+			c.mu.Unlock()
+			return
+		}
+		g := c.open
+		c.busy, c.open = true, nil
+		c.mu.Unlock()
+		err := s.commitWrites(sh, &g.w)
+		c.mu.Lock()
+		g.err, g.done, c.busy = err, true, false
+		c.cond.Broadcast()
+	}
 }
 
 // join appends the operations of o (its values stay pinned by o).

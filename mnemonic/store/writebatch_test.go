@@ -1,9 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -200,8 +204,19 @@ func TestRunAllocs(t *testing.T) {
 // Single sets from concurrent goroutines (as from many connections) are
 // committed in groups (committer): every set is stored, each with its own
 // CAS, and the last write of each key wins.
+// With WriteNice, the same through each shard's write thread.
 func TestGroupCommitConcurrentSets(t *testing.T) {
-	s := openTest(t, testOptions(t.TempDir()))
+	for _, nice := range []int{-1, 5} {
+		t.Run(fmt.Sprintf("write_nice=%d", nice), func(t *testing.T) {
+			o := testOptions(t.TempDir())
+			o.WriteNice = nice
+			testGroupCommit(t, o)
+		})
+	}
+}
+
+func testGroupCommit(t *testing.T, o Options) {
+	s := openTest(t, o)
 	const workers, per = 8, 200
 	cas := make([][]uint64, workers)
 	var wg sync.WaitGroup
@@ -239,4 +254,49 @@ func TestGroupCommitConcurrentSets(t *testing.T) {
 			wantValue(t, s, fmt.Sprintf("w%d-%d", w, k), fmt.Sprint(per-50+k))
 		}
 	}
+}
+
+// The write thread runs at the raised nice value, and a Close writes what
+// is acknowledged, stops the threads, and the data is there after a reopen.
+func TestWriteThreadNiceAndClose(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	o.WriteNice = 7
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp protocol.Response
+	if err := s.Handle(context.Background(), setReq("k", "v1", 0), &resp); err != nil || resp.Status != protocol.StatusOK {
+		t.Fatalf("set: %v %v", err, resp.Status)
+	}
+	if runtime.GOOS == "linux" {
+		// Some thread of the process has nice 7 (the test process runs
+		// at 0; the tasks' stat field 19 is the nice value).
+		found := false
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, e := range tasks {
+			b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+			if len(f) > 16 && f[16] == "7" {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("no thread runs at nice 7")
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range s.shards {
+		if sh.commit.thread {
+			t.Fatal("a write thread still runs after Close")
+		}
+	}
+	s = openTest(t, testOptions(dir))
+	wantValue(t, s, "k", "v1")
 }

@@ -33,6 +33,7 @@ type Config struct {
 	BloomBitsPerKey      float64 `toml:"bloom_bits_per_key"`
 	BackgroundJobs       int     `toml:"background_jobs"`
 	WriteConcurrency     int     `toml:"write_concurrency"`
+	WriteNice            int     `toml:"write_nice"`
 	MinFreeDiskBytes     int64   `toml:"min_free_disk_bytes"`
 	MaxOpenFiles         int     `toml:"max_open_files"`
 	// StateFlushInterval: see store.Options (negative: synchronous).
@@ -65,6 +66,7 @@ func defaultConfig() Config {
 		WriteBufferBytes:     store.DefaultWriteBufferBytes,
 		BloomBitsPerKey:      store.DefaultBloomBitsPerKey,
 		BackgroundJobs:       store.DefaultBackgroundJobs,
+		WriteNice:            store.DefaultWriteNice,
 		MinFreeDiskBytes:     store.DefaultMinFreeDiskBytes,
 		MaxOpenFiles:         store.DefaultMaxOpenFiles,
 		StateFlushInterval:   config.Duration(store.DefaultStateFlushInterval),
@@ -87,6 +89,7 @@ func (c Config) storeOptions(version string, log *slog.Logger) store.Options {
 		MinBlobSize: c.MinBlobSize, Compression: c.Compression, WriteBufferBytes: c.WriteBufferBytes,
 		BloomBitsPerKey: c.BloomBitsPerKey, BackgroundJobs: c.BackgroundJobs,
 		WriteConcurrency: c.WriteConcurrency, MinFreeDiskBytes: c.MinFreeDiskBytes,
+		WriteNice:    c.WriteNice,
 		MaxOpenFiles: c.MaxOpenFiles, StateFlushInterval: time.Duration(c.StateFlushInterval),
 		Version: version, Logger: log,
 	}
@@ -163,6 +166,7 @@ func bindFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.BloomBitsPerKey, "bloom-bits-per-key", c.BloomBitsPerKey, "bloom filter bits per key")
 	fs.IntVar(&c.BackgroundJobs, "background-jobs", c.BackgroundJobs, "flush and compaction threads")
 	fs.IntVar(&c.WriteConcurrency, "write-concurrency", c.WriteConcurrency, "write requests executing at once (0: unbounded)")
+	fs.IntVar(&c.WriteNice, "write-nice", c.WriteNice, "nice value added to the threads that write RocksDB (negative: writes run on the request's thread at the process's priority)")
 	fs.IntVar(&c.MaxOpenFiles, "max-open-files", c.MaxOpenFiles, "RocksDB table files kept open per shard; reserved ahead of client connections")
 	fs.Var(&c.StateFlushInterval, "state-flush-interval", "how long a read's state (mg h first fetch, mg l last access) may wait in memory before it is written in a batch; a kill -9 loses at most this much of it (negative: each read writes its own before replying)")
 	fs.Int64Var(&c.MinFreeDiskBytes, "min-free-disk-bytes", c.MinFreeDiskBytes, "free disk space writes leave untouched; below it writes are refused until space is freed")
