@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Locks are the striped per-key read/write locks that keep the two-layer
@@ -28,11 +29,20 @@ import (
 type Locks struct {
 	seed    maphash.Seed
 	stripes []stripe
+	// landings counts the put-backs that landed in L1 behind their
+	// writers' replies (land); see stripe.landed.
+	landings atomic.Uint64
 }
 
 type stripe struct {
 	sync.RWMutex
-	_ [64 - 24]byte // keep stripes on separate cache lines
+	// landed is landings as it was when the last put-back behind a reply
+	// on this stripe landed in L1 (written under the exclusive lock, read
+	// under the shared one): a read that took Locks.landings before its
+	// L1 read and finds a larger landed here may have missed a copy that
+	// landed after that read (lookup reads L1 again).
+	landed atomic.Uint64
+	_      [64 - 32]byte // keep stripes on separate cache lines
 }
 
 // DefaultStripes is the stripe count when zero is asked for. A read that
@@ -114,4 +124,25 @@ func (l *Locks) runlock(idx []int) {
 	for _, i := range idx {
 		l.stripes[i].RUnlock()
 	}
+}
+
+// land records that a put-back behind its writer's reply landed in L1 for
+// the stripes idx, which the caller holds exclusively (fill.go runFills).
+func (l *Locks) land(idx []int) {
+	g := l.landings.Add(1)
+	for _, i := range idx {
+		l.stripes[i].landed.Store(g)
+	}
+}
+
+// landedSince reports whether a put-back behind a reply landed on one of
+// the stripes idx (held shared by the caller) after the caller read
+// landings as since.
+func (l *Locks) landedSince(idx []int, since uint64) bool {
+	for _, i := range idx {
+		if l.stripes[i].landed.Load() > since {
+			return true
+		}
+	}
+	return false
 }
