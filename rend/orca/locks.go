@@ -14,7 +14,9 @@ import (
 //
 // Who takes what:
 //   - A write (anything that changes a key in L2, or in L1 in l1only mode)
-//     holds its stripe exclusively for the whole L2-then-L1 sequence.
+//     holds its stripe exclusively for the whole L2-then-L1 sequence,
+//     including an L1 put-back that runs behind the client's reply (the
+//     fill worker releases the stripe once L1 answered: fill.go).
 //   - A get that missed L1 holds the stripe shared for its L2 read and L1
 //     fill, so no write can slip between "read v1 from L2" and "add v1 to
 //     L1" (which would leave L1 at v1 after L2 moved to v2). Two fills may
