@@ -437,7 +437,16 @@ func MarkState(h *protocol.Hit, state uint8) *protocol.Hit {
 	return h
 }
 
-// SortHits puts hits back in request key order.
+// SortHits puts hits back in request key order. They mostly are already:
+// memcached answers a multi-key get in key order, and only chunked items
+// and L2 hits are appended out of it; checking first spares the stable
+// sort's moves of 100 hits (a 100-key multi-get, 1.3% of rend).
 func SortHits(resp *protocol.Response) {
-	slices.SortStableFunc(resp.Hits, func(a, b protocol.Hit) int { return a.Index - b.Index })
+	hits := resp.Hits
+	for i := 1; i < len(hits); i++ {
+		if hits[i].Index < hits[i-1].Index {
+			slices.SortStableFunc(hits, func(a, b protocol.Hit) int { return a.Index - b.Index })
+			return
+		}
+	}
 }

@@ -134,6 +134,54 @@ func (c *Commands) Request(req *protocol.Request, resp *protocol.Response, err e
 	c.Observe(req.Command, o, start)
 }
 
+// Batch records the requests of one batch (server.GetBatcher.HandleGets)
+// as Request records each: their outcomes, key results and one latency
+// sample each, the batch's latency from start, since one lookup answered
+// them all. It reads the clock once and adds each run of requests with the
+// same command and outcome to the counters at once, instead of per
+// request: a binary multi-get is a batch of 64 getkq requests.
+func (c *Commands) Batch(reqs []*protocol.Request, resps []*protocol.Response, errs []error, start time.Time) {
+	secs := time.Since(start).Seconds()
+	var (
+		run          = protocol.CmdNone // the command of the open run
+		out          Outcome
+		n            int // requests in the open run
+		hits, misses int // their keys
+	)
+	flush := func() {
+		if n == 0 || run == protocol.CmdNone || int(run) >= protocol.NumCommands {
+			return
+		}
+		c.outcomes[run][out].Add(float64(n))
+		c.Keys(run, hits, misses)
+	}
+	for i, req := range reqs {
+		o := OutcomeOf(resps[i].Status)
+		h, m := 0, 0
+		switch {
+		case errs[i] != nil:
+			o = OutcomeBackendError
+		case req.Command.IsRead() && resps[i].Status == protocol.StatusOK:
+			h, m = len(resps[i].Hits), len(req.Keys)-len(resps[i].Hits)
+			o = OutcomeHit
+			if h == 0 {
+				o = OutcomeMiss
+			}
+		}
+		if req.Command != run || o != out {
+			flush()
+			run, out, n, hits, misses = req.Command, o, 0, 0, 0
+		}
+		n++
+		hits += h
+		misses += m
+		if int(run) < protocol.NumCommands && run != protocol.CmdNone {
+			c.latency[run].Observe(secs)
+		}
+	}
+	flush()
+}
+
 // Keys records the hits and misses of one read.
 func (c *Commands) Keys(cmd protocol.Command, hits, misses int) {
 	if int(cmd) >= protocol.NumCommands || cmd == protocol.CmdNone {

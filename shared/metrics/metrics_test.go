@@ -115,3 +115,36 @@ func TestRequestOutcomes(t *testing.T) {
 		t.Errorf("Request allocates %v times", n)
 	}
 }
+
+// TestBatchCountsLikeRequest: a batch counts exactly what Request counts
+// for each of its requests, runs of one command and outcome included.
+func TestBatchCountsLikeRequest(t *testing.T) {
+	get := &protocol.Request{Command: protocol.CmdGet, Keys: [][]byte{[]byte("a"), []byte("b")}}
+	gets := &protocol.Request{Command: protocol.CmdGets, Keys: [][]byte{[]byte("c")}}
+	hit := func() *protocol.Response { return &protocol.Response{Hits: []protocol.Hit{{Index: 1}}} }
+	reqs := []*protocol.Request{get, get, get, gets, get, gets, get}
+	resps := []*protocol.Response{hit(), hit(), {}, {}, hit(), {Status: protocol.StatusServerError}, hit()}
+	errs := []error{nil, nil, nil, nil, nil, errors.New("down"), nil}
+	start := time.Now()
+	one, batch := NewCommands(prometheus.NewRegistry(), "x", "l1"), NewCommands(prometheus.NewRegistry(), "x", "l1")
+	for i := range reqs {
+		one.Request(reqs[i], resps[i], errs[i], start)
+	}
+	batch.Batch(reqs, resps, errs, start)
+	for _, cmd := range []protocol.Command{protocol.CmdGet, protocol.CmdGets} {
+		for o := Outcome(0); o < numOutcomes; o++ {
+			if a, b := one.Requests(cmd, o), batch.Requests(cmd, o); a != b {
+				t.Errorf("%v %v: batch %d, one by one %d", cmd, o, b, a)
+			}
+		}
+		if a, b := one.KeyHits(cmd), batch.KeyHits(cmd); a != b {
+			t.Errorf("%v key hits: batch %d, one by one %d", cmd, b, a)
+		}
+		if a, b := one.KeyMisses(cmd), batch.KeyMisses(cmd); a != b {
+			t.Errorf("%v key misses: batch %d, one by one %d", cmd, b, a)
+		}
+	}
+	if n := testing.AllocsPerRun(1000, func() { batch.Batch(reqs, resps, errs, start) }); n != 0 {
+		t.Errorf("Batch allocates %v times", n)
+	}
+}

@@ -60,7 +60,5 @@ func (h *BatchObserved) HandleGets(ctx context.Context, reqs []*protocol.Request
 			errs[i] = h.Next.Handle(ctx, req, resps[i])
 		}
 	}
-	for i, req := range reqs {
-		h.Commands.Request(req, resps[i], errs[i], start)
-	}
+	h.Commands.Batch(reqs, resps, errs, start)
 }
