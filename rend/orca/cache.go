@@ -101,24 +101,44 @@ func (o *Orca) takeOutInto(ctx context.Context, keys [][]byte, hot []bool) bool 
 // if the key was in L1 before (hot), so bulk loads do not evict the hot
 // set. A failure deletes the key from L1 again: a missing copy only costs a
 // refill, while a stale one would be served as a hit.
-func (o *Orca) putBack(ctx context.Context, key []byte, it l1.Item, c l1Copy) {
-	if !c.out {
-		return
+//
+// The caller holds the key's stripe exclusively; stripes are its stripes
+// if the put-back may go behind the reply (putBackLater), nil if it must
+// be done on return. It reports whether it went behind: then the job owns
+// stripes and releases them once L1 answered.
+func (o *Orca) putBack(ctx context.Context, key []byte, it l1.Item, c l1Copy, stripes []int) (behind bool) {
+	if !o.putBackWanted(key, c.hot, c.out) {
+		return false
 	}
-	if o.pol.l1Write == protocol.CmdReplace {
-		o.stats.replaced(c.hot)
-		if !c.hot {
-			return
+	if stripes != nil {
+		keys, items := [1][]byte{key}, [1]l1.Item{it}
+		if o.putBackLater(keys[:], items[:], stripes) {
+			return true
 		}
-	}
-	if o.pending.suspect(key) {
-		// L1 may still hold an older copy, or L2 an ambiguous write:
-		// leave the key to L2 until that is resolved.
-		return
 	}
 	if _, err := o.l1.Store(ctx, protocol.CmdSet, key, it); err != nil {
 		o.invalidate(ctx, key)
 	}
+	return false
+}
+
+// putBackWanted reports whether a write's result goes into L1 (putBack):
+// the take-out landed (out), the port's policy wants it (the batch port
+// only the keys L1 had before, hot; counted), and no pending L1 delete or
+// ambiguous L2 write holds the key.
+func (o *Orca) putBackWanted(key []byte, hot, out bool) bool {
+	if !out {
+		return false
+	}
+	if o.pol.l1Write == protocol.CmdReplace {
+		o.stats.replaced(hot)
+		if !hot {
+			return false
+		}
+	}
+	// L1 may still hold an older copy, or L2 an ambiguous write: leave
+	// the key to L2 until that is resolved.
+	return !o.pending.suspect(key)
 }
 
 // putBackHits puts the items a gat read from the record (resp's hits,

@@ -19,7 +19,9 @@
 //	set/add/replace/cas      take L1's copy out (not for add), L2; on success
 //	                         put the value back into L1 with L2's version
 //	                         (always on the regular port, only if L1 had the
-//	                         key on the batch port); if that fails delete it
+//	                         key on the batch port), behind the reply with
+//	                         the stripe held until L1 answered (putBackLater);
+//	                         if that fails delete it
 //	append/prepend/incr/decr take out, L2, read the result back from L2 and
 //	                         put it back as above
 //	delete, touch            take out, L2; nothing put back
@@ -73,7 +75,7 @@
 //
 // Files: orca.go (Orca, Handle), config.go (Config, New), policy.go (the
 // mode table), read.go (get, HandleGets, lookup, fill), fill.go (fills
-// behind the reply), write.go (the write handlers), sets.go (runs of
+// and put-backs behind the reply), write.go (the write handlers), sets.go (runs of
 // pipelined sets), meta.go (reads only the record can answer), record.go (the record role), l2.go (the L2 client and
 // record), l1only.go (the L1 record), cache.go (take out, put back,
 // invalidate), pending.go, locks.go, stats.go, statsreply.go, metrics.go.

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Locks are the striped per-key read/write locks that keep the two-layer
@@ -13,7 +14,9 @@ import (
 //
 // Who takes what:
 //   - A write (anything that changes a key in L2, or in L1 in l1only mode)
-//     holds its stripe exclusively for the whole L2-then-L1 sequence.
+//     holds its stripe exclusively for the whole L2-then-L1 sequence,
+//     including an L1 put-back that runs behind the client's reply (the
+//     fill worker releases the stripe once L1 answered: fill.go).
 //   - A get that missed L1 holds the stripe shared for its L2 read and L1
 //     fill, so no write can slip between "read v1 from L2" and "add v1 to
 //     L1" (which would leave L1 at v1 after L2 moved to v2). Two fills may
@@ -28,11 +31,20 @@ import (
 type Locks struct {
 	seed    maphash.Seed
 	stripes []stripe
+	// landings counts the put-backs that landed in L1 behind their
+	// writers' replies (land); see stripe.landed.
+	landings atomic.Uint64
 }
 
 type stripe struct {
 	sync.RWMutex
-	_ [64 - 24]byte // keep stripes on separate cache lines
+	// landed is landings as it was when the last put-back behind a reply
+	// on this stripe landed in L1 (written under the exclusive lock, read
+	// under the shared one): a read that took Locks.landings before its
+	// L1 read and finds a larger landed here may have missed a copy that
+	// landed after that read (lookup reads L1 again).
+	landed atomic.Uint64
+	_      [64 - 32]byte // keep stripes on separate cache lines
 }
 
 // DefaultStripes is the stripe count when zero is asked for. A read that
@@ -114,4 +126,25 @@ func (l *Locks) runlock(idx []int) {
 	for _, i := range idx {
 		l.stripes[i].RUnlock()
 	}
+}
+
+// land records that a put-back behind its writer's reply landed in L1 for
+// the stripes idx, which the caller holds exclusively (fill.go runFills).
+func (l *Locks) land(idx []int) {
+	g := l.landings.Add(1)
+	for _, i := range idx {
+		l.stripes[i].landed.Store(g)
+	}
+}
+
+// landedSince reports whether a put-back behind a reply landed on one of
+// the stripes idx (held shared by the caller) after the caller read
+// landings as since.
+func (l *Locks) landedSince(idx []int, since uint64) bool {
+	for _, i := range idx {
+		if l.stripes[i].landed.Load() > since {
+			return true
+		}
+	}
+	return false
 }

@@ -96,8 +96,9 @@ func do(t *testing.T, h protocol.Handler, o op) *protocol.Response {
 		t.Fatalf("%v %v: %v", o.cmd, o.keys, err)
 	}
 	if o, ok := h.(*Orca); ok {
-		// L1 fills run behind the reply (fillLater); the tests' next
-		// step looks at L1, so let them land first.
+		// L1 fills and put-backs run behind the reply (fillLater,
+		// putBackLater); the tests' next step looks at L1, so let them
+		// land first.
 		o.WaitFills()
 	}
 	return resp

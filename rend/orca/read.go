@@ -132,6 +132,11 @@ func (o *Orca) HandleGets(ctx context.Context, reqs []*protocol.Request, resps [
 // failed L2 read. The caller decides what the client sees.
 func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Response, reqs []*protocol.Request) (layer string, err error) {
 	o.stats.CmdGet.Add(uint64(len(keys)))
+	// Put-backs that landed so far (see reReadL1), taken before L1 is read.
+	var landings uint64
+	if o.pol.cache {
+		landings = o.locks.landings.Load()
+	}
 	var l1err error
 	if o.pol.cache && !o.l1.Backend().Healthy() {
 		// L1 is down: serve from L2 alone rather than wait on it.
@@ -158,13 +163,13 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	}
 	nL1 := len(resp.Hits)
 	o.stats.L1Hits.Add(uint64(nL1))
-	o.stats.L1Misses.Add(uint64(len(keys) - nL1))
 	defer func() {
 		l1.SortHits(resp)
 		o.stats.GetHits.Add(uint64(len(resp.Hits)))
 		o.stats.GetMisses.Add(uint64(len(keys) - len(resp.Hits)))
 	}()
 	if !o.pol.cache || nL1 == len(keys) {
+		o.stats.L1Misses.Add(uint64(len(keys) - nL1))
 		return "", nil
 	}
 
@@ -183,29 +188,11 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 	l2req := o.pool.Req()
 	defer o.pool.PutReq(l2req)
 	l2req.Command = protocol.CmdGet
-	// The misses in key order, cut into runs of one read kind (one run
-	// unless classic reads and mg were pipelined together).
-	var runArr [4]l2Run
-	runs := runArr[:0]
-	ri, reqEnd := 0, len(reqs[0].Keys) // the request of key i, and its end
 	for i, k := range keys {
-		if hit[i] {
-			continue
+		if !hit[i] {
+			missIdx = append(missIdx, i)
+			l2req.Keys = append(l2req.Keys, k)
 		}
-		for i >= reqEnd {
-			ri++
-			reqEnd += len(reqs[ri].Keys)
-		}
-		kind := readClassic
-		if reqs[ri].Mods.Meta {
-			kind = readMeta
-		}
-		if len(runs) == 0 || runs[len(runs)-1].kind != kind {
-			runs = append(runs, l2Run{kind: kind})
-		}
-		runs[len(runs)-1].n++
-		missIdx = append(missIdx, i)
-		l2req.Keys = append(l2req.Keys, k)
 	}
 
 	// Hold the misses' stripes shared from the L2 read until the fills
@@ -226,6 +213,32 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 			o.pool.PutResp(l2resp)
 		}
 	}()
+	if l1err == nil && o.locks.landedSince(stripes, landings) {
+		missIdx = o.reReadL1(ctx, l2req, missIdx, resp)
+	}
+	o.stats.L1Misses.Add(uint64(len(missIdx)))
+	if len(missIdx) == 0 {
+		return "", nil
+	}
+	// The misses in key order, cut into runs of one read kind (one run
+	// unless classic reads and mg were pipelined together).
+	var runArr [4]l2Run
+	runs := runArr[:0]
+	ri, reqEnd := 0, len(reqs[0].Keys) // the request of key i, and its end
+	for _, i := range missIdx {
+		for i >= reqEnd {
+			ri++
+			reqEnd += len(reqs[ri].Keys)
+		}
+		kind := readClassic
+		if reqs[ri].Mods.Meta {
+			kind = readMeta
+		}
+		if len(runs) == 0 || runs[len(runs)-1].kind != kind {
+			runs = append(runs, l2Run{kind: kind})
+		}
+		runs[len(runs)-1].n++
+	}
 	if err := o.l2.getRuns(ctx, l2req.Keys, runs, l2resp); err != nil {
 		return "L2", err
 	}
@@ -245,6 +258,49 @@ func (o *Orca) lookup(ctx context.Context, keys [][]byte, resp *protocol.Respons
 		}
 	}
 	return "", nil
+}
+
+// reReadL1 reads the misses of a lookup (l2req.Keys; missIdx[j] is the
+// index of l2req.Keys[j] in the lookup's keys) from L1 once more, the
+// caller holding their stripes shared, because a write's put-back landed
+// on one of those stripes after the lookup's L1 read began (it ran behind
+// the writer's reply: putBackLater). The keys found move to resp as L1
+// hits and leave l2req and missIdx (returned, shortened).
+//
+// Why: a client that writes a key and then reads it may find L1 without
+// the copy (the put-back still on its way), wait for the stripe, and
+// would then read L2. That read is correct but not what memcached shows:
+// L2 would count it as the item's first fetch and the copy in L1, put
+// there meanwhile, would not know of it, so the next hit would not move
+// the item's last access (mg h and l). Read from L1, as the same client
+// would have before the put-back went behind the reply, memcached counts
+// the fetch on the copy itself. A put-back that landed before the
+// lookup's L1 read began was seen by that read; one still out holds the
+// stripe, so the caller waited for it.
+func (o *Orca) reReadL1(ctx context.Context, l2req *protocol.Request, missIdx []int, resp *protocol.Response) []int {
+	again := o.pool.Resp()
+	defer o.pool.PutResp(again)
+	if o.l1.Get(ctx, l2req.Keys, again, false, 0) != nil || len(again.Hits) == 0 {
+		return missIdx
+	}
+	l1.SortHits(again)
+	keys, h, w := l2req.Keys, 0, 0
+	for j, k := range keys {
+		for h < len(again.Hits) && again.Hits[h].Index < j {
+			h++
+		}
+		if h < len(again.Hits) && again.Hits[h].Index == j && !o.pending.suspect(k) {
+			x := &again.Hits[h]
+			x.CopyMeta(resp.AppendHit(missIdx[j], x.Value, x.Flags, x.CAS, x.Exptime))
+			continue
+		}
+		keys[w], missIdx[w] = k, missIdx[j]
+		w++
+	}
+	o.stats.L1Hits.Add(uint64(len(keys) - w))
+	clear(keys[w:])
+	l2req.Keys = keys[:w]
+	return missIdx[:w]
 }
 
 // fill copies L2 hits into L1 with add, all of them in one L1 batch (the

@@ -43,6 +43,7 @@ func runSets(o *Orca, reqs []*protocol.Request, asRun bool) ([]*protocol.Respons
 			errs[i] = o.Handle(context.Background(), r, resps[i])
 		}
 	}
+	o.WaitFills() // the put-backs behind the replies
 	return resps, errs
 }
 

@@ -13,7 +13,8 @@ import (
 // stripes held exclusively for the whole run, L1's copies taken out in
 // one L1 batch, the sets sent to L2 in one pipelined burst (mnemonic
 // commits such a run as one write batch), and the results put back into
-// L1 in one batch: three round trips for the run instead of three per set.
+// L1 in one batch (behind the replies, as store's put-back: putBackLater):
+// three round trips for the run instead of three per set.
 // Each request gets what store would have given it alone, with the effects
 // in request order: L2 applies the burst in order, and only the last set of
 // a key in the run may reach L1 (if L2 accepted it; an earlier value must
@@ -35,7 +36,12 @@ func (o *Orca) HandleSets(ctx context.Context, reqs []*protocol.Request, resps [
 		keys[i] = r.Key()
 	}
 	sc.stripes = o.lockKeys(sc.stripes[:0], keys)
-	defer o.locks.unlock(sc.stripes)
+	behind := false // the put-back behind the replies holds the stripes
+	defer func() {
+		if !behind {
+			o.locks.unlock(sc.stripes)
+		}
+	}()
 
 	out := o.takeOutInto(ctx, keys, sc.hot)
 	now := time.Now()
@@ -57,23 +63,23 @@ func (o *Orca) HandleSets(ctx context.Context, reqs []*protocol.Request, resps [
 		if resps[i].Status != protocol.StatusOK || laterSetOf(keys, i) {
 			continue
 		}
-		if o.pol.l1Write == protocol.CmdReplace {
-			// Whether L1 had the key before the run: its first take-out
-			// says (a later one of the same key finds nothing).
-			hot := sc.hot[firstSetOf(keys, i)]
-			o.stats.replaced(hot)
-			if !hot {
-				continue
-			}
-		}
-		if o.pending.suspect(keys[i]) {
-			continue // see putBack
+		// Whether L1 had the key before the run (the batch port's
+		// question): its first take-out says (a later one of the same key
+		// finds nothing).
+		hot := o.pol.l1Write == protocol.CmdReplace && sc.hot[firstSetOf(keys, i)]
+		if !o.putBackWanted(keys[i], hot, true) {
+			continue
 		}
 		put = append(put, keys[i])
 		items = append(items, l1.Item{Value: r.Value, Flags: r.Flags, Exp: sc.exps[i], Version: resps[i].CAS})
 	}
 	sc.put, sc.items = put, items
 	if len(put) == 0 {
+		return
+	}
+	// Behind the replies when we can (putBackLater: the run's stripes
+	// stay held until L1 answered), else here.
+	if behind = o.putBackLater(put, items, sc.stripes); behind {
 		return
 	}
 	sts := sc.sts[:len(put)]

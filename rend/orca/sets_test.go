@@ -38,6 +38,7 @@ func TestHandleSetsRun(t *testing.T) {
 	big := value(3*testChunk + 7)
 	reqs, resps, errs := setRun("a", "a1", "b", big, "a", "a2", "c", "c1")
 	o.HandleSets(context.Background(), reqs, resps, errs)
+	o.WaitFills() // the put-back runs behind the replies
 	if l1.calls.Load() != 2 || l2.calls.Load() != 1 {
 		t.Errorf("run of 4 sets: %d L1 and %d L2 round trips, want 2 and 1", l1.calls.Load(), l2.calls.Load())
 	}
@@ -64,6 +65,7 @@ func TestHandleSetsRun(t *testing.T) {
 	}
 	reqs, resps, errs = setRun("a", "hot", "cold", "c")
 	bo.HandleSets(context.Background(), reqs, resps, errs)
+	bo.WaitFills()
 	if _, ok := get1(t, r.l1, "cold"); ok {
 		t.Error("batch port: a cold key entered L1")
 	}

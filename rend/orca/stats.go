@@ -29,6 +29,10 @@ type Stats struct {
 	// replies: each carries every fill queued meanwhile (fill.go), so
 	// fills (behind replies) per batch is how many misses share one write.
 	L1FillBatches atomic.Uint64
+	// L1PutBackBatches counts the L1 writes of write put-backs run behind
+	// their replies (fill.go putBackLater), each carrying every put-back
+	// queued meanwhile.
+	L1PutBackBatches atomic.Uint64
 	// L2Fallbacks counts reads that went to L2 for every key because L1
 	// was down or failed the lookup.
 	L2Fallbacks atomic.Uint64
@@ -95,6 +99,8 @@ var Fields = append(append(metrics.Fields[*Stats]{
 		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1FillErrors.Load()) }},
 	{Stat: "l1_fill_batches", Metric: "l1_fill_batches_total", Help: "L1 writes that carried the fills queued behind replies.",
 		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1FillBatches.Load()) }},
+	{Stat: "l1_put_back_batches", Metric: "l1_put_back_batches_total", Help: "L1 writes that carried the write put-backs queued behind replies.",
+		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L1PutBackBatches.Load()) }},
 	{Stat: "l2_fallbacks", Metric: "l2_fallbacks_total", Help: "Reads that went to L2 for every key because L1 was down or failed.",
 		Read: func(s *Stats) metrics.Value { return metrics.Uint(s.L2Fallbacks.Load()) }},
 	{Stat: "read_lock_waits", Metric: "read_lock_waits_total", Help: "Reads that missed L1 and waited for a write holding their key's lock stripe.",

@@ -26,7 +26,13 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 	key := req.Key()
 	exp := memcExp(req.Exptime, time.Now())
 	var buf [1]int
-	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
+	stripes := o.lockKeys(buf[:0], req.Keys)
+	behind := false // the put-back behind the reply holds stripes (putBack)
+	defer func() {
+		if !behind {
+			o.locks.unlock(stripes)
+		}
+	}()
 
 	c := o.noCopy() // an add needs no take-out (see noCopy)
 	if req.Command != protocol.CmdAdd {
@@ -40,7 +46,7 @@ func (o *Orca) store(ctx context.Context, req *protocol.Request, resp *protocol.
 		// ms I may have stored a stale item, which lives in the record
 		// only (see meta.go); L1's copy is out already.
 		if !req.Invalidate {
-			o.putBack(ctx, key, l1.Item{Value: req.Value, Flags: req.Flags, Exp: exp, Version: resp.CAS}, c)
+			behind = o.putBack(ctx, key, l1.Item{Value: req.Value, Flags: req.Flags, Exp: exp, Version: resp.CAS}, c, stripes)
 		}
 	case protocol.StatusNotStored, protocol.StatusExists, protocol.StatusNotFound:
 		// The record kept its item unchanged.
@@ -65,7 +71,13 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 	key := req.Key()
 	exp := memcExp(req.Exptime, time.Now())
 	var buf [1]int
-	defer o.locks.unlock(o.lockKeys(buf[:0], req.Keys))
+	stripes := o.lockKeys(buf[:0], req.Keys)
+	behind := false // see store
+	defer func() {
+		if !behind {
+			o.locks.unlock(stripes)
+		}
+	}()
 
 	var c l1Copy
 	if counter {
@@ -90,7 +102,7 @@ func (o *Orca) modify(ctx context.Context, req *protocol.Request, resp *protocol
 		// before (its read-back's h) counts a fetch of its copy, as a fill
 		// does.
 		h := &back.Hits[0]
-		o.putBack(ctx, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS, CountFetch: h.Fetched}, c)
+		behind = o.putBack(ctx, key, l1.Item{Value: h.Value, Flags: h.Flags, Exp: h.Exptime, Version: h.CAS, CountFetch: h.Fetched}, c, stripes)
 		o.pool.PutResp(back)
 	}
 	return nil

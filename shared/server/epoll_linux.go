@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/moneta-cache/moneta/shared/protocol"
 )
@@ -230,13 +231,34 @@ func (l *netLoop) run() {
 // waiting; report false (park until the epoll set is readable) if none.
 func (l *netLoop) wait(fd uintptr) bool {
 	for {
-		n, err := syscall.EpollWait(int(fd), l.events[:], 0)
+		n, err := l.poll(int(fd))
 		if err == syscall.EINTR {
 			continue
 		}
 		l.nev, l.werr = n, err
 		return n > 0 || err != nil
 	}
+}
+
+// poll collects the ready events without waiting (timeout 0). As a raw
+// syscall (the default, Config.RuntimeSyscalls off) the loop keeps its P
+// for the call, as the sockets' reads and writes do (package rawio): on
+// the runtime's syscall path, this was the one call left that put the P
+// in the syscall state, thousands of times a second, and a loop thread
+// the kernel preempts inside it lets sysmon retake the P and hand it to
+// another thread (a futex wake-up, the slow exitsyscall) and then keep
+// waking every 20 µs.
+func (l *netLoop) poll(fd int) (int, error) {
+	if l.srv.cfg.RuntimeSyscalls {
+		return syscall.EpollWait(fd, l.events[:], 0)
+	}
+	// epoll_pwait with no signal mask is epoll_wait (arm64 has only the
+	// former).
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(fd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // serveEvents reads one epoll_wait's ready connections and hands the

@@ -262,6 +262,7 @@ func TestFillBatchAndTTL(t *testing.T) {
 	// A hot key (in L1) is replaced there with the new value and version.
 	v2 := pattern(3000, 2)
 	batch.set("a", v2, 8, 0)
+	inL1(t, s.l1, "a") // taken out before the reply, put back behind it
 	h, _, ok = l1Header(t, s.l1, "a")
 	got, flags, cas2, _ := reg.get("a")
 	if !ok || h.Length != len(v2) || !bytes.Equal(got, v2) || flags != 8 || h.Version != cas2 {
@@ -335,6 +336,7 @@ func TestChunkLostBehindBack(t *testing.T) {
 			c := dial(t, s.rend.regular)
 			v := pattern(10000, 3)
 			c.set("big", v, 0, 0)
+			inL1(t, s.l1, "big") // the put-back runs behind the reply
 			h, _, _ := l1Header(t, s.l1, "big")
 			base := chunk.KeyBase([]byte("big"), &h.Token)
 			ck := string(chunk.AppendChunkKey(nil, &base, h.Chunks/2))
