@@ -5,16 +5,18 @@
 # ab.sh PAR=1 does, but with L1's CPU per request split per side: ab.sh
 # shares one L1). SCENARIO as in ab.sh: depth1, depth16, multiget, or
 # custom (mcload arguments in ARGS, keys per request in PER). AARGS / BARGS
-# add rend arguments to one side. Each round is perop.sh over each side's
+# add rend arguments to one side, AL1 / BL1 memcached arguments (replacing
+# "-t 2"). Each round is perop.sh over each side's
 # rend and memcached. Used for bench/results/hotpath.md ("Sixth round").
 # Stops everything it started.
 set -euo pipefail
 a=$1 b=$2 rounds=$3 scen=$4
 . "$(cd "$(dirname "$0")" && pwd)/procs.sh"
-stack() { # side rend port extra-rend-args
+stack() { # side rend port extra-rend-args memcached-args
 	local d=$work/$1 bin=$2 port=$3
 	mkdir -p "$d"
-	memcached "${user[@]}" -s "$d/l1.sock" -a 0700 -m 1024 -t 2 -c 4096 >/dev/null 2>&1 &
+	# shellcheck disable=SC2086
+	memcached "${user[@]}" -s "$d/l1.sock" -a 0700 -m 1024 -c 4096 $5 >/dev/null 2>&1 &
 	pids+=("$!")
 	for _ in $(seq 100); do [ -S "$d/l1.sock" ] && break; sleep 0.05; done
 	# shellcheck disable=SC2086
@@ -25,8 +27,8 @@ stack() { # side rend port extra-rend-args
 	echo "rend on $port did not start" >&2
 	exit 1
 }
-stack a "$a" "$base" "${AARGS:-}"
-stack b "$b" $((base + 10)) "${BARGS:-}"
+stack a "$a" "$base" "${AARGS:-}" "${AL1:--t 2}"
+stack b "$b" $((base + 10)) "${BARGS:-}" "${BL1:--t 2}"
 case $scen in
 custom) per=${PER:-1} args="$ARGS" ;;
 depth1) per=1 args="-conns 50 -depth 1 -keys 100000 -value-size 1024 -mix get=0.9,set=0.1" ;;
@@ -40,7 +42,7 @@ for p in "$base" $((base + 10)); do
 	pre+=("$!")
 done
 wait "${pre[@]}"
-echo "# abl1 $scen $(date -u +%FT%TZ) A=$a ${AARGS:-}  B=$b ${BARGS:-}  args: $args  load: $(cat /proc/loadavg)"
+echo "# abl1 $scen $(date -u +%FT%TZ) A=$a ${AARGS:-} L1 ${AL1:--t 2}  B=$b ${BARGS:-} L1 ${BL1:--t 2}  args: $args  load: $(cat /proc/loadavg)"
 for r in $(seq "$rounds"); do
 	# shellcheck disable=SC2086
 	"$here/perop.sh" "$(cat "$work/a/pids")" "$per" -- -addr "127.0.0.1:$base" -duration "${DURATION:-5s}" $args >"$work/a.out" &
