@@ -293,3 +293,89 @@ func TestReferencedReplyToVanishedClient(t *testing.T) {
 		t.Fatalf("next client: %d bytes, %v", len(all), err)
 	}
 }
+
+// A binary multi-get (a run of getkq packets closed by a noop) through a
+// batching server (serveRun: runs of up to maxGetBatch requests, each
+// answered from one HandleGets call) must answer byte for byte what a plain
+// server answers, opaques, flags, CAS and quiet misses included, while its
+// replies overflow the write buffer: runs of more than maxGetBatch requests
+// (two runs in one burst, the second reusing the first's Responses), values
+// above the 64 KiB write buffer (sent by reference), values on both sides of
+// RefMinValue, getk and get misses, a set and a get between runs, a quit,
+// over TCP and unix sockets. A change that sends a run's values by
+// reference, or otherwise keeps a run's Responses past its replies, must
+// keep this (the sixth round's attempt failed it until the next run waited
+// for the previous run's values to go out).
+func TestBinaryMultiGetByReference(t *testing.T) {
+	sizes := []int{0, 10, 511, 512, 1024, 3000, 70000}
+	var in []byte
+	var op uint32
+	next := func() uint32 { op++; return op }
+	key := func(i int) []byte { return fmt.Appendf(nil, "b%d", i) }
+	size := func(i int) int { return sizes[i%len(sizes)] + i }
+	const stored = 160
+	for i := range stored {
+		in = binproto.AppendStore(in, binproto.OpSetQ, key(i), []byte(refValue(size(i))), uint32(i), 0, 0, next())
+	}
+	in = binproto.AppendSimple(in, binproto.OpNoop, next())
+	multiGet := func(from, n int, op binproto.Opcode) {
+		for i := from; i < from+n; i++ {
+			in = binproto.AppendGet(in, op, key(i), next()) // i >= stored: a miss
+		}
+	}
+	multiGet(0, 150, binproto.OpGetKQ) // 64 + 64 + 22
+	in = binproto.AppendSimple(in, binproto.OpNoop, next())
+	multiGet(100, 90, binproto.OpGetK) // misses answered with the key
+	in = binproto.AppendStore(in, binproto.OpSet, key(3), []byte(refValue(5000)), 7, 0, 0, next())
+	multiGet(0, 70, binproto.OpGet)
+	multiGet(1, 20, binproto.OpGetQ)
+	in = binproto.AppendSimple(in, binproto.OpNoop, next())
+	in = binproto.AppendSimple(in, binproto.OpQuit, next())
+
+	replies := func(t *testing.T, network string, h protocol.Handler, raw bool) []byte {
+		network, addr := startServerWith(t, network, h, Config{RuntimeSyscalls: raw})
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		go c.Write(in)
+		all, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	for _, network := range []string{"tcp", "unix"} {
+		for _, raw := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/runtimeSyscalls=%v", network, raw), func(t *testing.T) {
+				want := replies(t, network, memstore.New(memstore.Options{}), raw)
+				mb := &memBatcher{Store: memstore.New(memstore.Options{})}
+				got := replies(t, network, mb, raw)
+				if string(got) != string(want) {
+					t.Fatalf("replies differ from the copied form at byte %d of %d (got %d bytes)",
+						firstDiff(string(got), string(want)), len(want), len(got))
+				}
+				if mb.batched.Load() < 128 {
+					t.Fatalf("only %d requests batched", mb.batched.Load())
+				}
+				// Sanity: the reply holds the values at all.
+				r := bufio.NewReader(strings.NewReader(string(want)))
+				hits := 0
+				for {
+					resp, err := binproto.ReadResponse(r, nil)
+					if err != nil {
+						break
+					}
+					if resp.Header.Status == binproto.StatusOK && len(resp.Value) > 0 {
+						hits++
+					}
+				}
+				if hits < 250 {
+					t.Fatalf("%d hits in the reply", hits)
+				}
+			})
+		}
+	}
+}
