@@ -55,12 +55,14 @@ const (
 	// sooner (store/access.go).
 	DefaultStateFlushInterval = 100 * time.Millisecond
 	DefaultStateFlushPending  = 1024
-	// DefaultWriteNice: RocksDB writes run at nice +5 on threads of their
-	// own (bench/results/l2path.md, sixth round: under a 5k/s bulk overwrite
-	// on two busy cores, reader p99 median 9 ms against ~19 ms at 0; +10
-	// halved p50 again but throttled a 20k/s loader to 4k/s on a host busy
-	// with other work, +5 to 9.7k/s against 11.2k/s).
-	DefaultWriteNice = 5
+	// DefaultWriteNice: off (-1), RocksDB writes run on their first
+	// writer's thread at the process's priority. At +5 (bench/results/
+	// l2path.md, sixth round) a 5k/s bulk overwrite's reader p99 halved on
+	// two cores kept busy by other work, but on a quiet run the reader's
+	// p99 did not move (5k/s: 12.6/7.5 ms at +5 vs 8.8/10.0 off) while a
+	// loader offered 20k/s fell from 18.9k/17.7k to 13.0k/11.6k: the
+	// issue forbids buying read latency by throttling the loader.
+	DefaultWriteNice = -1
 )
 
 // minShardBudget is the smallest per-shard disk share accepted: below it the
@@ -128,7 +130,7 @@ type Options struct {
 	// thread of its own whose nice value is this much higher than the
 	// process's, so RocksDB writes take a busy host's CPU only when reads
 	// do not want it (writebatch.go, writeThread). 0 takes
-	// DefaultWriteNice; negative: each group is written by its first
+	// DefaultWriteNice (off); negative: each group is written by its first
 	// writer's thread, at the process's priority.
 	WriteNice int
 	// StateFlushInterval is how often the state reads change (an item's
