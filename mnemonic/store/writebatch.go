@@ -252,12 +252,7 @@ func (s *Store) commitJoined(sh *shard, w *writeScratch) error {
 	}
 	for !g.done {
 		if !c.thread && !c.busy && c.open == g {
-			c.busy, c.open = true, nil
-			c.mu.Unlock()
-			err := s.commitWrites(sh, &g.w)
-			c.mu.Lock()
-			g.err, g.done, c.busy = err, true, false
-			c.cond.Broadcast()
+			s.writeGroup(sh, g)
 			break
 		}
 		c.cond.Wait()
@@ -340,14 +335,20 @@ func (s *Store) writeThread(sh *shard) {
 			c.mu.Unlock()
 			return
 		}
-		g := c.open
-		c.busy, c.open = true, nil
-		c.mu.Unlock()
-		err := s.commitWrites(sh, &g.w)
-		c.mu.Lock()
-		g.err, g.done, c.busy = err, true, false
-		c.cond.Broadcast()
+		s.writeGroup(sh, c.open)
 	}
+}
+
+// writeGroup writes g, sh's open group, to RocksDB and wakes its waiters.
+// The caller holds sh.commit.mu; it is released for the write.
+func (s *Store) writeGroup(sh *shard, g *commitGroup) {
+	c := &sh.commit
+	c.busy, c.open = true, nil
+	c.mu.Unlock()
+	err := s.commitWrites(sh, &g.w)
+	c.mu.Lock()
+	g.err, g.done, c.busy = err, true, false
+	c.cond.Broadcast()
 }
 
 // join appends the operations of o (its values stay pinned by o).
